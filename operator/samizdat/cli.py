@@ -1,0 +1,40 @@
+"""The `samizdat` command: `run` starts the operator, `plan` answers "where would this go?" offline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="samizdat", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    plan = commands.add_parser("plan", help="show where a workload would be placed, and why not elsewhere")
+    plan.add_argument("--clusters", required=True, help="YAML file of MemberCluster objects (with status)")
+    plan.add_argument("--workload", required=True, help="YAML file with one AIWorkload")
+    plan.add_argument("--alliances", help="YAML file of extra Alliance objects (override built-ins by name)")
+    plan.add_argument("--current", help="JSON file {cluster: replicas} of the current placement")
+    plan.add_argument("-o", "--output", choices=["table", "json"], default="table")
+
+    run = commands.add_parser("run", help="run the operator against the hub in the current kubeconfig")
+    run.add_argument("--namespace", action="append", default=[], help="watch only these namespaces")
+    run.add_argument("--standalone", action="store_true", help="no peering: this instance is the only one")
+    run.add_argument("--metrics-port", type=int, default=8080)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "plan":
+        from samizdat.commands import plan
+
+        return plan.main(args)
+    from samizdat.commands import run
+
+    return run.main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

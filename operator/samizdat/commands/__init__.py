@@ -1,0 +1,1 @@
+"""Entry points of the `samizdat` command, one module per subcommand."""

@@ -1,0 +1,89 @@
+"""The immutable world the placement core decides over: members, their GPU node shapes, the request.
+
+Everything here is a frozen value. The I/O layer builds a `Snapshot` from watches of member clusters;
+`samizdat plan` builds one from YAML files; tests and benchmarks build them directly. The solver never
+sees a Kubernetes object, only these values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class NodeShape:
+    """`nodes` GPU nodes that are alike in every way placement cares about.
+
+    Nodes are grouped by what they can still take (`free_gpus` per node), so a shape is exact for
+    per-node fit: a replica needing `g` GPUs fits `free_gpus // g` times on each of the `nodes` nodes.
+    """
+
+    product: str
+    memory_mib: int
+    tee: bool
+    free_gpus: int
+    nodes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One member cluster as the placement core sees it."""
+
+    name: str
+    country: str
+    provider: str
+    region: str | None = None
+    tee: bool = False
+    cost_per_gpu_hour: float = 0.0
+    latency_ms: float = 0.0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    shapes: tuple[NodeShape, ...] = ()
+    # Why no new replica may land here (down, quarantined, cordoned), or None when it may.
+    unschedulable_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The hard placement rules of one workload (`spec.placement`). None means "no limit"."""
+
+    min_jurisdictions: int = 1
+    max_per_jurisdiction: int | None = None
+    max_per_alliance: int | None = None
+    max_per_provider: int | None = None
+    max_per_cluster: int | None = None
+    min_providers: int = 1
+    allowed_jurisdictions: frozenset[str] = frozenset()
+    denied_jurisdictions: frozenset[str] = frozenset()
+    denied_alliances: frozenset[str] = frozenset()
+    require_tee: bool = False
+    # Equality match on member labels (`spec.placement.clusterSelector.matchLabels`).
+    cluster_selector: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GPURequest:
+    """What one replica needs; all of its GPUs must come from a single node."""
+
+    count: int = 1
+    products: frozenset[str] = frozenset()
+    min_memory_mib: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One workload's placement question: how many replicas, what each needs, where they are now."""
+
+    replicas: int
+    gpu: GPURequest = GPURequest()
+    rules: Rules = Rules()
+    # Replicas currently placed per member; the solver keeps healthy ones where they are.
+    current: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Members plus the alliance table (alliance name -> member countries, ISO 3166-1 alpha-2)."""
+
+    members: tuple[Member, ...]
+    alliances: Mapping[str, frozenset[str]] = field(default_factory=dict)
