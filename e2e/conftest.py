@@ -1,0 +1,39 @@
+"""pytest fixtures for the end-to-end suites: one real sandbox per test session.
+
+Set SAMIZDAT_SANDBOX_REUSE=1 to run against a sandbox already started with `python -m e2e.sandbox up`
+(it is then left running); otherwise the session starts its own in a temporary directory and stops it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e.sandbox.world import Sandbox
+
+MEMBERS = int(os.environ.get("SAMIZDAT_SANDBOX_MEMBERS", "6"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    if os.environ.get("SAMIZDAT_SANDBOX_REUSE") == "1":
+        world = Sandbox()
+        if not world.running():
+            world.up(MEMBERS)
+        yield world
+        return
+    world = Sandbox(tmp_path_factory.mktemp("sandbox"), port_base=int(os.environ.get("SAMIZDAT_E2E_PORT_BASE", "27000")))
+    world.up(MEMBERS)
+    try:
+        yield world
+    finally:
+        world.down()

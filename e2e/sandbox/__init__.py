@@ -1,0 +1,1 @@
+"""The multi-cluster sandbox: real kube-apiservers on loopback with kwok-simulated GPU nodes."""

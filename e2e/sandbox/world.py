@@ -1,0 +1,226 @@
+"""The sandbox as one object: bring the hub and members up or down, inspect them, and inflict faults.
+
+Faults act the way the real events do. `kill` SIGKILLs a member's API server, so connections are refused.
+`partition` SIGSTOPs it: the kernel still accepts TCP connections but nothing answers, so requests time
+out exactly as when packets vanish. `heal` restarts or resumes it with its data (in etcd) intact. `censor`
+acts as a hostile admin of that member with the admin credentials, never through samizdat's identity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from e2e.sandbox import layout, members, toolchain
+from e2e.sandbox.launcher import HUB, ClusterState, Launcher, SandboxState, alive, kill_group
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CENSOR_ACTIONS = ("delete", "scale-zero", "swap-image", "revoke-credentials", "delete-namespace")
+CENSORED_IMAGE = "registry.invalid/censored:latest"
+
+
+def default_directory() -> Path:
+    return Path(os.environ.get("SAMIZDAT_SANDBOX_DIR", REPO_ROOT / ".sandbox"))
+
+
+def default_port_base() -> int:
+    return int(os.environ.get("SAMIZDAT_SANDBOX_PORT_BASE", "17000"))
+
+
+class Sandbox:
+    """A running (or about to run) hub plus members, rooted in one state directory."""
+
+    def __init__(self, directory: Path | None = None, port_base: int | None = None) -> None:
+        self.directory = directory or default_directory()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.binaries = toolchain.ensure_binaries()
+        if (self.directory / "state.json").exists():
+            self.state = SandboxState.load(self.directory)
+        else:
+            self.state = SandboxState(self.directory, port_base or default_port_base())
+        self.launcher = Launcher(self.binaries, self.directory, self.state.port_base)
+
+    # ----- lifecycle
+
+    def up(self, member_count: int = 6) -> dict[str, float]:
+        """Start everything and return how long each step took (seconds)."""
+        if self.running():
+            raise RuntimeError(f"sandbox already running in {self.directory}; run `down` first")
+        timings: dict[str, float] = {}
+        started = time.monotonic()
+        self.launcher.start_etcd(self.state)
+        layouts = layout.members(member_count)
+        names = [HUB, *(member.name for member in layouts)]
+        self.state.clusters = {
+            name: ClusterState(name, HUB if name == HUB else "member", index, self.state.port_base + 100 + index)
+            for index, name in enumerate(names)
+        }
+        for cluster in self.state.clusters.values():
+            self.launcher.start_cluster(cluster)
+        self.state.save()
+        for cluster in self.state.clusters.values():
+            self.launcher.wait_ready(cluster)
+        timings["apiservers_ready_s"] = time.monotonic() - started
+        hub = self.kubectl(HUB)
+        hub.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": members.SYSTEM_NAMESPACE}}])
+        for member in layouts:
+            member_kubectl = self.kubectl(member.name)
+            self._wait_for_default_account(member_kubectl)
+            member_kubectl.apply(members.gpu_nodes(member))
+            self.register(member.name)
+        (self.directory / "memberclusters.yaml").write_text(
+            "---\n".join(json.dumps(members.member_cluster(member)) + "\n" for member in layouts)
+        )
+        for member in layouts:
+            self.wait_nodes_ready(member.name, sum(group.count for group in member.node_groups))
+        timings["total_s"] = time.monotonic() - started
+        return timings
+
+    def register(self, name: str) -> None:
+        """(Re-)create samizdat's identity in a member and store its kubeconfig in the hub, as a user
+        registering the cluster would; also how a test undoes `revoke-credentials` or `delete-namespace`."""
+        member_kubectl = self.kubectl(name)
+        member_kubectl.apply(members.identity_objects())
+        token = members.wait_for_token(member_kubectl)
+        kubeconfig = self.identity_kubeconfig_path(name)
+        self.launcher.write_kubeconfig(kubeconfig, self.state.clusters[name], members.IDENTITY, token)
+        self.kubectl(HUB).apply([members.member_secret(name, kubeconfig.read_text())])
+
+    def down(self) -> None:
+        self.launcher.stop(self.state)
+        self.state.file.unlink(missing_ok=True)
+        self.state.clusters = {}
+
+    def running(self) -> bool:
+        return bool(self.state.etcd_pid) and alive(self.state.etcd_pid)
+
+    # ----- access
+
+    @property
+    def member_names(self) -> list[str]:
+        return [name for name, cluster in self.state.clusters.items() if cluster.role != HUB]
+
+    def admin_kubeconfig(self, name: str) -> Path:
+        return self.launcher.admin_kubeconfig(name)
+
+    def identity_kubeconfig_path(self, name: str) -> Path:
+        return self.launcher.cluster_dir(name) / "samizdat.kubeconfig"
+
+    def kubectl(self, name: str) -> members.Kubectl:
+        return members.Kubectl(self.binaries.path("kubectl"), self.admin_kubeconfig(name))
+
+    def server(self, name: str) -> str:
+        return self.state.clusters[name].server
+
+    @property
+    def ca_file(self) -> Path:
+        return self.launcher.ca[0]
+
+    def status(self) -> list[dict[str, Any]]:
+        rows = []
+        for cluster in self.state.clusters.values():
+            processes = {component: alive(pid) for component, pid in cluster.pids.items()}
+            rows.append({
+                "name": cluster.name, "role": cluster.role, "server": cluster.server,
+                "faults": cluster.faults, "processes": processes,
+                "rss_mib": round(sum(_rss_mib(pid) for pid in cluster.pids.values()), 1),
+            })
+        return rows
+
+    def total_rss_mib(self) -> float:
+        pids = [self.state.etcd_pid, *(pid for c in self.state.clusters.values() for pid in c.pids.values())]
+        return round(sum(_rss_mib(pid) for pid in pids), 1)
+
+    def wait_nodes_ready(self, name: str, expected: int, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            nodes = self.kubectl(name).get_json("nodes")["items"]
+            ready = [node for node in nodes if _condition(node, "Ready") == "True"]
+            if len(ready) >= expected:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{name}: GPU nodes not Ready after {timeout:.0f}s")
+
+    @staticmethod
+    def _wait_for_default_account(kubectl: members.Kubectl, timeout: float = 60) -> None:
+        # the ServiceAccount controller must be up before token Secrets can be filled
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if kubectl.run("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0:
+                return
+            time.sleep(0.5)
+        raise TimeoutError("kube-controller-manager never created the default ServiceAccount")
+
+    # ----- faults
+
+    def _member(self, name: str) -> ClusterState:
+        if name not in self.member_names:
+            raise KeyError(f"no member named {name!r} (members: {', '.join(self.member_names)})")
+        return self.state.clusters[name]
+
+    def kill(self, name: str) -> None:
+        cluster = self._member(name)
+        kill_group(cluster.pids["apiserver"])
+        cluster.faults = [*cluster.faults, "killed"]
+        self.state.save()
+
+    def partition(self, name: str) -> None:
+        cluster = self._member(name)
+        os.killpg(cluster.pids["apiserver"], signal.SIGSTOP)
+        cluster.faults = [*cluster.faults, "partitioned"]
+        self.state.save()
+
+    def heal(self, name: str) -> None:
+        cluster = self._member(name)
+        if "killed" in cluster.faults:
+            self.launcher.restart_apiserver(cluster)
+        elif "partitioned" in cluster.faults:
+            os.killpg(cluster.pids["apiserver"], signal.SIGCONT)
+        cluster.faults = []
+        self.state.save()
+        self.launcher.wait_ready(cluster)
+
+    def censor(self, name: str, action: str) -> None:
+        """Act as the member's hostile admin against samizdat's objects and identity."""
+        self._member(name)
+        kubectl = self.kubectl(name)
+        namespace = ["-n", members.WORKLOAD_NAMESPACE]
+        if action == "delete":
+            kubectl.run("delete", "deployments,jobs", "--all", *namespace, "--wait=false")
+        elif action == "scale-zero":
+            kubectl.run("scale", "deployments", "--all", "--replicas=0", *namespace)
+        elif action == "swap-image":
+            for deployment in kubectl.get_json("deployments", *namespace)["items"]:
+                containers = deployment["spec"]["template"]["spec"]["containers"]
+                patch = {"spec": {"template": {"spec": {"containers": [
+                    {"name": container["name"], "image": CENSORED_IMAGE} for container in containers
+                ]}}}}
+                kubectl.run("patch", "deployment", deployment["metadata"]["name"], *namespace,
+                            "--type=strategic", "-p", json.dumps(patch))
+        elif action == "revoke-credentials":
+            kubectl.run("delete", "secret", members.TOKEN_SECRET, "-n", members.SYSTEM_NAMESPACE)
+        elif action == "delete-namespace":
+            kubectl.run("delete", "namespace", members.WORKLOAD_NAMESPACE, "--wait=false")
+        else:
+            raise ValueError(f"unknown censor action {action!r}; one of {', '.join(CENSOR_ACTIONS)}")
+
+
+def _condition(obj: dict[str, Any], kind: str) -> str | None:
+    for condition in obj.get("status", {}).get("conditions", []):
+        if condition.get("type") == kind:
+            return str(condition.get("status"))
+    return None
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0

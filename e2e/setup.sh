@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs everything samizdat's demo and tests need on a fresh machine, idempotently:
+# the Python venv with the package and its dev tools, and the sandbox's Kubernetes binaries
+# (built from pinned Go modules into ~/.cache/samizdat/bin, reused when already there).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in python3 go npm; do
+    command -v "$tool" >/dev/null || { echo "setup: $tool is required" >&2; exit 1; }
+done
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m e2e.sandbox build >/dev/null
