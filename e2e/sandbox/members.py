@@ -166,5 +166,8 @@ def member_cluster(member: MemberLayout) -> dict[str, Any]:
             "tee": member.tee,
             "costPerGPUHour": member.cost_per_gpu_hour,
             "latencyMs": member.latency_ms,
+            # loopback members: probe every second, Down after 2 s of failures
+            "health": {"probeIntervalSeconds": 1, "probeTimeoutSeconds": 1, "suspectAfterFailures": 1,
+                       "downAfterSeconds": 2},
         },
     }

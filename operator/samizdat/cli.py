@@ -20,8 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the operator against the hub in the current kubeconfig")
     run.add_argument("--namespace", action="append", default=[], help="watch only these namespaces")
-    run.add_argument("--standalone", action="store_true", help="no peering: this instance is the only one")
+    run.add_argument("--peering", metavar="NAME",
+                     help="coordinate replicas through this kopf peering object (HA); default: standalone")
     run.add_argument("--metrics-port", type=int, default=8080)
+    run.add_argument("--health-port", type=int, default=0, help="serve /healthz for liveness probes (0: off)")
     return parser
 
 

@@ -1,0 +1,24 @@
+"""`samizdat run`: the operator itself, in the hub named by the kubeconfig (or the pod's ServiceAccount)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import kopf
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe is noise
+    import samizdat.handlers  # noqa: F401  (registers the handlers)
+
+    asyncio.run(kopf.operator(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
+    ))
+    return 0

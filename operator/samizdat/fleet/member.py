@@ -1,0 +1,313 @@
+"""One member cluster as the operator lives with it: connection, probes, watches, health and censorship.
+
+A `Member` keeps a list-then-watch view of the member's nodes, pods, samizdat's copies and its workload
+namespace, probes the API server on a short interval, folds both into a phase (`samizdat.health`), and
+notices censorship in the watch stream: a copy deleted or changed by someone other than samizdat, our
+namespace removed, our credentials refused. Telling our own changes from a hostile admin's needs no
+memory that a restart would lose: every copy carries, in annotations written in the same request, the
+replicas and images samizdat asked for, so a copy whose spec disagrees with its own annotations was
+changed by someone else. Copies samizdat itself deletes are remembered until the watch confirms them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from samizdat import health, inventory, manifests
+from samizdat.clusters import applying, deleting, errors, probing, resources, watching
+from samizdat.clusters.client import MemberClient
+from samizdat.clusters.fetching import Listing
+from samizdat.model import CensorshipKind, Phase
+from samizdat.placement.snapshot import NodeShape
+
+logger = logging.getLogger(__name__)
+
+COPY_SELECTOR = "app.kubernetes.io/managed-by=samizdat"
+COPY_RESOURCES = (resources.DEPLOYMENTS, resources.JOBS)
+RETRY_AFTER_ERROR_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Censorship:
+    kind: CensorshipKind
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSettings:
+    probe_interval_s: float = 1.0
+    probe_timeout_s: float = 1.0
+    quarantine_s: float = 300.0
+    policy: health.HealthPolicy = health.HealthPolicy()
+
+
+@dataclass
+class Copy:
+    """samizdat's Deployment or Job for one workload in this member, as last seen."""
+
+    kind: str
+    name: str
+    workload_uid: str
+    desired: int
+    ready: int
+    body: dict[str, Any] = field(repr=False)
+
+
+def tampering(obj: Mapping[str, Any]) -> Censorship | None:
+    """A copy whose spec disagrees with what samizdat wrote into its own annotations was changed by
+    someone else."""
+    annotations = obj.get("metadata", {}).get("annotations", {})
+    name = obj.get("metadata", {}).get("name", "?")
+    spec = obj.get("spec", {})
+    if manifests.REPLICAS_ANNOTATION in annotations:
+        asked = int(annotations[manifests.REPLICAS_ANNOTATION])
+        actual = spec.get("replicas", spec.get("parallelism"))
+        if actual is not None and int(actual) != asked:
+            kind = CensorshipKind.SCALED_TO_ZERO if int(actual) == 0 else CensorshipKind.SPEC_ALTERED
+            return Censorship(kind, f"{obj.get('kind')} {name}: replicas {asked} -> {actual} by someone else")
+    if manifests.IMAGES_ANNOTATION in annotations:
+        asked_images = json.loads(annotations[manifests.IMAGES_ANNOTATION])
+        actual_images = manifests.container_images(spec.get("template", {}))
+        if actual_images != asked_images:
+            return Censorship(
+                CensorshipKind.SPEC_ALTERED, f"{obj.get('kind')} {name}: images {asked_images} -> {actual_images}"
+            )
+    return None
+
+
+class Member:
+    """The operator's live view of, and only door to, one member cluster."""
+
+    def __init__(
+        self,
+        name: str,
+        client: MemberClient,
+        settings: MemberSettings,
+        on_change: Callable[[Member, str], None],
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.settings = settings
+        self.on_change = on_change
+        self.health = health.MemberHealth()
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.copies: dict[str, Copy] = {}  # by workload uid
+        self.synced: set[str] = set()
+        # None until first seen: a namespace missing from the start is a setup error, not censorship.
+        self.namespace_present: bool | None = None
+        self.censorship: Censorship | None = None
+        self.last_probe: probing.Probe | None = None
+        self.lost_since: float | None = None  # monotonic time the current loss began
+        self._deleting: set[str] = set()  # copy names samizdat itself is deleting
+        self._tasks: list[asyncio.Task[None]] = []
+        self._shapes: tuple[NodeShape, ...] | None = None
+
+    # ----- lifecycle
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._probe_loop(), name=f"{self.name}/probe")]
+        informers: list[tuple[resources.Resource, str | None, str | None, str | None]] = [
+            (resources.NODES, None, None, None),
+            (resources.PODS, None, None, None),
+            (resources.NAMESPACES, None, None, f"metadata.name={manifests.WORKLOAD_NAMESPACE}"),
+        ]
+        informers += [(r, manifests.WORKLOAD_NAMESPACE, COPY_SELECTOR, None) for r in COPY_RESOURCES]
+        for resource, namespace, labels, fields in informers:
+            self._tasks.append(asyncio.create_task(
+                self._inform(resource, namespace, labels, fields), name=f"{self.name}/{resource.plural}"
+            ))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.client.aclose()
+
+    @property
+    def views_complete(self) -> bool:
+        return len(self.synced) == 3 + len(COPY_RESOURCES)
+
+    @property
+    def ready_to_count(self) -> bool:
+        """Replicas here may be counted: the member is healthy and every view is complete."""
+        return self.health.phase is Phase.READY and self.views_complete
+
+    # ----- health
+
+    async def _probe_loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            result = await probing.probe(self.client, timeout=self.settings.probe_timeout_s)
+            self.last_probe = result
+            if result.failure == "unauthorized":
+                self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"API answered 401: {result.message}"))
+            failure = None if result.ok else health.Failure(result.failure or "error")
+            self._set_health(health.observe_probe(self.health, self.settings.policy, time.monotonic(), failure,
+                                                  result.message))
+            await asyncio.sleep(max(0.0, self.settings.probe_interval_s - (time.monotonic() - started)))
+
+    def _set_health(self, new: health.MemberHealth) -> None:
+        old, self.health = self.health, new
+        if old.phase is not new.phase:
+            lost = new.phase in (Phase.DOWN, Phase.QUARANTINED)
+            if lost and self.lost_since is None:
+                # A failure started when the first probe failed, not when it was judged Down.
+                self.lost_since = new.failing_since if new.failing_since is not None else time.monotonic()
+            elif not lost:
+                self.lost_since = None
+            logger.info("member %s: %s -> %s (%s)", self.name, old.phase, new.phase, new.message)
+            if new.phase is Phase.READY:
+                self.censorship = None
+            self.on_change(self, "phase")
+
+    def _censored(self, evidence: Censorship) -> None:
+        logger.warning("member %s censors: %s: %s", self.name, evidence.kind, evidence.message)
+        self.censorship = evidence
+        self._set_health(health.observe_censorship(
+            self.health, time.monotonic(), self.settings.quarantine_s, evidence.kind.value, evidence.message
+        ))
+        self.on_change(self, "censorship")
+
+    def release(self) -> None:
+        self._set_health(health.release(self.health))
+
+    # ----- watches
+
+    async def _inform(
+        self, resource: resources.Resource, namespace: str | None, labels: str | None, fields: str | None
+    ) -> None:
+        while True:
+            try:
+                stream = watching.list_then_watch(
+                    self.client, resource, namespace=namespace, label_selector=labels, field_selector=fields,
+                )
+                async with contextlib.aclosing(stream):
+                    async for item in stream:
+                        if isinstance(item, Listing):
+                            self._replace(resource, item.items)
+                        elif item.type != "BOOKMARK":
+                            self._update(resource, item.type, item.object)
+            except errors.MemberUnauthorized as error:
+                self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, str(error)))
+            except errors.MemberForbidden as error:
+                self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"RBAC revoked: {error}"))
+            except errors.MemberError as error:
+                logger.debug("member %s: %s watch failed: %s", self.name, resource.plural, error)
+            self.synced.discard(resource.plural)
+            await asyncio.sleep(RETRY_AFTER_ERROR_S)
+
+    def _replace(self, resource: resources.Resource, items: tuple[dict[str, Any], ...]) -> None:
+        if resource is resources.NODES:
+            self.nodes = {o["metadata"]["name"]: o for o in items}
+        elif resource is resources.PODS:
+            self.pods = {o["metadata"]["uid"]: o for o in items}
+        elif resource is resources.NAMESPACES:
+            self._namespace_seen(bool(items) and not items[0]["metadata"].get("deletionTimestamp"))
+        else:
+            kept = {uid: c for uid, c in self.copies.items() if c.kind != resource.kind}
+            for obj in items:
+                self._copy_seen(obj, kept)
+            self.copies = kept
+        self._shapes = None
+        self.synced.add(resource.plural)
+        self.on_change(self, resource.plural)
+
+    def _update(self, resource: resources.Resource, kind: str, obj: dict[str, Any]) -> None:
+        deleted = kind == "DELETED"
+        metadata = obj["metadata"]
+        if resource is resources.NODES:
+            self._store(self.nodes, metadata["name"], obj, deleted)
+        elif resource is resources.PODS:
+            if not self._store(self.pods, metadata["uid"], obj, deleted):
+                return  # pod status churn that changes no GPU accounting
+        elif resource is resources.NAMESPACES:
+            self._namespace_seen(not deleted and not metadata.get("deletionTimestamp"))
+        else:
+            self._copy_event(obj, deleted)
+        self._shapes = None
+        self.on_change(self, resource.plural)
+
+    @staticmethod
+    def _store(store: dict[str, dict[str, Any]], key: str, obj: dict[str, Any], deleted: bool) -> bool:
+        if deleted:
+            return store.pop(key, None) is not None
+        before = store.get(key)
+        store[key] = obj
+        if before is None:
+            return True
+        # Only what the inventory reads: binding, phase, readiness and node labels/capacity.
+        return any(before.get(part) != obj.get(part) for part in ("spec", "status")) or (
+            before["metadata"].get("labels") != obj["metadata"].get("labels")
+        )
+
+    def _namespace_seen(self, present: bool) -> None:
+        if self.namespace_present is True and not present:
+            self._censored(Censorship(
+                CensorshipKind.NAMESPACE_REMOVED, f"namespace {manifests.WORKLOAD_NAMESPACE} deleted"
+            ))
+        self.namespace_present = present
+
+    def _copy_seen(self, obj: dict[str, Any], into: dict[str, Copy]) -> None:
+        labels = obj["metadata"].get("labels", {})
+        uid = labels.get(manifests.UID_LABEL)
+        if not uid:
+            return
+        spec, status = obj.get("spec", {}), obj.get("status", {})
+        if obj["kind"] == "Job":
+            desired, ready = int(spec.get("parallelism", 0)), int(status.get("ready", 0) or 0)
+        else:
+            desired, ready = int(spec.get("replicas", 0)), int(status.get("readyReplicas", 0) or 0)
+        into[uid] = Copy(obj["kind"], obj["metadata"]["name"], uid, desired, ready, obj)
+
+    def _copy_event(self, obj: dict[str, Any], deleted: bool) -> None:
+        name = obj["metadata"]["name"]
+        uid = obj["metadata"].get("labels", {}).get(manifests.UID_LABEL, "")
+        if deleted:
+            self.copies.pop(uid, None)
+            if name in self._deleting:
+                self._deleting.discard(name)
+            else:
+                self._censored(Censorship(CensorshipKind.OBJECT_DELETED, f"{obj.get('kind')} {name} deleted"))
+            return
+        if obj["metadata"].get("deletionTimestamp") and name not in self._deleting:
+            self._censored(Censorship(CensorshipKind.OBJECT_DELETED, f"{obj.get('kind')} {name} being deleted"))
+        evidence = tampering(obj)
+        if evidence is not None:
+            self._censored(evidence)
+        self._copy_seen(obj, self.copies)
+
+    # ----- what placement and status read
+
+    def shapes(self) -> tuple[NodeShape, ...]:
+        if self._shapes is None:
+            self._shapes = inventory.node_shapes(self.nodes.values(), self.pods.values())
+        return self._shapes
+
+    # ----- the writes (through the one write path in samizdat.clusters)
+
+    async def apply_copy(self, manifest: dict[str, Any]) -> None:
+        await applying.apply(self.client, manifest)
+
+    async def delete_copy(self, copy: Copy) -> None:
+        self._deleting.add(copy.name)
+        try:
+            existed = await deleting.delete(
+                self.client, resources.JOBS if copy.kind == "Job" else resources.DEPLOYMENTS,
+                copy.name, namespace=manifests.WORKLOAD_NAMESPACE,
+            )
+        except errors.MemberError:
+            self._deleting.discard(copy.name)
+            raise
+        if not existed:  # no DELETED event will come to confirm it
+            self._deleting.discard(copy.name)
+            self.copies.pop(copy.workload_uid, None)

@@ -1,0 +1,295 @@
+"""AIWorkload: one kopf daemon per workload reconciles it whenever it or the fleet changes.
+
+The daemon wakes on the workload's own watch events and on any fleet change (a member lost or back, a
+copy's readiness, censorship), reconciles, writes status when it differs, and posts an Event per
+decision. Invalid specs become a condition and an Event, infeasible rules a condition naming the
+binding rule: neither is retried in a storm, both wait for the next change. Deletion removes every
+member copy; copies in unreachable members are removed by the fence when those members return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+import pydantic
+
+from samizdat import jurisdictions, model, placement
+from samizdat.fleet import Fleet
+from samizdat.handlers import conditions, hub
+from samizdat.handlers.conditions import Observed
+from samizdat.handlers.reconcile import Outcome, reconcile, remove_everywhere
+from samizdat.model import AIWorkloadConditionType as Type
+from samizdat.placement import from_model
+
+RESYNC_S = 30.0  # a full reconcile at least this often, even when nothing was heard
+RETRY_S = 1.0  # after a failed write to a member
+COALESCE_S = 0.05  # events arriving together are handled by one reconcile
+
+
+@dataclass
+class FailoverClock:
+    """Times one failover: from the loss of a member to every replica ready again elsewhere."""
+
+    from_cluster: str
+    reason: str
+    started_monotonic: float
+    started: datetime
+
+
+def alliance_table(alliance_index: kopf.Index[str, dict[str, Any]]) -> dict[str, frozenset[str]]:
+    """Built-in alliances merged with the user's Alliance objects (which add or override by name)."""
+    objects = [model.Alliance.model_validate(obj) for store in alliance_index.values() for obj in store]
+    return dict(jurisdictions.alliance_table(objects))
+
+
+@kopf.index(model.GROUP, model.VERSION, "alliances")
+def alliance_index(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str, Any]]:
+    return {name: dict(body)}
+
+
+@kopf.on.event(model.GROUP, model.VERSION, "alliances")
+def alliance_changed(memo: kopf.Memo, **_: Any) -> None:
+    memo.fleet.notify_workloads()
+
+
+@kopf.index(model.GROUP, model.VERSION, "aiworkloads")
+def workload_uids(uid: str, **_: Any) -> dict[str, bool]:
+    """Every live AIWorkload uid, complete before any daemon starts: the orphan sweep relies on it."""
+    return {uid: True}
+
+
+@kopf.on.event(model.GROUP, model.VERSION, "aiworkloads")
+def workload_changed(uid: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.fleet.subscribe(uid).set()
+
+
+@kopf.daemon(model.GROUP, model.VERSION, "aiworkloads", cancellation_timeout=10.0)
+async def run_workload(
+    body: kopf.Body, uid: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger,
+    workload_uids: kopf.Index[str, bool], alliance_index: kopf.Index[str, dict[str, Any]], **_: Any,
+) -> None:
+    fleet: Fleet = memo.fleet
+    fleet.live_index = workload_uids
+    wake = fleet.subscribe(uid)
+    written: dict[str, Any] | None = None
+    said: tuple[str, ...] = ()
+    clock: FailoverClock | None = None
+    last_failover: model.Failover | None = None
+    try:
+        while not stopped:
+            wake.clear()
+            try:
+                workload = model.AIWorkload.model_validate(dict(body))
+            except pydantic.ValidationError as error:
+                written = await _write(memo, body, _invalid_status(body, error), written, logger)
+                said = _say(body, said, [("Warning", "InvalidSpec", _first_error(error))])
+                await _sleep(wake, stopped, RESYNC_S)
+                continue
+            outcome = await reconcile(workload, fleet, alliance_table(alliance_index))
+            clock, last_failover = _time_failover(fleet, workload, outcome, clock, last_failover)
+            status = build_status(workload, fleet, outcome, last_failover, alliance_table(alliance_index))
+            written = await _write(memo, body, status, written, logger)
+            said = _say(body, said, _events(workload, outcome))
+            await _sleep(wake, stopped, RETRY_S if outcome.failures else RESYNC_S)
+    finally:
+        fleet.unsubscribe(uid)
+
+
+@kopf.on.delete(model.GROUP, model.VERSION, "aiworkloads")
+async def delete_workload(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    unreachable = await remove_everywhere(uid, memo.fleet)
+    if unreachable:
+        kopf.warn(body, reason="CleanupDeferred", message=(
+            f"copies in {', '.join(unreachable)} could not be deleted now; they are deleted when "
+            "those members are reachable again"
+        ))
+
+
+async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
+    waiter = asyncio.ensure_future(wake.wait())
+    stopper = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait([waiter, stopper], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        stopper.cancel()
+    await asyncio.sleep(COALESCE_S)
+
+
+async def _write(
+    memo: kopf.Memo, body: kopf.Body, status: dict[str, Any], written: dict[str, Any] | None,
+    logger: kopf.Logger,
+) -> dict[str, Any] | None:
+    if status == written:
+        return written
+    try:
+        await hub.patch_status(memo.hub, "aiworkloads", body.meta["name"], body.meta["namespace"], status)
+    except Exception as error:  # noqa: BLE001 - a status write must never kill the reconciler
+        logger.warning("status not written: %s", error)
+        return written
+    return status
+
+
+def _say(body: kopf.Body, said: tuple[str, ...], events: list[tuple[str, str, str]]) -> tuple[str, ...]:
+    """Post each Event once per distinct message, not on every resync."""
+    keys = tuple(f"{reason}:{message}" for _, reason, message in events)
+    for (kind, reason, message), key in zip(events, keys, strict=True):
+        if key not in said:
+            kopf.event(body, type=kind, reason=reason, message=message)
+    return keys or said
+
+
+def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[str, str, str]]:
+    events: list[tuple[str, str, str]] = []
+    if outcome.halted:
+        events.append(("Warning", "EvictionsHalted", outcome.halted))
+    decision = outcome.decision
+    if decision is not None and not decision.feasible:
+        events.append(("Warning", "Infeasible", _infeasible_message(decision)))
+    for name, why in sorted(outcome.lost.items()):
+        events.append(("Warning", "MemberLost", f"replicas in {name} no longer count ({why})"))
+    for change in outcome.changes:
+        verb = {"placed": "Placed", "scaled": "Scaled", "updated": "Updated", "removed": "Removed"}[change.verb]
+        events.append(("Normal", verb, f"{change.verb} {change.replicas} replica(s) in {change.member}"))
+    for name, error in sorted(outcome.failures.items()):
+        events.append(("Warning", "ApplyFailed", f"{name}: {error}"))
+    return events
+
+
+def _infeasible_message(decision: placement.Decision) -> str:
+    rule = decision.binding_rule or "rules"
+    return f"cannot place: {rule} binds: {decision.explanation or 'no placement satisfies every rule'}"
+
+
+def _camel(rule: str | None) -> str:
+    return (rule[:1].upper() + rule[1:]) if rule else "Infeasible"
+
+
+def _time_failover(
+    fleet: Fleet, workload: model.AIWorkload, outcome: Outcome, clock: FailoverClock | None,
+    last: model.Failover | None,
+) -> tuple[FailoverClock | None, model.Failover | None]:
+    if clock is None and outcome.lost:
+        name = sorted(outcome.lost)[0]
+        member = fleet.members[name]
+        started_monotonic = member.lost_since or time.monotonic()
+        started = datetime.now(UTC) - timedelta(seconds=time.monotonic() - started_monotonic)
+        reason = "Censoring" if member.censorship is not None else "MemberDown"
+        return FailoverClock(name, reason, started_monotonic, started), last
+    if clock is not None and outcome.converged:
+        uid = workload.metadata.uid or ""
+        ready = sum(min(c.ready, c.desired) for n, c in fleet.copies_of(uid).items() if fleet.countable(n))
+        if ready >= workload.spec.placed_replicas:
+            seconds = round(time.monotonic() - clock.started_monotonic, 3)
+            return None, model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
+                                        seconds=seconds)
+    return clock, last
+
+
+def build_status(
+    workload: model.AIWorkload, fleet: Fleet, outcome: Outcome, last_failover: model.Failover | None,
+    alliances: dict[str, frozenset[str]],
+) -> dict[str, Any]:
+    uid = workload.metadata.uid or ""
+    now = datetime.now(UTC)
+    generation = workload.metadata.generation
+    counted = {n: c for n, c in fleet.copies_of(uid).items() if fleet.countable(n) and c.desired > 0}
+    placements = tuple(
+        model.MemberPlacement(
+            cluster=name, jurisdiction=fleet.specs[name].spec.jurisdiction.country,
+            provider=fleet.specs[name].spec.provider, replicas=copy.desired,
+            ready_replicas=min(copy.ready, copy.desired),
+        )
+        for name, copy in sorted(counted.items()) if name in fleet.specs
+    )
+    countries = sorted({p.jurisdiction for p in placements})
+    replicas = sum(p.replicas for p in placements)
+    ready = sum(p.ready_replicas for p in placements)
+    wanted = workload.spec.placed_replicas
+    actual = {p.cluster: p.replicas for p in placements}
+    request = from_model.to_request(workload, actual)
+    violations = placement.violations(fleet.snapshot(alliances), request, actual) if replicas or wanted else []
+    decision = outcome.decision
+    observed = [
+        _placed(outcome, actual),
+        _rules(outcome, violations, replicas, wanted),
+        Observed(Type.AVAILABLE, ready >= workload.spec.replicas and (ready > 0 or wanted == 0),
+                 "ReplicasReady" if ready >= workload.spec.replicas else "ReplicasNotReady",
+                 f"{ready}/{workload.spec.replicas} serving replicas ready"),
+        _degraded(outcome, ready, wanted),
+    ]
+    message = _infeasible_message(decision) if decision is not None and not decision.feasible else (
+        outcome.halted or f"{ready}/{wanted} ready in {len(countries)} jurisdiction(s): {', '.join(countries)}"
+    )
+    status = model.AIWorkloadStatus(
+        conditions=conditions.merge(_previous_conditions(workload), observed, now, generation),
+        placements=placements, jurisdictions=len(countries), jurisdiction_list=tuple(countries),
+        replicas=replicas, ready_replicas=ready, last_failover=last_failover,
+        observed_generation=generation, message=message,
+    )
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _previous_conditions(workload: model.AIWorkload) -> tuple[model.Condition[Type], ...]:
+    return workload.status.conditions if workload.status is not None else ()
+
+
+def _placed(outcome: Outcome, actual: dict[str, int]) -> Observed[Type]:
+    decision = outcome.decision
+    if outcome.halted:
+        return Observed(Type.PLACED, bool(actual), "EvictionsHalted", outcome.halted)
+    assert decision is not None
+    if not decision.feasible:
+        return Observed(Type.PLACED, False, _camel(decision.binding_rule), _infeasible_message(decision))
+    if outcome.failures:
+        return Observed(Type.PLACED, False, "ApplyFailed", "; ".join(f"{m}: {e}" for m, e in outcome.failures.items()))
+    done = actual == {m: r for m, r in decision.assignments.items() if r > 0}
+    where = ", ".join(f"{m}={r}" for m, r in sorted(decision.assignments.items()))
+    return Observed(Type.PLACED, done, "Placed" if done else "Placing", where or "no replicas")
+
+
+def _rules(outcome: Outcome, violations: list[str], replicas: int, wanted: int) -> Observed[Type]:
+    decision = outcome.decision
+    if decision is not None and not decision.feasible:
+        return Observed(Type.RULES_SATISFIED, False, _camel(decision.binding_rule), _infeasible_message(decision))
+    if violations:
+        return Observed(Type.RULES_SATISFIED, False, "RuleViolated", "; ".join(violations))
+    if replicas < wanted:
+        return Observed(Type.RULES_SATISFIED, False, "ReplicasMissing", f"{replicas}/{wanted} replicas placed")
+    return Observed(Type.RULES_SATISFIED, True, "AllRulesHold", "every placement rule holds")
+
+
+def _degraded(outcome: Outcome, ready: int, wanted: int) -> Observed[Type]:
+    if outcome.halted:
+        return Observed(Type.DEGRADED, True, "EvictionsHalted", outcome.halted)
+    if outcome.lost:
+        return Observed(Type.DEGRADED, True, "MemberLost", "; ".join(f"{m}: {w}" for m, w in outcome.lost.items()))
+    if ready < wanted:
+        return Observed(Type.DEGRADED, True, "ReplicasNotReady", f"{ready}/{wanted} ready")
+    return Observed(Type.DEGRADED, False, "AsDesired", "all replicas ready")
+
+
+def _invalid_status(body: kopf.Body, error: pydantic.ValidationError) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat()
+    message = _first_error(error)
+    generation = body.meta.get("generation")
+    return {
+        "observedGeneration": generation,
+        "message": f"invalid spec: {message}",
+        "conditions": [
+            {"type": t.value, "status": "False", "reason": "InvalidSpec", "message": message,
+             "lastTransitionTime": now, "observedGeneration": generation}
+            for t in (Type.PLACED, Type.RULES_SATISFIED)
+        ],
+    }
+
+
+def _first_error(error: pydantic.ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return f"{where}: {first.get('msg')}"

@@ -1,0 +1,190 @@
+"""MemberCluster: one kopf daemon per member connects it, and keeps its status as its health changes.
+
+The daemon reads the member's kubeconfig from the hub Secret, hands it to the fleet (which probes and
+watches the member), and then writes status whenever the member's phase, conditions or GPU inventory
+change. A missing Secret or a broken kubeconfig becomes a condition and an Event, and is retried with a
+back-off; it never crashes the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+import pydantic
+
+from samizdat import model
+from samizdat.clusters import errors, kubeconfig
+from samizdat.fleet import Fleet, Member
+from samizdat.handlers import conditions, hub
+from samizdat.handlers.conditions import Observed
+from samizdat.model import MemberClusterConditionType as Type
+from samizdat.model import Phase
+
+STATUS_REFRESH_S = 30.0  # the probe time and latency are refreshed at least this often
+RETRY_CONNECT_S = (1.0, 30.0)  # back-off bounds when the Secret or kubeconfig is unusable
+
+
+def parse(body: kopf.Body) -> model.MemberCluster:
+    return model.MemberCluster.model_validate(dict(body))
+
+
+def build_status(spec: model.MemberCluster, member: Member, fenced: bool, now: datetime) -> dict[str, Any]:
+    """The member's status from its live health and inventory (pure but for reading `member`)."""
+    state = member.health
+    probe = member.last_probe
+    shapes = member.shapes()
+    reachable = probe.ok if probe is not None else None
+    censoring = member.censorship
+    ready = member.ready_to_count and fenced
+    observed = [
+        Observed(Type.READY, ready, "Ready" if ready else state.reason,
+                 "member counts for placement" if ready else state.message),
+        Observed(Type.REACHABLE, reachable, "ProbeSucceeded" if reachable else state.reason,
+                 f"last probe {probe.latency_s * 1000:.0f} ms" if probe is not None and probe.ok else state.message),
+        Observed(Type.CENSORING, censoring is not None,
+                 censoring.kind.value if censoring else "NoEvidence",
+                 censoring.message if censoring else "no tampering seen"),
+    ]
+    quarantined_until = None
+    if state.phase is Phase.QUARANTINED and state.quarantined_until is not None:
+        quarantined_until = now + timedelta(seconds=state.quarantined_until - time.monotonic())
+    status = model.MemberClusterStatus(
+        conditions=conditions.merge(spec.status.conditions, observed, now, spec.metadata.generation),
+        phase=state.phase,
+        quarantined_until=quarantined_until,
+        last_probe_latency_ms=round(probe.latency_s * 1000, 1) if probe is not None and probe.ok else None,
+        censorship_evidence=model.CensorshipEvidence(kind=censoring.kind, message=censoring.message, time=now)
+        if censoring else None,
+        gpu_inventory=tuple(
+            model.GPUNodeShape(product=s.product, memoryMiB=s.memory_mib, tee=s.tee, freeGPUs=s.free_gpus,
+                               nodes=s.nodes)
+            for s in shapes
+        ),
+        totalGPUs=sum(_node_gpus(node) for node in member.nodes.values()),
+        freeGPUs=sum(s.free_gpus * s.nodes for s in shapes),
+        observed_generation=spec.metadata.generation,
+    )
+    dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    # A merge patch keeps what it does not mention: clear what no longer applies explicitly.
+    for key in ("quarantinedUntil", "censorshipEvidence", "lastProbeLatencyMs"):
+        dumped.setdefault(key, None)
+    return dumped
+
+
+def _node_gpus(node: dict[str, Any]) -> int:
+    try:
+        return int(node.get("status", {}).get("allocatable", {}).get("nvidia.com/gpu", 0))
+    except ValueError:
+        return 0
+
+
+def _comparable(status: dict[str, Any]) -> dict[str, Any]:
+    """Status without what changes on every probe, to decide whether a write is worth it."""
+    return {k: v for k, v in status.items() if k not in ("lastProbeTime", "lastProbeLatencyMs", "conditions")} | {
+        "conditions": [(c["type"], c["status"], c["reason"]) for c in status.get("conditions", [])]
+    }
+
+
+@kopf.daemon(model.GROUP, model.VERSION, "memberclusters", cancellation_timeout=5.0)
+async def run_member(
+    body: kopf.Body, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger,
+    workload_uids: kopf.Index[str, bool], **_: Any
+) -> None:
+    fleet: Fleet = memo.fleet
+    fleet.live_index = workload_uids  # the fence's orphan sweep needs every live workload
+    delay = RETRY_CONNECT_S[0]
+    member: Member | None = None
+    try:
+        while not stopped:
+            try:
+                spec = parse(body)
+            except pydantic.ValidationError as error:
+                kopf.warn(body, reason="InvalidSpec", message=str(error)[:1024])
+                await stopped.wait(RETRY_CONNECT_S[1])
+                continue
+            if member is None:
+                try:
+                    ref = spec.spec.kubeconfig_secret_ref
+                    text = await hub.read_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key)
+                    member = await fleet.connect(spec, text)
+                    kopf.event(body, type="Normal", reason="Connecting", message=f"connecting to {member.client.credentials.server}")
+                    delay = RETRY_CONNECT_S[0]
+                except (errors.MemberError, kubeconfig.KubeconfigError) as error:
+                    await _report_unusable(memo, body, spec, error)
+                    await stopped.wait(delay)
+                    delay = min(delay * 2, RETRY_CONNECT_S[1])
+                    continue
+            await _follow(fleet, member, body, memo, stopped, logger)
+    finally:
+        await fleet.disconnect(name)
+
+
+async def _follow(
+    fleet: Fleet, member: Member, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+    logger: kopf.Logger,
+) -> None:
+    """Write status on every change of the member until the daemon stops."""
+    changed = fleet.subscribe(member.name, member=True)
+    written: dict[str, Any] | None = None
+    last_write = 0.0
+    last_phase: Phase | None = None
+    try:
+        while not stopped:
+            changed.clear()
+            spec = parse(body)
+            fleet.update_spec(spec)
+            now = datetime.now(UTC)
+            status = build_status(spec, member, member.name in fleet.fenced, now)
+            if member.health.phase is not last_phase:
+                _announce(body, member, last_phase)
+                last_phase = member.health.phase
+            stale = time.monotonic() - last_write > STATUS_REFRESH_S
+            if written is None or stale or _comparable(status) != _comparable(written):
+                status["lastProbeTime"] = now.isoformat()
+                try:
+                    await hub.patch_status(memo.hub, "memberclusters", member.name, None, status)
+                    written, last_write = status, time.monotonic()
+                except errors.MemberError as error:
+                    logger.warning("cannot write status of member %s: %s", member.name, error)
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=STATUS_REFRESH_S)
+            except TimeoutError:
+                pass
+            await asyncio.sleep(0.2)  # coalesce bursts of pod and node events into one write
+    finally:
+        fleet.unsubscribe(member.name, member=True)
+
+
+def _announce(body: kopf.Body, member: Member, before: Phase | None) -> None:
+    phase, state = member.health.phase, member.health
+    if before is None and phase is Phase.PENDING:
+        return
+    message = f"{before.value if before else 'New'} -> {phase.value}: {state.message}"
+    if phase in (Phase.DOWN, Phase.QUARANTINED, Phase.SUSPECT):
+        kopf.warn(body, reason=f"Member{phase.value}", message=message)
+    else:
+        kopf.event(body, type="Normal", reason=f"Member{phase.value}", message=message)
+
+
+async def _report_unusable(memo: kopf.Memo, body: kopf.Body, spec: model.MemberCluster, error: Exception) -> None:
+    reason = "KubeconfigInvalid" if isinstance(error, kubeconfig.KubeconfigError) else "SecretUnavailable"
+    kopf.warn(body, reason=reason, message=str(error)[:1024])
+    now = datetime.now(UTC)
+    status = model.MemberClusterStatus(
+        phase=Phase.PENDING,
+        conditions=conditions.merge(spec.status.conditions, [
+            Observed(Type.READY, False, reason, str(error)),
+            Observed(Type.REACHABLE, None, reason, "not connected"),
+            Observed(Type.CENSORING, False, "NoEvidence", "not connected"),
+        ], now, spec.metadata.generation),
+        observed_generation=spec.metadata.generation,
+    )
+    try:
+        await hub.patch_status(memo.hub, "memberclusters", spec.metadata.name, None,
+                               status.model_dump(mode="json", by_alias=True, exclude_none=True))
+    except errors.MemberError:
+        pass  # the hub itself is unwell; kopf will report that

@@ -1,0 +1,116 @@
+"""One reconciliation of one AIWorkload: ask the placement core, make members match, report.
+
+Level-based, so a restarted operator simply runs it again: the current placement is read from the
+copies the members really hold (never from our own status), the decision keeps healthy replicas where
+they are, and whatever is missing or surplus is applied or deleted. An infeasible decision changes
+nothing in the members: no objects for a workload never placed, and no healthy replica torn down for one
+that was. While the self-partition guard holds, nothing moves at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from samizdat import manifests, placement
+from samizdat.clusters import errors
+from samizdat.fleet import Fleet
+from samizdat.model import AIWorkload, Phase
+from samizdat.placement import from_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One thing done to a member, for an Event."""
+
+    member: str
+    verb: str  # "placed", "scaled", "updated", "removed"
+    replicas: int
+
+
+@dataclass
+class Outcome:
+    decision: placement.Decision | None
+    halted: str | None = None  # the guard's message when evictions are halted
+    changes: list[Change] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # member -> error
+    left_behind: list[str] = field(default_factory=list)  # unreachable members still holding a copy
+    lost: dict[str, str] = field(default_factory=dict)  # member -> why its replicas no longer count
+
+    @property
+    def converged(self) -> bool:
+        return self.decision is not None and self.decision.feasible and not self.failures
+
+
+def _needs_write(workload: AIWorkload, existing: Mapping[str, object] | None, replicas: int) -> str | None:
+    if existing is None:
+        return "placed"
+    metadata = existing.get("metadata")
+    spec = existing.get("spec")
+    assert isinstance(metadata, dict) and isinstance(spec, dict)
+    annotations = metadata.get("annotations", {})
+    if annotations.get(manifests.GENERATION_ANNOTATION) != str(workload.metadata.generation or 0):
+        return "updated"
+    if annotations.get(manifests.REPLICAS_ANNOTATION) != str(replicas):
+        return "scaled"
+    return None
+
+
+async def reconcile(workload: AIWorkload, fleet: Fleet, alliances: Mapping[str, frozenset[str]]) -> Outcome:
+    uid = workload.metadata.uid or ""
+    copies = fleet.copies_of(uid)
+    lost = {
+        name: f"{fleet.members[name].health.phase.value.lower()}: {fleet.members[name].health.message}"
+        for name in copies
+        if fleet.members[name].health.phase in (Phase.DOWN, Phase.QUARANTINED)
+    }
+    guard = fleet.guard()
+    if guard.halted:
+        return Outcome(decision=None, halted=guard.message, lost=lost)
+    request = from_model.to_request(workload, fleet.current(uid))
+    decision = placement.solve(fleet.snapshot(alliances), request)
+    outcome = Outcome(decision=decision, lost=lost)
+    if not decision.feasible:
+        return outcome
+    fleet.record_decision(uid, decision.assignments)
+    for name, replicas in sorted(decision.assignments.items()):
+        existing = copies.get(name)
+        verb = _needs_write(workload, existing.body if existing else None, replicas)
+        if verb is None:
+            continue
+        try:
+            await fleet.members[name].apply_copy(manifests.build_copy(workload, replicas))
+            outcome.changes.append(Change(name, verb, replicas))
+        except errors.MemberError as error:
+            outcome.failures[name] = str(error)
+    for name, copy in sorted(copies.items()):
+        if decision.assignments.get(name, 0) > 0:
+            continue
+        member = fleet.members[name]
+        if member.health.phase in (Phase.DOWN, Phase.QUARANTINED) and name not in fleet.fenced:
+            # Unreachable or hostile: the fence deletes the copy when the member is back.
+            outcome.left_behind.append(name)
+            continue
+        try:
+            await member.delete_copy(copy)
+            outcome.changes.append(Change(name, "removed", 0))
+        except errors.MemberError as error:
+            outcome.left_behind.append(name)
+            logger.info("workload %s: copy in %s not removed yet: %s", workload.metadata.name, name, error)
+    return outcome
+
+
+async def remove_everywhere(uid: str, fleet: Fleet) -> list[str]:
+    """Delete every copy of a workload; return the members that could not be reached (the fence or the
+    orphan sweep finishes those when they return)."""
+    fleet.forget(uid)
+    unreachable = []
+    for name, copy in sorted(fleet.copies_of(uid).items()):
+        try:
+            await fleet.members[name].delete_copy(copy)
+        except errors.MemberError:
+            unreachable.append(name)
+    return unreachable

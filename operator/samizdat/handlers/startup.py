@@ -1,0 +1,35 @@
+"""Operator-wide setup: kopf's settings, the fleet and the hub client, shared through kopf's memo."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from samizdat.fleet import Fleet, MemberSettings
+from samizdat.handlers import hub
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Status belongs to samizdat's own fields only; kopf keeps its bookkeeping in annotations.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="samizdat.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="samizdat.io", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = "samizdat.io/cleanup"
+    # Per-object log lines become Events only when they warn; decisions are posted explicitly.
+    settings.posting.level = logging.WARNING
+    settings.networking.request_timeout = 30
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    memo.fleet = Fleet(MemberSettings())
+    memo.hub = hub.connect()
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    for name in list(memo.fleet.members):
+        await memo.fleet.disconnect(name)
+    await memo.hub.aclose()

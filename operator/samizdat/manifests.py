@@ -1,0 +1,102 @@
+"""Pure builders of what samizdat writes into member clusters: one Deployment (Serve) or Job (Train).
+
+Like dask-kubernetes' `build_*_spec`, these take values and return dicts; they never talk to an API.
+Every copy carries labels and annotations tying it to its AIWorkload in the hub (uid, generation, model
+digest) and the values samizdat asked for (replicas, images), so that the member watcher can tell our own
+changes from a hostile admin's, and an orphan from a live copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from samizdat import inventory
+from samizdat.model import AIWorkload, Mode
+
+WORKLOAD_NAMESPACE: Final = "samizdat-workloads"
+MANAGED_BY: Final = {"app.kubernetes.io/managed-by": "samizdat"}
+UID_LABEL: Final = "samizdat.io/workload-uid"
+NAME_LABEL: Final = "samizdat.io/workload-name"
+NAMESPACE_LABEL: Final = "samizdat.io/workload-namespace"
+GENERATION_ANNOTATION: Final = "samizdat.io/generation"
+DIGEST_ANNOTATION: Final = "samizdat.io/model-digest"
+REPLICAS_ANNOTATION: Final = "samizdat.io/desired-replicas"
+IMAGES_ANNOTATION: Final = "samizdat.io/images"
+DIGEST_ENV: Final = "SAMIZDAT_MODEL_DIGEST"
+
+
+def copy_name(workload: AIWorkload) -> str:
+    """Unique per hub object (uid), readable, and short enough for derived pod names and label values."""
+    uid = workload.metadata.uid or hashlib.sha256(f"{workload.metadata.namespace}/{workload.metadata.name}".encode()).hexdigest()
+    return f"{workload.metadata.name[:40].rstrip('-')}-{uid.replace('-', '')[:8]}"
+
+
+def _gpu_affinity(workload: AIWorkload) -> dict[str, Any] | None:
+    requirements: list[dict[str, Any]] = []
+    gpu = workload.spec.gpu
+    if gpu.products:
+        requirements.append({"key": inventory.PRODUCT_LABEL, "operator": "In", "values": sorted(gpu.products)})
+    if gpu.min_memory_mib:
+        requirements.append({"key": inventory.MEMORY_LABEL, "operator": "Gt", "values": [str(gpu.min_memory_mib - 1)]})
+    if workload.spec.placement.require_tee:
+        requirements.append({"key": inventory.CC_MODE_LABEL, "operator": "In", "values": ["on"]})
+    if not requirements:
+        return None
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": requirements}]
+    }}}
+
+
+def _pod_template(workload: AIWorkload, labels: Mapping[str, str]) -> dict[str, Any]:
+    template = copy.deepcopy(workload.spec.template)
+    metadata = template.setdefault("metadata", {})
+    metadata["labels"] = {**metadata.get("labels", {}), **labels}
+    spec = template.setdefault("spec", {})
+    containers = spec.get("containers") or []
+    if containers:
+        # The GPUs of a replica go to its first container, the model server; sidecars get none.
+        resources = containers[0].setdefault("resources", {})
+        resources.setdefault("limits", {})[inventory.GPU_RESOURCE] = str(workload.spec.gpu.count)
+        if workload.spec.model is not None:
+            env = [e for e in containers[0].get("env", []) if e.get("name") != DIGEST_ENV]
+            containers[0]["env"] = [*env, {"name": DIGEST_ENV, "value": workload.spec.model.digest}]
+    affinity = _gpu_affinity(workload)
+    if affinity is not None:
+        spec["affinity"] = {**spec.get("affinity", {}), **affinity}
+    if workload.spec.mode is Mode.TRAIN:
+        spec.setdefault("restartPolicy", "OnFailure")
+    return template
+
+
+def container_images(template: Mapping[str, Any]) -> dict[str, str]:
+    containers = template.get("spec", {}).get("containers") or []
+    return {str(c.get("name")): str(c.get("image")) for c in containers}
+
+
+def build_copy(workload: AIWorkload, replicas: int) -> dict[str, Any]:
+    """The member copy of `workload` running `replicas` replicas: a Deployment, or a Job for Train."""
+    uid = workload.metadata.uid or ""
+    selector = {UID_LABEL: uid}
+    labels = {**MANAGED_BY, UID_LABEL: uid, NAME_LABEL: workload.metadata.name,
+              NAMESPACE_LABEL: workload.metadata.namespace or ""}
+    template = _pod_template(workload, {**MANAGED_BY, **selector})
+    annotations = {
+        GENERATION_ANNOTATION: str(workload.metadata.generation or 0),
+        REPLICAS_ANNOTATION: str(replicas),
+        IMAGES_ANNOTATION: json.dumps(container_images(template), sort_keys=True),
+    }
+    if workload.spec.model is not None:
+        annotations[DIGEST_ANNOTATION] = workload.spec.model.digest
+    metadata = {"name": copy_name(workload), "namespace": WORKLOAD_NAMESPACE, "labels": labels,
+                "annotations": annotations}
+    if workload.spec.mode is Mode.TRAIN:
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
+            "parallelism": replicas, "completions": replicas, "backoffLimit": 6, "template": template,
+        }}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": {
+        "replicas": replicas, "selector": {"matchLabels": selector}, "template": template,
+    }}
