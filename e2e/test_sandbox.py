@@ -12,20 +12,9 @@ import yaml
 
 from e2e.sandbox import members
 from e2e.sandbox.world import CENSORED_IMAGE, Sandbox
+from e2e.waiting import eventually
 
 NAMESPACE = members.WORKLOAD_NAMESPACE
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60, interval: float = 0.5) -> Any:
-    """Poll until `check` returns something truthy; fail with its last value otherwise."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
 
 
 def gpu_deployment(name: str, replicas: int, gpus: int) -> dict[str, Any]:

@@ -232,6 +232,13 @@ def kill_group(pid: int) -> None:
     _reap(pid)
 
 
+def kill_recorded(pid_file: Path) -> None:
+    """Stop a process recorded in `pid_file` by an earlier run (the demo's operator), if still there."""
+    if pid_file.exists():
+        kill_group(int(pid_file.read_text()))
+        pid_file.unlink()
+
+
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from e2e.sandbox import layout, members, toolchain
-from e2e.sandbox.launcher import HUB, ClusterState, Launcher, SandboxState, alive, kill_group
+from e2e.sandbox.launcher import HUB, ClusterState, Launcher, SandboxState, alive, kill_group, kill_recorded
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CENSOR_ACTIONS = ("delete", "scale-zero", "swap-image", "revoke-credentials", "delete-namespace")
@@ -91,6 +91,7 @@ class Sandbox:
         self.kubectl(HUB).apply([members.member_secret(name, kubeconfig.read_text())])
 
     def down(self) -> None:
+        kill_recorded(self.directory / "operator.pid")  # an operator the demo left running
         self.launcher.stop(self.state)
         self.state.file.unlink(missing_ok=True)
         self.state.clusters = {}

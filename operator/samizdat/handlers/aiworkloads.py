@@ -70,11 +70,12 @@ def workload_changed(uid: str, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.daemon(model.GROUP, model.VERSION, "aiworkloads", cancellation_timeout=10.0)
 async def run_workload(
-    body: kopf.Body, uid: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger,
-    workload_uids: kopf.Index[str, bool], alliance_index: kopf.Index[str, dict[str, Any]], **_: Any,
+    body: kopf.Body, uid: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **kwargs: Any,
 ) -> None:
+    # kopf passes its indexes by the names of their functions
+    alliance_index: kopf.Index[str, dict[str, Any]] = kwargs["alliance_index"]
     fleet: Fleet = memo.fleet
-    fleet.live_index = workload_uids
+    fleet.live_index = kwargs["workload_uids"]
     wake = fleet.subscribe(uid)
     written: dict[str, Any] | None = None
     said: tuple[str, ...] = ()

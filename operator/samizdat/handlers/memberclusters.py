@@ -60,12 +60,12 @@ def build_status(spec: model.MemberCluster, member: Member, fenced: bool, now: d
         censorship_evidence=model.CensorshipEvidence(kind=censoring.kind, message=censoring.message, time=now)
         if censoring else None,
         gpu_inventory=tuple(
-            model.GPUNodeShape(product=s.product, memoryMiB=s.memory_mib, tee=s.tee, freeGPUs=s.free_gpus,
+            model.GPUNodeShape(product=s.product, memory_mib=s.memory_mib, tee=s.tee, free_gpus=s.free_gpus,
                                nodes=s.nodes)
             for s in shapes
         ),
-        totalGPUs=sum(_node_gpus(node) for node in member.nodes.values()),
-        freeGPUs=sum(s.free_gpus * s.nodes for s in shapes),
+        total_gpus=sum(_node_gpus(node) for node in member.nodes.values()),
+        free_gpus=sum(s.free_gpus * s.nodes for s in shapes),
         observed_generation=spec.metadata.generation,
     )
     dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -91,11 +91,10 @@ def _comparable(status: dict[str, Any]) -> dict[str, Any]:
 
 @kopf.daemon(model.GROUP, model.VERSION, "memberclusters", cancellation_timeout=5.0)
 async def run_member(
-    body: kopf.Body, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger,
-    workload_uids: kopf.Index[str, bool], **_: Any
+    body: kopf.Body, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     fleet: Fleet = memo.fleet
-    fleet.live_index = workload_uids  # the fence's orphan sweep needs every live workload
+    fleet.live_index = kwargs["workload_uids"]  # the fence's orphan sweep needs every live workload
     delay = RETRY_CONNECT_S[0]
     member: Member | None = None
     try:

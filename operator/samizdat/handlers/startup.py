@@ -24,7 +24,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 30
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    memo.fleet = Fleet(MemberSettings())
+    memo.fleet = Fleet(MemberSettings(quarantine_s=memo.get("quarantine_seconds", 300.0)))
     memo.hub = hub.connect()
 
 

@@ -1,0 +1,62 @@
+"""The operator as the e2e suites run it: a real `samizdat run` process against the sandbox hub."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from e2e.sandbox.launcher import kill_recorded
+from e2e.sandbox.world import Sandbox
+
+
+class OperatorProcess:
+    """Start, SIGKILL and restart `python -m samizdat run`, logging to the sandbox directory."""
+
+    def __init__(self, sandbox: Sandbox, kubeconfig: Path | None = None, quarantine_seconds: float = 10) -> None:
+        self.sandbox = sandbox
+        self.quarantine_seconds = quarantine_seconds
+        self.kubeconfig = kubeconfig or sandbox.admin_kubeconfig("hub")
+        self.log = sandbox.directory / "logs" / "operator.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        # `python -m e2e.sandbox down` stops an operator left running by the demo through this file.
+        self.pid_file = sandbox.directory / "operator.pid"
+
+    def start(self) -> None:
+        kill_recorded(self.pid_file)
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1")
+        with self.log.open("ab") as log:
+            log.write(f"\n===== operator started at {time.strftime('%H:%M:%S')} =====\n".encode())
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "samizdat", "run", "--quarantine-seconds", str(self.quarantine_seconds)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        self.pid_file.write_text(str(self.process.pid))
+
+    def kill(self) -> None:
+        """SIGKILL, as the kernel's OOM killer or a node failure would: no cleanup runs."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+        self.pid_file.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+

@@ -1,0 +1,133 @@
+"""What the e2e suites do and check as a user would: apply AIWorkloads, read status, count real pods.
+
+The rule check here is independent of the solver: it reads what the member clusters really run and
+tests it against the workload's rules and the built-in alliance table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from e2e.sandbox import members
+from e2e.sandbox.layout import DEFAULT_MEMBERS
+from e2e.sandbox.world import Sandbox
+from e2e.waiting import eventually
+from samizdat import jurisdictions
+
+COUNTRY = {member.name: member.country for member in DEFAULT_MEMBERS}
+PROVIDER = {member.name: member.provider for member in DEFAULT_MEMBERS}
+UID_LABEL = "samizdat.io/workload-uid"
+
+
+def aiworkload(name: str, replicas: int, placement: dict[str, Any], gpus: int = 1,
+               image: str = "registry.invalid/llm-server:1", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "samizdat.io/v1alpha1", "kind": "AIWorkload",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": replicas, "mode": "Serve", "gpu": {"count": gpus}, "placement": placement,
+            "model": {"digest": "sha256:" + "ab" * 32},
+            "template": {"spec": {"containers": [{"name": "server", "image": image}]}},
+            **spec,
+        },
+    }
+
+
+def get_workload(sandbox: Sandbox, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = sandbox.kubectl("hub").get_json("aiworkload", name, "-n", "default")
+    return result
+
+
+def condition(workload: dict[str, Any], kind: str) -> dict[str, Any]:
+    for item in workload.get("status", {}).get("conditions", []):
+        if item["type"] == kind:
+            return dict(item)
+    return {}
+
+
+def member_pods(sandbox: Sandbox, uid: str, *, running: bool = True) -> dict[str, int]:
+    """Pods of a workload per member, read from the members themselves (unreachable ones skipped)."""
+    counts: dict[str, int] = {}
+    for member in sandbox.member_names:
+        if sandbox.state.clusters[member].faults:
+            continue
+        result = sandbox.kubectl(member).run(
+            "get", "pods", "-n", members.WORKLOAD_NAMESPACE, "-l", f"{UID_LABEL}={uid}", "-o", "json", check=False,
+        )
+        if result.returncode != 0:
+            continue
+        pods = [p for p in json.loads(result.stdout)["items"] if not p["metadata"].get("deletionTimestamp")]
+        if running:
+            pods = [p for p in pods if p["status"].get("phase") == "Running"]
+        if pods:
+            counts[member] = len(pods)
+    return counts
+
+
+def copies(sandbox: Sandbox, uid: str) -> dict[str, dict[str, Any]]:
+    found = {}
+    for member in sandbox.member_names:
+        if sandbox.state.clusters[member].faults:
+            continue
+        result = sandbox.kubectl(member).run(
+            "get", "deployments", "-n", members.WORKLOAD_NAMESPACE, "-l", f"{UID_LABEL}={uid}", "-o", "json",
+            check=False,
+        )
+        if result.returncode == 0:
+            items = json.loads(result.stdout)["items"]
+            if items:
+                found[member] = items[0]
+    return found
+
+
+def rule_violations(counts: dict[str, int], placement: dict[str, Any]) -> list[str]:
+    """Every hard rule of `placement` checked against real per-member replica counts."""
+    problems = []
+    countries = Counter[str]()
+    providers = Counter[str]()
+    for member, n in counts.items():
+        countries[COUNTRY[member]] += n
+        providers[PROVIDER[member]] += n
+    table = jurisdictions.alliance_table()
+    limit = placement.get("maxPerJurisdiction")
+    if limit is not None and any(n > limit for n in countries.values()):
+        problems.append(f"maxPerJurisdiction {limit}: {dict(countries)}")
+    if len(countries) < placement.get("minJurisdictions", 1):
+        problems.append(f"minJurisdictions {placement['minJurisdictions']}: {sorted(countries)}")
+    for alliance in placement.get("deniedAlliances", []):
+        inside = [c for c in countries if c in table[alliance]]
+        if inside:
+            problems.append(f"denied alliance {alliance}: {inside}")
+    limit = placement.get("maxPerAlliance")
+    if limit is not None:
+        for alliance, members_of in table.items():
+            total = sum(n for c, n in countries.items() if c in members_of)
+            if total > limit:
+                problems.append(f"maxPerAlliance {limit}: {alliance} has {total}")
+    limit = placement.get("maxPerCluster")
+    if limit is not None and any(n > limit for n in counts.values()):
+        problems.append(f"maxPerCluster {limit}: {counts}")
+    limit = placement.get("maxPerProvider")
+    if limit is not None and any(n > limit for n in providers.values()):
+        problems.append(f"maxPerProvider {limit}: {dict(providers)}")
+    denied = set(placement.get("deniedJurisdictions", []))
+    if denied & set(countries):
+        problems.append(f"deniedJurisdictions: {sorted(denied & set(countries))}")
+    return problems
+
+
+def wait_settled(sandbox: Sandbox, name: str, replicas: int, timeout: float = 90) -> dict[str, Any]:
+    """Wait until the workload reports `replicas` ready with its rules satisfied, and return it."""
+    def settled() -> dict[str, Any] | None:
+        workload = get_workload(sandbox, name)
+        status = workload.get("status", {})
+        ok = (
+            status.get("readyReplicas") == replicas
+            and condition(workload, "RulesSatisfied").get("status") == "True"
+            and status.get("observedGeneration") == workload["metadata"]["generation"]
+        )
+        return workload if ok else None
+
+    return eventually(settled, timeout=timeout, what=f"{name} settled with {replicas} ready")

@@ -1,0 +1,101 @@
+"""The pure builders of member copies, and the tamper check that reads them back."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from samizdat import manifests
+from samizdat.fleet import tampering
+from samizdat.model import AIWorkload, CensorshipKind
+
+DIGEST = "sha256:" + "0f" * 32
+
+
+def workload(**spec: Any) -> AIWorkload:
+    return AIWorkload.model_validate({
+        "apiVersion": "samizdat.io/v1alpha1", "kind": "AIWorkload",
+        "metadata": {"name": "llm", "namespace": "team-a", "uid": "1234abcd-0000-4000-8000-000000000000",
+                     "generation": 3},
+        "spec": {
+            "replicas": 2, "gpu": {"count": 4, "products": ["NVIDIA-H100-80GB-HBM3"], "minMemoryMiB": 80000},
+            "model": {"digest": DIGEST},
+            "template": {"metadata": {"labels": {"tier": "inference"}}, "spec": {"containers": [
+                {"name": "server", "image": "example/llm:1", "env": [{"name": "A", "value": "1"}]},
+                {"name": "sidecar", "image": "example/proxy:2"},
+            ]}},
+            **spec,
+        },
+    })
+
+
+def test_serve_builds_a_deployment_tied_to_its_workload() -> None:
+    built = manifests.build_copy(workload(), 3)
+    assert built["kind"] == "Deployment" and built["spec"]["replicas"] == 3
+    assert built["metadata"]["namespace"] == manifests.WORKLOAD_NAMESPACE
+    assert built["metadata"]["name"] == "llm-1234abcd"
+    labels = built["metadata"]["labels"]
+    assert labels[manifests.UID_LABEL] == "1234abcd-0000-4000-8000-000000000000"
+    assert labels[manifests.NAMESPACE_LABEL] == "team-a"
+    annotations = built["metadata"]["annotations"]
+    assert annotations[manifests.GENERATION_ANNOTATION] == "3"
+    assert annotations[manifests.DIGEST_ANNOTATION] == DIGEST
+    assert json.loads(annotations[manifests.IMAGES_ANNOTATION]) == {"server": "example/llm:1", "sidecar": "example/proxy:2"}
+    pod = built["spec"]["template"]
+    assert pod["metadata"]["labels"]["tier"] == "inference"
+    assert built["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+
+
+def test_gpus_go_to_the_first_container_with_the_digest_and_node_affinity() -> None:
+    pod = manifests.build_copy(workload(placement={"requireTEE": True}), 1)["spec"]["template"]["spec"]
+    server, sidecar = pod["containers"]
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    assert "resources" not in sidecar
+    assert {"name": manifests.DIGEST_ENV, "value": DIGEST} in server["env"]
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    expressions = {e["key"]: (e["operator"], e["values"]) for e in terms[0]["matchExpressions"]}
+    assert expressions == {
+        "nvidia.com/gpu.product": ("In", ["NVIDIA-H100-80GB-HBM3"]),
+        "nvidia.com/gpu.memory": ("Gt", ["79999"]),
+        "nvidia.com/cc.mode": ("In", ["on"]),
+    }
+
+
+def test_train_builds_a_job_and_the_template_is_not_mutated() -> None:
+    source = workload(mode="Train")
+    before = copy.deepcopy(source.spec.template)
+    built = manifests.build_copy(source, 4)
+    assert built["kind"] == "Job"
+    assert built["spec"]["parallelism"] == built["spec"]["completions"] == 4
+    assert built["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
+    assert source.spec.template == before
+
+
+def as_seen(built: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    seen = copy.deepcopy(built)
+    seen["spec"].update(changes)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("change", "kind"),
+    [
+        pytest.param({}, None, id="untouched"),
+        pytest.param({"replicas": 0}, CensorshipKind.SCALED_TO_ZERO, id="scaled-to-zero"),
+        pytest.param({"replicas": 1}, CensorshipKind.SPEC_ALTERED, id="scaled-down"),
+    ],
+)
+def test_tampering_is_told_from_our_own_annotations(change: dict[str, Any], kind: CensorshipKind | None) -> None:
+    evidence = tampering(as_seen(manifests.build_copy(workload(), 2), **change))
+    assert (evidence.kind if evidence else None) == kind
+
+
+def test_swapped_image_is_tampering() -> None:
+    seen = manifests.build_copy(workload(), 2)
+    seen["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.invalid/censored:latest"
+    evidence = tampering(seen)
+    assert evidence is not None and evidence.kind is CensorshipKind.SPEC_ALTERED
+    assert "censored" in evidence.message
