@@ -1,0 +1,267 @@
+"""The AIWorkload resource: what to run, on which GPUs, and the hard rules on where it may run.
+
+`spec.placement` holds the jurisdiction rules the solver must never break. The cross-field rules that
+can be judged from the object alone are CEL rules in the CRD and the same checks in Python here, so a
+workload the apiserver accepts is one this model accepts, and the other way round.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+
+from samizdat.model.common import (
+    API_VERSION,
+    CONDITIONS,
+    CelRule,
+    Condition,
+    CountryCode,
+    CountryCodes,
+    Count,
+    DNSLabel,
+    Flag,
+    Model,
+    NonNegativeInt,
+    NonNegativeNumber,
+    ObjectMeta,
+    PositiveCount,
+    cel_rules,
+    enforce,
+    list_map,
+    list_set,
+    unique,
+)
+
+AI_WORKLOAD: Final = "AIWorkload"
+
+
+class Mode(StrEnum):
+    """How replicas run: a long-lived service or a run-to-completion job."""
+
+    SERVE = "Serve"
+    TRAIN = "Train"
+
+
+class GPURequirements(Model):
+    """What each replica needs; all of a replica's GPUs come from one node."""
+
+    count: PositiveCount = 1
+    """GPUs per replica."""
+    products: Annotated[
+        tuple[Annotated[str, Field(min_length=1, max_length=63)], ...], list_set(32), AfterValidator(unique)
+    ] = ()
+    """Acceptable GPU products (nvidia.com/gpu.product values); empty means any."""
+    min_memory_mib: Annotated[NonNegativeInt, Field(alias="minMemoryMiB")] = 0
+    """Minimum memory of each GPU in MiB."""
+
+
+class ClusterSelector(Model):
+    """Restricts placement to members whose labels match."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels a member must carry, all of them, with these exact values."""
+
+
+ALLOWED_DENIED_DISJOINT: Final = CelRule(
+    "!has(self.allowedJurisdictions) || !has(self.deniedJurisdictions)"
+    " || self.deniedJurisdictions.all(c, !(c in self.allowedJurisdictions))",
+    "a jurisdiction cannot be both in allowedJurisdictions and in deniedJurisdictions",
+    ".deniedJurisdictions",
+)
+MIN_JURISDICTIONS_WITHIN_ALLOWED: Final = CelRule(
+    "!has(self.allowedJurisdictions) || size(self.allowedJurisdictions) == 0"
+    " || self.minJurisdictions <= size(self.allowedJurisdictions)",
+    "minJurisdictions cannot exceed the number of allowedJurisdictions",
+    ".minJurisdictions",
+)
+
+
+class PlacementRules(Model):
+    """Hard rules on where replicas may run. A rule that cannot be met leaves the workload unplaced."""
+
+    model_config = cel_rules(ALLOWED_DENIED_DISJOINT, MIN_JURISDICTIONS_WITHIN_ALLOWED)
+
+    min_jurisdictions: PositiveCount = 1
+    """Replicas must span at least this many countries."""
+    max_per_jurisdiction: PositiveCount | None = None
+    """At most this many replicas in any one country."""
+    max_per_alliance: PositiveCount | None = None
+    """At most this many replicas in the countries of any one alliance (see Alliance objects)."""
+    max_per_provider: PositiveCount | None = None
+    """At most this many replicas on members of any one provider."""
+    max_per_cluster: PositiveCount | None = None
+    """At most this many replicas on any one member."""
+    min_providers: PositiveCount = 1
+    """Replicas must span at least this many providers."""
+    allowed_jurisdictions: CountryCodes = ()
+    """If not empty, only members in these countries (ISO 3166-1 alpha-2) are used."""
+    denied_jurisdictions: CountryCodes = ()
+    """Members in these countries (ISO 3166-1 alpha-2) are never used."""
+    denied_alliances: Annotated[tuple[DNSLabel, ...], list_set(64), AfterValidator(unique)] = ()
+    """Members in any country of these alliances (Alliance object names, e.g. five-eyes) are never used."""
+    require_tee: Annotated[Flag, Field(alias="requireTEE")] = False
+    """Only members and nodes with confidential computing (GPU TEE) are used."""
+    cluster_selector: ClusterSelector = ClusterSelector()
+    """Only members whose labels match are used."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> PlacementRules:
+        enforce(not set(self.allowed_jurisdictions) & set(self.denied_jurisdictions), ALLOWED_DENIED_DISJOINT)
+        enforce(
+            not self.allowed_jurisdictions or self.min_jurisdictions <= len(self.allowed_jurisdictions),
+            MIN_JURISDICTIONS_WITHIN_ALLOWED,
+        )
+        return self
+
+
+class FailoverPolicy(Model):
+    """How the workload survives losing members."""
+
+    standby_replicas: Count = 0
+    """Warm replicas kept beyond spec.replicas so a failover need not wait for a cold start; placement
+    rules count them like every other replica."""
+    quarantine_seconds: Count = 300
+    """After a member fails or censors, no replica of this workload returns to it for this many seconds."""
+
+
+class ModelRef(Model):
+    """The model weights the workload serves or starts from."""
+
+    digest: Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$", min_length=71, max_length=71)]
+    """sha256 digest of the weights; replicas refuse weights that do not match."""
+    uri: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    """Where the weights can be fetched from."""
+
+
+# Spec-level rules count every replica the solver places: serving plus standby (see placed_replicas).
+_PLACED = "(self.replicas + self.failover.standbyReplicas)"
+MIN_JURISDICTIONS_WITHIN_REPLICAS: Final = CelRule(
+    f"self.replicas == 0 || self.placement.minJurisdictions <= {_PLACED}",
+    "placement.minJurisdictions cannot exceed replicas + failover.standbyReplicas",
+    ".placement.minJurisdictions",
+)
+MIN_PROVIDERS_WITHIN_REPLICAS: Final = CelRule(
+    f"self.replicas == 0 || self.placement.minProviders <= {_PLACED}",
+    "placement.minProviders cannot exceed replicas + failover.standbyReplicas",
+    ".placement.minProviders",
+)
+REPLICAS_WITHIN_ALLOWED_CAPACITY: Final = CelRule(
+    "self.replicas == 0 || !has(self.placement.maxPerJurisdiction) || !has(self.placement.allowedJurisdictions)"
+    " || size(self.placement.allowedJurisdictions) == 0"
+    f" || {_PLACED} <= self.placement.maxPerJurisdiction * size(self.placement.allowedJurisdictions)",
+    "replicas + failover.standbyReplicas cannot exceed placement.maxPerJurisdiction"
+    " times the number of placement.allowedJurisdictions",
+    ".replicas",
+)
+
+
+class AIWorkloadSpec(Model):
+    """What to run, on which GPUs, and where it may run."""
+
+    model_config = cel_rules(
+        MIN_JURISDICTIONS_WITHIN_REPLICAS, MIN_PROVIDERS_WITHIN_REPLICAS, REPLICAS_WITHIN_ALLOWED_CAPACITY
+    )
+
+    replicas: Count = 1
+    """Replicas to run; 0 scales the workload to zero (standby included)."""
+    mode: Mode = Mode.SERVE
+    """Serve runs each member's replicas as a Deployment, Train as a Job."""
+    template: dict[str, Any]
+    """Pod template (a PodTemplateSpec) for every replica; samizdat adds the GPU request and its labels."""
+    gpu: GPURequirements = GPURequirements()
+    """GPUs each replica needs."""
+    placement: PlacementRules = PlacementRules()
+    """Hard rules on where replicas may run."""
+    failover: FailoverPolicy = FailoverPolicy()
+    """Standby replicas and quarantine after a member fails."""
+    model: ModelRef | None = None
+    """The model weights, pinned by digest."""
+
+    @property
+    def placed_replicas(self) -> int:
+        """Replicas the solver places: serving plus standby, none at all when scaled to zero."""
+        return self.replicas + self.failover.standby_replicas if self.replicas else 0
+
+    @model_validator(mode="after")
+    def _rules(self) -> AIWorkloadSpec:
+        placed, rules = self.placed_replicas, self.placement
+        enforce(not placed or rules.min_jurisdictions <= placed, MIN_JURISDICTIONS_WITHIN_REPLICAS)
+        enforce(not placed or rules.min_providers <= placed, MIN_PROVIDERS_WITHIN_REPLICAS)
+        enforce(
+            not placed
+            or rules.max_per_jurisdiction is None
+            or not rules.allowed_jurisdictions
+            or placed <= rules.max_per_jurisdiction * len(rules.allowed_jurisdictions),
+            REPLICAS_WITHIN_ALLOWED_CAPACITY,
+        )
+        return self
+
+
+class AIWorkloadConditionType(StrEnum):
+    PLACED = "Placed"
+    RULES_SATISFIED = "RulesSatisfied"
+    AVAILABLE = "Available"
+    DEGRADED = "Degraded"
+
+
+class MemberPlacement(Model):
+    """Replicas of this workload on one member."""
+
+    cluster: Annotated[str, Field(min_length=1, max_length=253)]
+    """Name of the MemberCluster."""
+    jurisdiction: CountryCode
+    """Country of the member at the time of placement."""
+    provider: Annotated[str, Field(min_length=1, max_length=63)]
+    """Provider of the member at the time of placement."""
+    replicas: Count
+    """Replicas placed on the member."""
+    ready_replicas: Count = 0
+    """Replicas on the member that are ready."""
+
+
+class Failover(Model):
+    """One move of replicas away from a member that failed or censored."""
+
+    time: AwareDatetime
+    """When the failover started."""
+    from_cluster: Annotated[str, Field(min_length=1, max_length=253)]
+    """The member the replicas left."""
+    reason: Annotated[str, Field(min_length=1, max_length=1024)]
+    """Why, as one CamelCase word (e.g. MemberDown, Censoring)."""
+    seconds: NonNegativeNumber
+    """How long it took until the moved replicas were ready again elsewhere."""
+
+
+class AIWorkloadStatus(Model):
+    """Where the workload runs, and whether its rules hold."""
+
+    conditions: Annotated[tuple[Condition[AIWorkloadConditionType], ...], Field(json_schema_extra=CONDITIONS)] = ()
+    """Placed, RulesSatisfied, Available and Degraded."""
+    placements: Annotated[tuple[MemberPlacement, ...], Field(json_schema_extra=list_map("cluster"))] = ()
+    """Replicas per member."""
+    jurisdictions: Count = 0
+    """Number of countries with at least one replica."""
+    jurisdiction_list: CountryCodes = ()
+    """Countries with at least one replica."""
+    replicas: Count = 0
+    """Replicas placed, standby included."""
+    ready_replicas: Count = 0
+    """Replicas that are ready."""
+    last_failover: Failover | None = None
+    """The most recent failover."""
+    observed_generation: NonNegativeInt | None = None
+    """The metadata.generation this status was computed from."""
+    message: Annotated[str, Field(max_length=32768)] = ""
+    """Human-readable summary, e.g. which rule keeps the workload from being placed."""
+
+
+class AIWorkload(Model):
+    """An AI workload placed across member clusters in several jurisdictions under hard rules."""
+
+    api_version: Literal["samizdat.io/v1alpha1"] = API_VERSION
+    kind: Literal["AIWorkload"] = AI_WORKLOAD
+    metadata: ObjectMeta
+    spec: AIWorkloadSpec
+    status: AIWorkloadStatus = AIWorkloadStatus()
