@@ -25,6 +25,8 @@ from e2e.workloads import (
     get_workload,
     member_pods,
     rule_violations,
+    wait_condition,
+    wait_running,
     wait_settled,
 )
 
@@ -106,8 +108,7 @@ def settled_without(sandbox: Sandbox, placed: dict[str, Any], gone: set[str], ti
         return workload if done and condition(workload, "RulesSatisfied").get("status") == "True" else None
 
     workload = eventually(moved, timeout=timeout, what=f"replicas moved off {sorted(gone)}")
-    running = eventually(lambda: (c := member_pods(sandbox, placed["uid"])) if sum(c.values()) == REPLICAS else None,
-                         timeout=30, what="pods running elsewhere")
+    running = wait_running(sandbox, placed["uid"], REPLICAS, timeout=30)
     assert not set(running) & gone
     assert rule_violations(running, placed["rules"]) == []
     return workload
@@ -185,10 +186,7 @@ def test_most_members_down_halts_evictions(hub: Sandbox, placed: dict[str, Any])
     victims = [m for m in hub.member_names if m not in keep][:4]
     for victim in victims:
         hub.kill(victim)
-    workload = eventually(
-        lambda: (w := get_workload(hub, placed["name"])) if condition(w, "Degraded").get("reason") == "EvictionsHalted"
-        else None, timeout=30, what="evictions halted",
-    )
+    workload = wait_condition(hub, placed["name"], "Degraded", "EvictionsHalted", timeout=30)
     assert "evictions are halted" in workload["status"]["message"]
     time.sleep(5)  # long enough for a stampede to start, were the guard missing
     after = copies(hub, placed["uid"])

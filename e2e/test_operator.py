@@ -19,6 +19,8 @@ from e2e.workloads import (
     get_workload,
     member_pods,
     rule_violations,
+    wait_condition,
+    wait_running,
     wait_settled,
 )
 
@@ -45,7 +47,7 @@ def sample(hub: Sandbox, operator: OperatorProcess) -> Any:
 
 def test_sample_workload_runs_in_members_that_satisfy_every_rule(hub: Sandbox, sample: dict[str, Any]) -> None:
     uid = sample["metadata"]["uid"]
-    running = eventually(lambda: (c := member_pods(hub, uid)) if sum(c.values()) == 4 else None, timeout=60)
+    running = wait_running(hub, uid, 4)
     assert rule_violations(running, SAMPLE_RULES) == []
     placements = {p["cluster"]: p["replicas"] for p in sample["status"]["placements"]}
     assert placements == running
@@ -79,9 +81,7 @@ def test_infeasible_rules_name_the_rule_and_create_nothing(hub: Sandbox, operato
     # Outside the Five Eyes the default layout has DE, CH and FR: four countries cannot be had.
     apply(hub, aiworkload("impossible", 4, {"minJurisdictions": 4, "deniedAlliances": ["five-eyes"]}))
     try:
-        workload = eventually(
-            lambda: (w := get_workload(hub, "impossible")) if condition(w, "RulesSatisfied") else None, timeout=60,
-        )
+        workload = wait_condition(hub, "impossible", "RulesSatisfied")
         rules = condition(workload, "RulesSatisfied")
         assert rules["status"] == "False"
         assert rules["reason"] == "MinJurisdictions"

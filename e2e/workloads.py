@@ -131,3 +131,23 @@ def wait_settled(sandbox: Sandbox, name: str, replicas: int, timeout: float = 90
         return workload if ok else None
 
     return eventually(settled, timeout=timeout, what=f"{name} settled with {replicas} ready")
+
+
+def wait_running(sandbox: Sandbox, uid: str, replicas: int, timeout: float = 60) -> dict[str, int]:
+    """Wait until exactly `replicas` pods of the workload run across reachable members; return per member."""
+    def counted() -> dict[str, int] | None:
+        counts = member_pods(sandbox, uid)
+        return counts if sum(counts.values()) == replicas else None
+
+    return eventually(counted, timeout=timeout, what=f"{replicas} pods running")
+
+
+def wait_condition(sandbox: Sandbox, name: str, kind: str, reason: str | None = None,
+                   timeout: float = 60) -> dict[str, Any]:
+    """Wait until the workload has condition `kind` (with `reason`, when given); return the workload."""
+    def seen() -> dict[str, Any] | None:
+        workload = get_workload(sandbox, name)
+        found = condition(workload, kind)
+        return workload if found and (reason is None or found.get("reason") == reason) else None
+
+    return eventually(seen, timeout=timeout, what=f"{name} condition {kind} {reason or ''}")
