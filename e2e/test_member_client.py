@@ -82,7 +82,8 @@ async def test_every_member_is_reached_through_its_kubeconfig_secret_in_the_hub(
                                               key="kubeconfig")
             # Exactly what the operator will do: the Secret's text, parsed with no file access.
             async with clusters.MemberClient(member, kubeconfig.parse(text), deadlines=FAST) as client:
-                listing = await clusters.list_objects(client, resources.NODES, label_selector="nvidia.com/gpu.present=true")
+                listing = await clusters.list_objects(client, resources.NODES,
+                                                      label_selector="nvidia.com/gpu.present=true")
                 assert listing.items, f"{member}: no GPU nodes listed"
                 assert listing.resource_version
                 node = listing.items[0]
@@ -143,7 +144,8 @@ async def test_apply_is_idempotent_watch_sees_it_and_delete_is_idempotent(sandbo
             await asyncio.wait_for(added, 15)
 
             assert await clusters.scale(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE, replicas=0) == 0
-            assert (await clusters.get(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE))["spec"]["replicas"] == 0
+            scaled = await clusters.get(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE)
+            assert scaled["spec"]["replicas"] == 0
             # Taking it back: our next apply restores the replica count we own.
             third = await clusters.apply(client, deployment(name, replicas=2))
             assert third["spec"]["replicas"] == 2

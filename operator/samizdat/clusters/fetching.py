@@ -1,0 +1,97 @@
+"""Reading objects from a member (or Secrets from the hub): get one, or list many with a resourceVersion.
+
+Lists are read in pages so one reply stays small even in a big cluster; all pages share the
+resourceVersion of the first, which is where a watch continues from (see `watching`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from samizdat.clusters import errors, resources
+from samizdat.clusters.client import MemberClient
+
+PAGE_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A consistent list of objects as of `resource_version`."""
+
+    items: tuple[dict[str, Any], ...]
+    resource_version: str
+
+
+async def get(
+    client: MemberClient, resource: resources.Resource, name: str, *, namespace: str | None = None
+) -> dict[str, Any]:
+    """One object; raises `NotFound` when it does not exist."""
+    reply = await client.request("GET", resource.path(namespace=namespace, name=name))
+    return reply.json()
+
+
+async def list_objects(
+    client: MemberClient,
+    resource: resources.Resource,
+    *,
+    namespace: str | None = None,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    page_size: int = PAGE_SIZE,
+) -> Listing:
+    """All objects of `resource` (in `namespace`, or everywhere), matching the selectors if given.
+
+    Raises `Gone` if the list changed so much between pages that the server dropped its snapshot; list
+    again then.
+    """
+    params: dict[str, str] = {"limit": str(page_size)}
+    if label_selector:
+        params["labelSelector"] = label_selector
+    if field_selector:
+        params["fieldSelector"] = field_selector
+    items: list[dict[str, Any]] = []
+    resource_version: str | None = None
+    while True:
+        page = (await client.request("GET", resource.path(namespace=namespace), params=params)).json()
+        metadata = _mapping(page.get("metadata"))
+        # Only the first page's version counts: later pages are served from that same snapshot.
+        resource_version = resource_version or str(metadata.get("resourceVersion") or "")
+        items.extend(_with_kind(page.get("items"), resource))
+        token = metadata.get("continue")
+        if not token:
+            break
+        params["continue"] = str(token)
+    if not resource_version:
+        raise errors.MemberAPIError(client.member, f"list of {resource.plural} carries no resourceVersion")
+    return Listing(tuple(items), resource_version)
+
+
+async def read_secret(client: MemberClient, *, namespace: str, name: str, key: str) -> str:
+    """One value of a Secret, decoded (e.g. a member's kubeconfig kept in the hub)."""
+    secret = await get(client, resources.SECRETS, name, namespace=namespace)
+    encoded = _mapping(secret.get("data")).get(key)
+    if not isinstance(encoded, str):
+        raise errors.NotFound(client.member, f"Secret {namespace}/{name} has no key {key!r}")
+    try:
+        return base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise errors.MemberAPIError(client.member, f"Secret {namespace}/{name} key {key!r} is not text") from None
+
+
+def _with_kind(raw_items: Any, resource: resources.Resource) -> Iterable[dict[str, Any]]:
+    # Items of a list carry no apiVersion/kind of their own; give them back what a GET would show.
+    if not isinstance(raw_items, list):
+        return
+    for item in raw_items:
+        if isinstance(item, dict):
+            item.setdefault("apiVersion", resource.api_version)
+            item.setdefault("kind", resource.kind)
+            yield item
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

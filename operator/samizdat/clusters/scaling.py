@@ -1,0 +1,32 @@
+"""Changing the replica count of a member's Deployment through its `/scale` subresource.
+
+Scaling is how a partitioned member that comes back is fenced (scaled to 0 before its old replicas
+count). It goes through `/scale` rather than a server-side apply of a partial manifest because, with
+apply, every field we stop sending is a field we remove: a partial apply by our field manager would
+strip the Deployment of its template. `/scale` touches `spec.replicas` and nothing else.
+"""
+
+from __future__ import annotations
+
+from samizdat.clusters import errors, resources, writing
+from samizdat.clusters.client import MemberClient
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+async def scale(
+    client: MemberClient, resource: resources.Resource, name: str, *, namespace: str, replicas: int
+) -> int:
+    """Set `spec.replicas`; returns the replica count the member now records. `NotFound` if absent."""
+    if not resource.scalable:
+        raise ValueError(f"{resource.plural} have no scale subresource")
+    if replicas < 0:
+        raise ValueError(f"replicas must not be negative, got {replicas}")
+    path = resource.path(namespace=namespace, name=name, subresource="scale")
+    reply = await writing.write(client, "PATCH", path, body={"spec": {"replicas": replicas}}, content_type=MERGE_PATCH)
+    spec = reply.json().get("spec") or {}
+    # Go omits a zero `replicas` from the Scale it returns: absent means 0.
+    recorded = spec.get("replicas", 0) if isinstance(spec, dict) else None
+    if not isinstance(recorded, int):
+        raise errors.MemberAPIError(client.member, f"scale of {resource.plural}/{name} returned no replica count")
+    return recorded

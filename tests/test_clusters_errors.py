@@ -1,0 +1,180 @@
+"""Every way a member can fail maps to exactly one of our errors, and no HTTP-library exception escapes."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from samizdat import clusters
+from samizdat.clusters import errors, fetching, resources, watching
+from samizdat.clusters.kubeconfig import Credentials
+
+
+def status(code: int, reason: str, message: str) -> bytes:
+    return json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
+                       "reason": reason, "message": message}).encode()
+
+
+STATUSES: list[Any] = [
+    pytest.param(401, status(401, "Unauthorized", "Unauthorized"), clusters.MemberUnauthorized, "Unauthorized",
+                 id="401-unauthorized"),
+    pytest.param(403, status(403, "Forbidden", 'deployments.apps is forbidden: User "x" cannot create'),
+                 clusters.MemberForbidden, 'deployments.apps is forbidden: User "x" cannot create', id="403-forbidden"),
+    pytest.param(404, status(404, "NotFound", 'deployments.apps "a" not found'), clusters.NotFound,
+                 'deployments.apps "a" not found', id="404-not-found"),
+    pytest.param(409, status(409, "Conflict", "Apply failed with 1 conflict"), clusters.Conflict,
+                 "Apply failed with 1 conflict", id="409-conflict"),
+    pytest.param(410, status(410, "Expired", "too old resource version: 1 (737)"), clusters.Gone,
+                 "too old resource version: 1 (737)", id="410-gone"),
+    pytest.param(422, status(422, "Invalid", "spec.replicas: Invalid value: -1"), clusters.MemberAPIError,
+                 "spec.replicas: Invalid value: -1", id="422-invalid"),
+    pytest.param(429, status(429, "TooManyRequests", "too many requests"), clusters.MemberAPIError,
+                 "too many requests", id="429-throttled"),
+    pytest.param(500, b"[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed\n", clusters.MemberAPIError,
+                 "[+]ping ok [-]etcd failed: reason withheld readyz check failed", id="500-text-body"),
+    pytest.param(503, b"", clusters.MemberAPIError, "HTTP 503", id="503-empty-body"),
+    pytest.param(502, b'["not", "a", "status"]', clusters.MemberAPIError, "HTTP 502", id="502-odd-json"),
+    pytest.param(301, b"", clusters.MemberAPIError, "HTTP 301", id="301-redirects-are-not-followed"),
+]
+
+
+@pytest.mark.parametrize(("code", "body", "expected", "message"), STATUSES)
+def test_status_codes(code: int, body: bytes, expected: type[clusters.MemberError], message: str) -> None:
+    error = errors.for_response("de-berlin", code, body)
+    assert type(error) is expected
+    assert (error.member, error.status, error.message) == ("de-berlin", code, message)
+    assert str(error) == f"member 'de-berlin': {message}"
+
+
+def test_status_reason_is_kept_and_long_messages_are_cut() -> None:
+    error = errors.for_response("m", 410, status(410, "Expired", "x" * 1000))
+    assert error.reason == "Expired"
+    assert len(error.message) == errors.MESSAGE_MAX_CHARS and error.message.endswith("…")
+
+
+def _chained(outer: BaseException, *causes: BaseException) -> BaseException:
+    """`outer` raised from `causes[0]` raised from `causes[1]`…, as the HTTP stack chains them."""
+    chain = [outer, *causes]
+    for error, cause in zip(chain, chain[1:]):
+        error.__cause__ = cause
+    return outer
+
+
+def _verification_failed() -> ssl.SSLCertVerificationError:
+    return ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+
+
+TRANSPORT: list[Any] = [
+    pytest.param(_chained(httpx.ConnectError("All connection attempts failed"),
+                          OSError("All connection attempts failed"),
+                          ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 1)")),
+                 clusters.MemberUnreachable, "cannot connect: connection refused", id="refused"),
+    pytest.param(_chained(httpx.ReadError(""), ConnectionResetError(errno.ECONNRESET, "reset")),
+                 clusters.MemberUnreachable, "connection lost: connection reset by peer", id="reset"),
+    pytest.param(httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+                 clusters.MemberUnreachable,
+                 "connection lost: peer closed connection without sending complete message body", id="closed-mid-body"),
+    pytest.param(_chained(httpx.ReadError("EOF"), ssl.SSLEOFError(8, "EOF occurred in violation of protocol")),
+                 clusters.MemberUnreachable, "connection lost: EOF", id="tls-eof-is-a-kill-not-a-tls-error"),
+    pytest.param(httpx.ConnectTimeout(""), clusters.MemberTimeout, "connecting timed out", id="connect-timeout"),
+    pytest.param(httpx.ReadTimeout(""), clusters.MemberTimeout, "no response within the read deadline",
+                 id="read-timeout"),
+    pytest.param(httpx.WriteTimeout(""), clusters.MemberTimeout, "sending the request timed out", id="write-timeout"),
+    pytest.param(httpx.PoolTimeout(""), clusters.MemberTimeout, "no free connection within the deadline",
+                 id="pool-timeout"),
+    pytest.param(_chained(httpx.ConnectError("verify failed"), _verification_failed()),
+                 clusters.MemberTLSError, "TLS failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed",
+                 id="certificate-not-verified"),
+    pytest.param(httpx.LocalProtocolError("bad header"), clusters.MemberError, "LocalProtocolError: bad header",
+                 id="protocol-violation"),
+    pytest.param(httpx.InvalidURL("bad"), clusters.MemberError, "InvalidURL: bad", id="invalid-url"),
+    pytest.param(httpx.StreamClosed(), clusters.MemberError, "StreamClosed", id="stream-misuse"),
+]
+
+
+@pytest.mark.parametrize(("exception", "expected", "message"), TRANSPORT)
+def test_transport_failures(exception: BaseException, expected: type[clusters.MemberError], message: str) -> None:
+    error = errors.for_exception("fr-paris", exception)
+    assert type(error) is expected
+    assert error is not None and error.message.startswith(message) and error.member == "fr-paris"
+
+
+def test_other_exceptions_are_not_ours_to_translate() -> None:
+    assert errors.for_exception("m", KeyError("x")) is None
+    with pytest.raises(KeyError), errors.translated("m"):
+        raise KeyError("x")
+
+
+async def test_the_deadline_bounds_the_whole_block() -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(clusters.MemberTimeout, match="no complete response within 0.05s") as caught:
+        async with errors.deadline("m", 0.05):
+            await asyncio.sleep(10)
+    assert loop.time() - started < 1
+    assert isinstance(caught.value.__cause__, TimeoutError)
+
+
+async def test_the_deadline_leaves_an_outer_cancellation_alone() -> None:
+    async def bounded() -> None:
+        async with errors.deadline("m", 10):
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(bounded())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+# ----- through the client: the only place an httpx.MockTransport is used, and only to raise.
+
+
+def _client(failure: Exception) -> clusters.MemberClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise failure
+
+    return clusters.MemberClient("jp-tokyo", Credentials(server="https://member.invalid"),
+                                 transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize(("failure", "expected"), [
+    pytest.param(httpx.ConnectError("refused"), clusters.MemberUnreachable, id="refused"),
+    pytest.param(httpx.ConnectTimeout("timed out"), clusters.MemberTimeout, id="timeout"),
+    pytest.param(httpx.RemoteProtocolError("closed"), clusters.MemberUnreachable, id="closed"),
+])
+async def test_requests_and_watches_raise_only_our_errors(failure: Exception, expected: type[Exception]) -> None:
+    async with _client(failure) as client:
+        with pytest.raises(expected):
+            await fetching.get(client, resources.NODES, "n")
+        with pytest.raises(expected):
+            async for _ in watching.watch(client, resources.NODES):
+                pass
+        assert (await clusters.probe(client)).ok is False
+
+
+@pytest.mark.parametrize(("failure", "expected"), [
+    pytest.param(httpx.ReadTimeout("silence"), clusters.MemberTimeout, id="silent-stream"),
+    pytest.param(httpx.RemoteProtocolError("incomplete chunked read"), clusters.MemberUnreachable, id="broken-stream"),
+])
+async def test_a_stream_breaking_midway_raises_our_error(failure: Exception, expected: type[Exception]) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}}\n'
+        raise failure
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body())
+
+    transport = httpx.MockTransport(handler)
+    async with clusters.MemberClient("m", Credentials(server="https://m.invalid"), transport=transport) as client:
+        events = watching.watch(client, resources.NODES)
+        assert (await anext(events)).resource_version == "7"
+        with pytest.raises(expected):
+            await anext(events)
