@@ -7,6 +7,7 @@ Set SAMIZDAT_SANDBOX_REUSE=1 to run against a sandbox already started with `pyth
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,8 +34,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         yield world
         return
     world = Sandbox(tmp_path_factory.mktemp("sandbox"), port_base=int(os.environ.get("SAMIZDAT_E2E_PORT_BASE", "27000")))
-    world.up(MEMBERS)
     try:
+        world.up(MEMBERS)
         yield world
     finally:
         world.down()
@@ -54,6 +55,9 @@ def hub(sandbox: Sandbox) -> Sandbox:
 def operator(hub: Sandbox) -> Iterator[OperatorProcess]:
     process = OperatorProcess(hub)
     process.start()
+    time.sleep(3)
+    if process.process is None or process.process.poll() is not None:
+        pytest.fail(f"the operator exited at start:\n{process.tail()}")
     try:
         yield process
     finally:

@@ -7,6 +7,7 @@ twice) or report a placement that breaks a rule.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -42,11 +43,14 @@ class StatusSampler(threading.Thread):
         self.sandbox, self.name, self.rules, self.replicas = sandbox, name, rules, replicas
         self.problems: list[str] = []
         self.samples = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            status = get_workload(self.sandbox, self.name).get("status", {})
+        while not self._halt.is_set():
+            try:
+                status = get_workload(self.sandbox, self.name).get("status", {})
+            except subprocess.CalledProcessError:  # the hub itself may be briefly busy
+                continue
             counts = {p["cluster"]: p["replicas"] for p in status.get("placements", [])}
             if sum(counts.values()) > self.replicas:
                 self.problems.append(f"{sum(counts.values())} replicas counted: {counts}")
@@ -56,7 +60,7 @@ class StatusSampler(threading.Thread):
             time.sleep(0.3)
 
     def stop(self) -> list[str]:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=10)
         return self.problems
 
@@ -98,8 +102,10 @@ def wait_members_ready(sandbox: Sandbox, timeout: float = 120) -> None:
     eventually(all_ready, timeout=timeout, what="every member Ready again")
 
 
-def settled_without(sandbox: Sandbox, placed: dict[str, Any], gone: set[str], timeout: float = 60) -> dict[str, Any]:
-    """Wait until every replica is ready again outside `gone`, and check the members really run that."""
+def settled_without(sandbox: Sandbox, placed: dict[str, Any], gone: set[str], timeout: float = 60,
+                    hostile: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Wait until every replica is ready again outside `gone`, and check the members really run that
+    (a `hostile` member that locked us out may still run its stale copy: it is ours no longer)."""
     def moved() -> dict[str, Any] | None:
         workload = get_workload(sandbox, placed["name"])
         status = workload.get("status", {})
@@ -108,7 +114,7 @@ def settled_without(sandbox: Sandbox, placed: dict[str, Any], gone: set[str], ti
         return workload if done and condition(workload, "RulesSatisfied").get("status") == "True" else None
 
     workload = eventually(moved, timeout=timeout, what=f"replicas moved off {sorted(gone)}")
-    running = wait_running(sandbox, placed["uid"], REPLICAS, timeout=30)
+    running = wait_running(sandbox, placed["uid"], REPLICAS, timeout=30, exclude=hostile)
     assert not set(running) & gone
     assert rule_violations(running, placed["rules"]) == []
     return workload
@@ -127,8 +133,8 @@ def test_killed_member_is_replaced_and_fenced_on_heal(hub: Sandbox, placed: dict
     hub.heal(victim)
     eventually(lambda: victim not in copies(hub, placed["uid"]), timeout=60, what="stale copy fenced")
     eventually(lambda: phase(hub, victim) == "Ready", timeout=60)
-    assert rule_violations(member_pods(hub, placed["uid"]), placed["rules"]) == []
-    assert sum(member_pods(hub, placed["uid"]).values()) == REPLICAS
+    running = wait_running(hub, placed["uid"], REPLICAS)
+    assert rule_violations(running, placed["rules"]) == []
 
 
 def test_partitioned_member_times_out_and_is_replaced_then_fenced(hub: Sandbox, placed: dict[str, Any]) -> None:
@@ -141,7 +147,7 @@ def test_partitioned_member_times_out_and_is_replaced_then_fenced(hub: Sandbox, 
     assert reachable["reason"] == "ProbeTimeout"
     hub.heal(victim)
     eventually(lambda: victim not in copies(hub, placed["uid"]), timeout=60, what="stale copy fenced after heal")
-    assert sum(member_pods(hub, placed["uid"]).values()) == REPLICAS
+    assert victim not in wait_running(hub, placed["uid"], REPLICAS)
 
 
 def test_every_member_of_one_country_killed(hub: Sandbox, placed: dict[str, Any]) -> None:
@@ -167,11 +173,11 @@ CENSOR_ACTIONS = ["delete", "scale-zero", "swap-image", "revoke-credentials", "d
 def test_censoring_member_is_quarantined_and_replaced(hub: Sandbox, placed: dict[str, Any], action: str) -> None:
     victim = holder(placed)
     hub.censor(victim, action)
-    settled_without(hub, placed, {victim})
-    status = hub.kubectl("hub").get_json("membercluster", victim)["status"]
-    assert status["phase"] == "Quarantined"
-    censoring = next(c for c in status["conditions"] if c["type"] == "Censoring")
-    assert censoring["status"] == "True"
+    locked_out = frozenset({victim}) if action == "revoke-credentials" else frozenset()
+    workload = settled_without(hub, placed, {victim}, hostile=locked_out)
+    # The quarantine is short in these tests and may be over by now: its traces are what must remain.
+    assert workload["status"]["lastFailover"]["fromCluster"] == victim
+    assert workload["status"]["lastFailover"]["reason"] == "Censoring"
     events = hub.kubectl("hub").run("get", "events", "--field-selector", f"involvedObject.name={victim}").stdout
     assert "MemberQuarantined" in events
     if action == "delete-namespace":
@@ -182,17 +188,17 @@ def test_censoring_member_is_quarantined_and_replaced(hub: Sandbox, placed: dict
 
 def test_most_members_down_halts_evictions(hub: Sandbox, placed: dict[str, Any]) -> None:
     before = copies(hub, placed["uid"])
-    keep = sorted(before)[:1]
-    victims = [m for m in hub.member_names if m not in keep][:4]
+    victims = [m for m in hub.member_names if m != sorted(before)[0]][:4]  # 4 of 6: past the 55% threshold
     for victim in victims:
         hub.kill(victim)
     workload = wait_condition(hub, placed["name"], "Degraded", "EvictionsHalted", timeout=30)
     assert "evictions are halted" in workload["status"]["message"]
     time.sleep(5)  # long enough for a stampede to start, were the guard missing
+    survivors = {m: d for m, d in before.items() if m not in victims}
     after = copies(hub, placed["uid"])
-    assert set(after) == set(keep)
+    assert set(after) == set(survivors), "a copy was added or removed while evictions were halted"
     assert {m: d["metadata"]["generation"] for m, d in after.items()} == {
-        m: before[m]["metadata"]["generation"] for m in keep
+        m: d["metadata"]["generation"] for m, d in survivors.items()
     }
 
 

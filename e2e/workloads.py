@@ -47,11 +47,13 @@ def condition(workload: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
-def member_pods(sandbox: Sandbox, uid: str, *, running: bool = True) -> dict[str, int]:
-    """Pods of a workload per member, read from the members themselves (unreachable ones skipped)."""
+def member_pods(sandbox: Sandbox, uid: str, *, running: bool = True, exclude: frozenset[str] = frozenset()
+                ) -> dict[str, int]:
+    """Pods of a workload per member, read from the members themselves (unreachable and `exclude`d
+    ones skipped)."""
     counts: dict[str, int] = {}
     for member in sandbox.member_names:
-        if sandbox.state.clusters[member].faults:
+        if sandbox.state.clusters[member].faults or member in exclude:
             continue
         result = sandbox.kubectl(member).run(
             "get", "pods", "-n", members.WORKLOAD_NAMESPACE, "-l", f"{UID_LABEL}={uid}", "-o", "json", check=False,
@@ -133,10 +135,11 @@ def wait_settled(sandbox: Sandbox, name: str, replicas: int, timeout: float = 90
     return eventually(settled, timeout=timeout, what=f"{name} settled with {replicas} ready")
 
 
-def wait_running(sandbox: Sandbox, uid: str, replicas: int, timeout: float = 60) -> dict[str, int]:
+def wait_running(sandbox: Sandbox, uid: str, replicas: int, timeout: float = 60,
+                 exclude: frozenset[str] = frozenset()) -> dict[str, int]:
     """Wait until exactly `replicas` pods of the workload run across reachable members; return per member."""
     def counted() -> dict[str, int] | None:
-        counts = member_pods(sandbox, uid)
+        counts = member_pods(sandbox, uid, exclude=exclude)
         return counts if sum(counts.values()) == replicas else None
 
     return eventually(counted, timeout=timeout, what=f"{replicas} pods running")

@@ -222,14 +222,18 @@ def kubeconfig_yaml(cluster: str, server: str, ca_pem: str, user: str, token: st
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def kill_group(pid: int) -> None:
-    """SIGCONT first: a process group stopped by `partition` would otherwise never see the SIGKILL land."""
+def kill_group(pid: int, timeout: float = 10) -> None:
+    """SIGCONT first: a process group stopped by `partition` would otherwise never see the SIGKILL land.
+    Waits until the process is gone, so its ports are free for whatever starts next."""
     for sig in (signal.SIGCONT, signal.SIGKILL):
         try:
             os.killpg(pid, sig)
         except (ProcessLookupError, PermissionError):
             return
-    _reap(pid)
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.05)
 
 
 def kill_recorded(pid_file: Path) -> None:

@@ -119,6 +119,8 @@ def identity_objects() -> list[dict[str, Any]]:
                 {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"], "verbs": manage},
                 {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": manage},
                 {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": read},
+                # fencing: stale replicas are stopped at once even when the member's controllers lag
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "deletecollection"]},
                 {"apiGroups": [""], "resources": ["events"], "verbs": read},
             ],
         },

@@ -19,3 +19,9 @@ async def delete(
     except errors.NotFound:
         return False
     return True
+
+
+async def delete_all(client: MemberClient, resource: resources.Resource, *, namespace: str, label_selector: str) -> None:
+    """Delete every object of `resource` matching `label_selector` in `namespace` (one request)."""
+    path = resource.path(namespace=namespace)
+    await writing.write(client, "DELETE", path, body=DELETE_OPTIONS, params={"labelSelector": label_selector})

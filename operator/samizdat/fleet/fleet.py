@@ -93,10 +93,10 @@ class Fleet:
 
     def _changed(self, member: Member, what: str) -> None:
         if what == "phase":
-            if member.health.phase is Phase.READY:
-                self._start_fence(member)
-            else:
+            if member.health.phase in LOST_PHASES:
                 self.fenced.discard(member.name)
+            elif member.health.phase is Phase.READY and member.name not in self.fenced:
+                self._start_fence(member)
         listener = self._member_listeners.get(member.name)
         if listener is not None:
             listener.set()
@@ -113,15 +113,14 @@ class Fleet:
         while member.health.phase is Phase.READY and not member.views_complete:
             await asyncio.sleep(0.1)  # fence against complete views only
         live = set(self.live_index) if self.live_index is not None else None
-        for copy in list(member.copies.values()):
-            if not self._wanted(member.name, copy, live):
-                logger.info("member %s: fencing stale copy %s of workload %s", member.name, copy.name,
-                            copy.workload_uid)
-                try:
-                    await member.delete_copy(copy)
-                except errors.MemberError as error:
-                    logger.warning("member %s: fencing %s failed: %s", member.name, copy.name, error)
-                    return  # the member is not counted until a later fence succeeds
+        stale = [copy for copy in member.copies.values() if not self._wanted(member.name, copy, live)]
+        for copy in stale:
+            logger.info("member %s: fencing stale copy %s of workload %s", member.name, copy.name, copy.workload_uid)
+            try:
+                await member.delete_copy(copy)
+            except errors.MemberError as error:
+                logger.warning("member %s: fencing %s failed: %s", member.name, copy.name, error)
+                return  # the member is not counted until a later fence succeeds
         self.fenced.add(member.name)
         self.notify_workloads()
 
@@ -134,8 +133,13 @@ class Fleet:
     # ----- what placement and status read
 
     def countable(self, name: str) -> bool:
+        """Replicas here count: fenced, views complete, and Ready or merely Suspect (one lost probe must
+        not move replicas; only Down or Quarantined does)."""
         member = self.members.get(name)
-        return member is not None and member.ready_to_count and name in self.fenced
+        return (
+            member is not None and name in self.fenced and member.views_complete
+            and member.health.phase in (Phase.READY, Phase.SUSPECT)
+        )
 
     def copies_of(self, uid: str) -> dict[str, Copy]:
         return {name: m.copies[uid] for name, m in self.members.items() if uid in m.copies}
@@ -161,9 +165,11 @@ class Fleet:
                 reasons.append("not connected")
             elif not self.countable(name):
                 reasons.append(self._unschedulable_reason(member))
+            # A Suspect member keeps what it runs but takes nothing new: no free GPUs to offer.
+            usable = member is not None and member.health.phase is Phase.READY
             members.append(dataclasses.replace(
                 from_model.to_member(spec, now),
-                shapes=member.shapes() if member is not None else (),
+                shapes=member.shapes() if member is not None and usable else (),
                 unschedulable_reason="; ".join(reasons) or None,
             ))
         return Snapshot(members=tuple(members), alliances=alliances)

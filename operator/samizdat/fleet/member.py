@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from samizdat import health, inventory, manifests
-from samizdat.clusters import applying, deleting, errors, probing, resources, watching
+from samizdat.clusters import applying, deleting, errors, probing, resources, scaling, watching, writing
 from samizdat.clusters.client import MemberClient
 from samizdat.clusters.fetching import Listing
 from samizdat.model import CensorshipKind, Phase
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 COPY_SELECTOR = "app.kubernetes.io/managed-by=samizdat"
 COPY_RESOURCES = (resources.DEPLOYMENTS, resources.JOBS)
 RETRY_AFTER_ERROR_S = 1.0
+POD_DRAIN_TIMEOUT_S = 30.0  # how long a removed copy's pods may take to go before it is deleted anyway
+CONTROLLER_GRACE_S = 3.0  # how long the member's own controllers get to remove those pods
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +205,8 @@ class Member:
                 self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"RBAC revoked: {error}"))
             except errors.MemberError as error:
                 logger.debug("member %s: %s watch failed: %s", self.name, resource.plural, error)
-            self.synced.discard(resource.plural)
+            # The last view stays: whether the member is gone is the probes' call (with hysteresis),
+            # not one broken connection's; the next listing replaces the view whole.
             await asyncio.sleep(RETRY_AFTER_ERROR_S)
 
     def _replace(self, resource: resources.Resource, items: tuple[dict[str, Any], ...]) -> None:
@@ -279,14 +282,20 @@ class Member:
             else:
                 self._censored(Censorship(CensorshipKind.OBJECT_DELETED, f"{obj.get('kind')} {name} deleted"))
             return
-        if obj["metadata"].get("deletionTimestamp") and name not in self._deleting:
-            self._censored(Censorship(CensorshipKind.OBJECT_DELETED, f"{obj.get('kind')} {name} being deleted"))
-        evidence = tampering(obj)
-        if evidence is not None:
-            self._censored(evidence)
+        if name not in self._deleting:  # our own scale-to-zero before a delete is no tampering
+            if obj["metadata"].get("deletionTimestamp"):
+                self._censored(Censorship(CensorshipKind.OBJECT_DELETED, f"{obj.get('kind')} {name} being deleted"))
+            evidence = tampering(obj)
+            if evidence is not None:
+                self._censored(evidence)
         self._copy_seen(obj, self.copies)
 
     # ----- what placement and status read
+
+    def running_workload_uids(self) -> set[str]:
+        """Workloads that still have pods here (terminating ones included: they still run)."""
+        labels = (pod["metadata"].get("labels", {}) for pod in self.pods.values())
+        return {uid for uid in (label.get(manifests.UID_LABEL) for label in labels) if uid}
 
     def shapes(self) -> tuple[NodeShape, ...]:
         if self._shapes is None:
@@ -298,13 +307,41 @@ class Member:
     async def apply_copy(self, manifest: dict[str, Any]) -> None:
         await applying.apply(self.client, manifest)
 
+    async def _drain(self, copy: Copy) -> None:
+        """Wait until the scaled-down copy has no pods left; if the member's controllers lag (they back
+        off after an API server restart), delete the pods ourselves rather than let them run on."""
+        started = time.monotonic()
+        deleted_pods = False
+        while copy.workload_uid in self.running_workload_uids():
+            waited = time.monotonic() - started
+            if waited > POD_DRAIN_TIMEOUT_S:
+                logger.warning("member %s: pods of %s still there after %.0fs", self.name, copy.name, waited)
+                return
+            if waited > CONTROLLER_GRACE_S and not deleted_pods:
+                await deleting.delete_all(self.client, resources.PODS, namespace=manifests.WORKLOAD_NAMESPACE,
+                                          label_selector=f"{manifests.UID_LABEL}={copy.workload_uid}")
+                deleted_pods = True
+            await asyncio.sleep(0.1)
+
     async def delete_copy(self, copy: Copy) -> None:
+        """Scale the copy to zero, then delete it: its pods go at once through the Deployment or Job
+        controller, not whenever the member's garbage collector gets to them (after an API server
+        restart that can take minutes), so no stale replica keeps running while it no longer counts."""
         self._deleting.add(copy.name)
+        resource = resources.JOBS if copy.kind == "Job" else resources.DEPLOYMENTS
         try:
-            existed = await deleting.delete(
-                self.client, resources.JOBS if copy.kind == "Job" else resources.DEPLOYMENTS,
-                copy.name, namespace=manifests.WORKLOAD_NAMESPACE,
-            )
+            if copy.kind == "Job":
+                await writing.write(
+                    self.client, "PATCH", resource.path(namespace=manifests.WORKLOAD_NAMESPACE, name=copy.name),
+                    body={"spec": {"parallelism": 0}}, content_type=scaling.MERGE_PATCH,
+                )
+            else:
+                await scaling.scale(self.client, resource, copy.name, namespace=manifests.WORKLOAD_NAMESPACE,
+                                    replicas=0)
+            await self._drain(copy)
+            existed = await deleting.delete(self.client, resource, copy.name, namespace=manifests.WORKLOAD_NAMESPACE)
+        except errors.NotFound:
+            existed = False
         except errors.MemberError:
             self._deleting.discard(copy.name)
             raise

@@ -25,7 +25,8 @@ from samizdat.model import MemberClusterConditionType as Type
 from samizdat.model import Phase
 
 STATUS_REFRESH_S = 30.0  # the probe time and latency are refreshed at least this often
-RETRY_CONNECT_S = (1.0, 30.0)  # back-off bounds when the Secret or kubeconfig is unusable
+RETRY_CONNECT_S = (1.0, 30.0)
+SECRET_RECHECK_S = 10.0  # how often the kubeconfig Secret is re-read for new credentials  # back-off bounds when the Secret or kubeconfig is unusable
 
 
 def parse(body: kopf.Body) -> model.MemberCluster:
@@ -97,6 +98,7 @@ async def run_member(
     fleet.live_index = kwargs["workload_uids"]  # the fence's orphan sweep needs every live workload
     delay = RETRY_CONNECT_S[0]
     member: Member | None = None
+    connected_with = ""
     try:
         while not stopped:
             try:
@@ -110,6 +112,7 @@ async def run_member(
                     ref = spec.spec.kubeconfig_secret_ref
                     text = await hub.read_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key)
                     member = await fleet.connect(spec, text)
+                    connected_with = text
                     kopf.event(body, type="Normal", reason="Connecting", message=f"connecting to {member.client.credentials.server}")
                     delay = RETRY_CONNECT_S[0]
                 except (errors.MemberError, kubeconfig.KubeconfigError) as error:
@@ -117,24 +120,40 @@ async def run_member(
                     await stopped.wait(delay)
                     delay = min(delay * 2, RETRY_CONNECT_S[1])
                     continue
-            await _follow(fleet, member, body, memo, stopped, logger)
+            await _follow(fleet, member, body, memo, stopped, logger, connected_with)
+            member = None  # the kubeconfig changed: connect again with the new one
     finally:
         await fleet.disconnect(name)
 
 
+async def _credentials_changed(memo: kopf.Memo, spec: model.MemberCluster, connected_with: str) -> bool:
+    ref = spec.spec.kubeconfig_secret_ref
+    try:
+        return await hub.read_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key) != connected_with
+    except errors.MemberError:
+        return False
+
+
 async def _follow(
     fleet: Fleet, member: Member, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
-    logger: kopf.Logger,
+    logger: kopf.Logger, connected_with: str,
 ) -> None:
-    """Write status on every change of the member until the daemon stops."""
+    """Write status on every change of the member until the daemon stops or its kubeconfig changes."""
     changed = fleet.subscribe(member.name, member=True)
     written: dict[str, Any] | None = None
-    last_write = 0.0
+    last_write = last_secret_check = 0.0
     last_phase: Phase | None = None
     try:
         while not stopped:
             changed.clear()
             spec = parse(body)
+            # Rotated or re-issued credentials (e.g. after a revocation) take effect without a restart.
+            if time.monotonic() - last_secret_check > SECRET_RECHECK_S:
+                last_secret_check = time.monotonic()
+                if await _credentials_changed(memo, spec, connected_with):
+                    kopf.event(body, type="Normal", reason="CredentialsChanged", message="reconnecting")
+                    await fleet.disconnect(member.name)
+                    return
             fleet.update_spec(spec)
             now = datetime.now(UTC)
             status = build_status(spec, member, member.name in fleet.fenced, now)
@@ -150,7 +169,7 @@ async def _follow(
                 except errors.MemberError as error:
                     logger.warning("cannot write status of member %s: %s", member.name, error)
             try:
-                await asyncio.wait_for(changed.wait(), timeout=STATUS_REFRESH_S)
+                await asyncio.wait_for(changed.wait(), timeout=SECRET_RECHECK_S)
             except TimeoutError:
                 pass
             await asyncio.sleep(0.2)  # coalesce bursts of pod and node events into one write
