@@ -16,9 +16,12 @@ from e2e.sandbox.world import Sandbox
 class OperatorProcess:
     """Start, SIGKILL and restart `python -m samizdat run`, logging to the sandbox directory."""
 
-    def __init__(self, sandbox: Sandbox, kubeconfig: Path | None = None, quarantine_seconds: float = 10) -> None:
+    def __init__(self, sandbox: Sandbox, kubeconfig: Path | None = None, quarantine_seconds: float = 10,
+                 metrics_port: int | None = None) -> None:
         self.sandbox = sandbox
         self.quarantine_seconds = quarantine_seconds
+        # next to the sandbox's own ports, so parallel sandboxes do not collide
+        self.metrics_port = metrics_port or sandbox.state.port_base + 80 + 1000
         self.kubeconfig = kubeconfig or sandbox.admin_kubeconfig("hub")
         self.log = sandbox.directory / "logs" / "operator.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -31,7 +34,8 @@ class OperatorProcess:
         with self.log.open("ab") as log:
             log.write(f"\n===== operator started at {time.strftime('%H:%M:%S')} =====\n".encode())
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "samizdat", "run", "--quarantine-seconds", str(self.quarantine_seconds)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "samizdat", "run", "--quarantine-seconds", str(self.quarantine_seconds),
+                 "--metrics-port", str(self.metrics_port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
         self.pid_file.write_text(str(self.process.pid))

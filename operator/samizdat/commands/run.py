@@ -19,7 +19,7 @@ def main(args: argparse.Namespace) -> int:
         namespaces=args.namespace,
         standalone=args.peering is None,
         peering_name=args.peering,
-        memo=kopf.Memo(quarantine_seconds=args.quarantine_seconds),
+        memo=kopf.Memo(quarantine_seconds=args.quarantine_seconds, metrics_port=args.metrics_port),
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
     ))
     return 0

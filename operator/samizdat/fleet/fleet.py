@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from samizdat import health
+from samizdat import health, metrics
 from samizdat.clusters import errors, kubeconfig
 from samizdat.clusters.client import MemberClient
 from samizdat.fleet.member import Copy, Member, MemberSettings
@@ -62,6 +62,7 @@ class Fleet:
         self.specs.pop(name, None)
         self.fenced.discard(name)
         if member is not None:
+            metrics.forget_member(name)
             await member.stop()
             self.notify_workloads()
 
@@ -93,6 +94,8 @@ class Fleet:
 
     def _changed(self, member: Member, what: str) -> None:
         if what == "phase":
+            quarantined = sum(1 for m in self.members.values() if m.health.phase is Phase.QUARANTINED)
+            metrics.member_phase(member.name, member.health.phase.value, quarantined)
             if member.health.phase in LOST_PHASES:
                 self.fenced.discard(member.name)
             elif member.health.phase is Phase.READY and member.name not in self.fenced:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from samizdat import health, inventory, manifests
+from samizdat import health, inventory, manifests, metrics
 from samizdat.clusters import applying, deleting, errors, probing, resources, scaling, watching, writing
 from samizdat.clusters.client import MemberClient
 from samizdat.clusters.fetching import Listing
@@ -151,6 +151,7 @@ class Member:
             started = time.monotonic()
             result = await probing.probe(self.client, timeout=self.settings.probe_timeout_s)
             self.last_probe = result
+            metrics.member_probed(self.name, result.ok, result.latency_s, result.failure)
             if result.failure == "unauthorized":
                 self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"API answered 401: {result.message}"))
             failure = None if result.ok else health.Failure(result.failure or "error")
@@ -175,6 +176,7 @@ class Member:
     def _censored(self, evidence: Censorship) -> None:
         logger.warning("member %s censors: %s: %s", self.name, evidence.kind, evidence.message)
         self.censorship = evidence
+        metrics.member_censored(self.name, evidence.kind.value)
         self._set_health(health.observe_censorship(
             self.health, time.monotonic(), self.settings.quarantine_s, evidence.kind.value, evidence.message
         ))

@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 import pydantic
 
-from samizdat import jurisdictions, model, placement
+from samizdat import jurisdictions, metrics, model, placement
 from samizdat.fleet import Fleet
 from samizdat.handlers import conditions, hub
 from samizdat.handlers.conditions import Observed
@@ -103,6 +103,7 @@ async def run_workload(
 
 @kopf.on.delete(model.GROUP, model.VERSION, "aiworkloads")
 async def delete_workload(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    metrics.forget_workload(body.meta["namespace"], body.meta["name"])
     unreachable = await remove_everywhere(uid, memo.fleet)
     if unreachable:
         kopf.warn(body, reason="CleanupDeferred", message=(
@@ -187,6 +188,7 @@ def _time_failover(
         ready = sum(min(c.ready, c.desired) for n, c in fleet.copies_of(uid).items() if fleet.countable(n))
         if ready >= workload.spec.placed_replicas:
             seconds = round(time.monotonic() - clock.started_monotonic, 3)
+            metrics.failover_done(clock.reason, seconds)
             return None, model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
                                         seconds=seconds)
     return clock, last
@@ -216,6 +218,14 @@ def build_status(
     request = from_model.to_request(workload, actual)
     violations = placement.violations(fleet.snapshot(alliances), request, actual) if replicas or wanted else []
     decision = outcome.decision
+    ready_by_country: dict[str, int] = {}
+    for item in placements:
+        ready_by_country[item.jurisdiction] = ready_by_country.get(item.jurisdiction, 0) + item.ready_replicas
+    metrics.workload_state(
+        workload.metadata.namespace or "", workload.metadata.name, desired=wanted, ready_by_country=ready_by_country,
+        jurisdictions=len(countries), required=workload.spec.placement.min_jurisdictions,
+        violations=len(violations) + (1 if decision is not None and not decision.feasible else 0),
+    )
     observed = [
         _placed(outcome, actual),
         _rules(outcome, violations, replicas, wanted),

@@ -16,7 +16,7 @@ from typing import Any
 import kopf
 import pydantic
 
-from samizdat import model
+from samizdat import metrics, model
 from samizdat.clusters import errors, kubeconfig
 from samizdat.fleet import Fleet, Member
 from samizdat.handlers import conditions, hub
@@ -157,6 +157,7 @@ async def _follow(
             fleet.update_spec(spec)
             now = datetime.now(UTC)
             status = build_status(spec, member, member.name in fleet.fenced, now)
+            metrics.member_gpus(member.name, status["totalGPUs"], status["freeGPUs"])
             if member.health.phase is not last_phase:
                 _announce(body, member, last_phase)
                 last_phase = member.health.phase

@@ -10,10 +10,11 @@ that was. While the self-partition guard holds, nothing moves at all.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from samizdat import manifests, placement
+from samizdat import manifests, metrics, placement
 from samizdat.clusters import errors
 from samizdat.fleet import Fleet
 from samizdat.model import AIWorkload, Phase
@@ -68,10 +69,14 @@ async def reconcile(workload: AIWorkload, fleet: Fleet, alliances: Mapping[str, 
         if fleet.members[name].health.phase in (Phase.DOWN, Phase.QUARANTINED)
     }
     guard = fleet.guard()
+    metrics.evictions_halted(guard.halted)
     if guard.halted:
         return Outcome(decision=None, halted=guard.message, lost=lost)
     request = from_model.to_request(workload, fleet.current(uid))
-    decision = placement.solve(fleet.snapshot(alliances), request)
+    snapshot = fleet.snapshot(alliances)
+    started = time.perf_counter()
+    decision = placement.solve(snapshot, request)
+    metrics.decision_took(time.perf_counter() - started)
     outcome = Outcome(decision=decision, lost=lost)
     if not decision.feasible:
         return outcome

@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 
+from samizdat import metrics
 from samizdat.fleet import Fleet, MemberSettings
 from samizdat.handlers import hub
 
@@ -26,6 +27,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 330
     memo.fleet = Fleet(MemberSettings(quarantine_s=memo.get("quarantine_seconds", 300.0)))
     memo.hub = hub.connect()
+    port = memo.get("metrics_port", 0)
+    if port:
+        metrics.serve(port)
 
 
 @kopf.on.cleanup()
