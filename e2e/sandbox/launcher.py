@@ -156,6 +156,10 @@ class Launcher:
     def start_cluster(self, cluster: ClusterState) -> None:
         self.write_kubeconfig(self.admin_kubeconfig(cluster.name), cluster, ADMIN_TOKEN_USER, self.admin_token)
         cluster.pids["apiserver"] = self._spawn(cluster.name, "apiserver", self.apiserver_argv(cluster))
+        self.start_controllers(cluster)
+
+    def start_controllers(self, cluster: ClusterState) -> None:
+        """Everything but the API server: the controllers that make a member run pods."""
         directory = self.cluster_dir(cluster.name)
         kubeconfig = f"--kubeconfig={self.admin_kubeconfig(cluster.name)}"
         cluster.pids["controller-manager"] = self._spawn(cluster.name, "controller-manager", [
@@ -183,6 +187,11 @@ class Launcher:
 
     def restart_apiserver(self, cluster: ClusterState) -> None:
         cluster.pids["apiserver"] = self._spawn(cluster.name, "apiserver", self.apiserver_argv(cluster))
+
+    def stop_controllers(self, cluster: ClusterState) -> None:
+        for component in ("controller-manager", "scheduler", "kwok"):
+            if component in cluster.pids:
+                kill_group(cluster.pids.pop(component))
 
     def wait_ready(self, cluster: ClusterState, timeout: float = 90) -> None:
         def ready() -> bool:

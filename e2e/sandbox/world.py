@@ -182,8 +182,14 @@ class Sandbox:
         elif "partitioned" in cluster.faults:
             os.killpg(cluster.pids["apiserver"], signal.SIGCONT)
         cluster.faults = []
-        self.state.save()
         self.launcher.wait_ready(cluster)
+        # A member back from an outage reboots its controllers too; left running they would sit in
+        # client-go's reconnect back-off for many seconds, an artefact of the sandbox, not of the fault.
+        # The old kwok's node leases go with it, or the new one would wait for them to expire (40 s).
+        self.launcher.stop_controllers(cluster)
+        self.kubectl(name).run("delete", "leases", "--all", "-n", "kube-node-lease")
+        self.launcher.start_controllers(cluster)
+        self.state.save()
 
     def censor(self, name: str, action: str) -> None:
         """Act as the member's hostile admin against samizdat's objects and identity."""

@@ -61,6 +61,9 @@ class Fleet:
         member = self.members.pop(name, None)
         self.specs.pop(name, None)
         self.fenced.discard(name)
+        fence = self._fencing.pop(name, None)
+        if fence is not None:
+            fence.cancel()
         if member is not None:
             metrics.forget_member(name)
             await member.stop()

@@ -325,6 +325,23 @@ class Member:
                 deleted_pods = True
             await asyncio.sleep(0.1)
 
+    def retire(self, copy: Copy) -> None:
+        """Delete a copy in the background: draining its pods takes seconds, and the reconciler that
+        asked must not wait for it before writing status or placing elsewhere."""
+        if copy.name in self._deleting:
+            return
+        self._deleting.add(copy.name)
+        task = asyncio.create_task(self._retire(copy), name=f"{self.name}/retire/{copy.name}")
+        self._tasks.append(task)
+        task.add_done_callback(lambda done: self._tasks.remove(done) if done in self._tasks else None)
+
+    async def _retire(self, copy: Copy) -> None:
+        try:
+            await self.delete_copy(copy)
+        except errors.MemberError as error:
+            logger.info("member %s: copy %s not removed yet (retried on the next reconcile): %s",
+                        self.name, copy.name, error)
+
     async def delete_copy(self, copy: Copy) -> None:
         """Scale the copy to zero, then delete it: its pods go at once through the Deployment or Job
         controller, not whenever the member's garbage collector gets to them (after an API server

@@ -9,6 +9,7 @@ that was. While the self-partition guard holds, nothing moves at all.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -81,31 +82,33 @@ async def reconcile(workload: AIWorkload, fleet: Fleet, alliances: Mapping[str, 
     if not decision.feasible:
         return outcome
     fleet.record_decision(uid, decision.assignments)
+    # Members are written concurrently: a member that has just gone quiet (partitioned, not yet Down)
+    # must not hold up the others until its request deadline.
+    writes = []
     for name, replicas in sorted(decision.assignments.items()):
         existing = copies.get(name)
         verb = _needs_write(workload, existing.body if existing else None, replicas)
-        if verb is None:
-            continue
-        try:
-            await fleet.members[name].apply_copy(manifests.build_copy(workload, replicas))
-            outcome.changes.append(Change(name, verb, replicas))
-        except errors.MemberError as error:
-            outcome.failures[name] = str(error)
+        if verb is not None:
+            writes.append(_place(fleet, workload, outcome, name, verb, replicas))
     for name, copy in sorted(copies.items()):
         if decision.assignments.get(name, 0) > 0:
             continue
-        member = fleet.members[name]
-        if member.health.phase in (Phase.DOWN, Phase.QUARANTINED) and name not in fleet.fenced:
-            # Unreachable or hostile: the fence deletes the copy when the member is back.
+        if name not in fleet.fenced:
+            # Unreachable, hostile or just back: the member's fence deletes the copy, not us.
             outcome.left_behind.append(name)
-            continue
-        try:
-            await member.delete_copy(copy)
+        else:
+            fleet.members[name].retire(copy)
             outcome.changes.append(Change(name, "removed", 0))
-        except errors.MemberError as error:
-            outcome.left_behind.append(name)
-            logger.info("workload %s: copy in %s not removed yet: %s", workload.metadata.name, name, error)
+    await asyncio.gather(*writes)
     return outcome
+
+
+async def _place(fleet: Fleet, workload: AIWorkload, outcome: Outcome, name: str, verb: str, replicas: int) -> None:
+    try:
+        await fleet.members[name].apply_copy(manifests.build_copy(workload, replicas))
+        outcome.changes.append(Change(name, verb, replicas))
+    except errors.MemberError as error:
+        outcome.failures[name] = str(error)
 
 
 async def remove_everywhere(uid: str, fleet: Fleet) -> list[str]:

@@ -1,0 +1,140 @@
+"""Failover benchmark on the real sandbox: time from a fault to every replica Ready elsewhere.
+
+Method: one AIWorkload of 3 replicas × 1 GPU in 3 countries (minJurisdictions 3, maxPerJurisdiction 1)
+on a hub + 6 member sandbox with the operator running. Each trial picks a member that holds a replica,
+records the time, inflicts the fault, and polls the hub's AIWorkload status every 20 ms (directly over
+HTTPS, not through kubectl) until it reports all 3 replicas ready with none on that member. Then the
+member is healed and the next trial waits until every member is Ready again. Prints JSON.
+
+    python bench/failover/run.py --trials 10            # kill, partition and hostile delete, 10 each
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from e2e.operator import OperatorProcess  # noqa: E402
+from e2e.sandbox.world import REPO_ROOT, Sandbox  # noqa: E402
+from e2e.waiting import eventually  # noqa: E402
+from e2e.workloads import aiworkload, wait_settled  # noqa: E402
+
+NAME = "bench-failover"
+REPLICAS = 3
+RULES = {"minJurisdictions": 3, "maxPerJurisdiction": 1}
+FAULTS = ("kill", "partition", "delete")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class Hub:
+    """Fast reads of the hub: one HTTPS GET per poll instead of a kubectl process."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.client = httpx.Client(
+            base_url=sandbox.server("hub"), verify=sandbox.launcher.tls_context(), timeout=5,
+            headers={"Authorization": f"Bearer {sandbox.launcher.admin_token}"},
+        )
+
+    def workload(self) -> dict[str, Any]:
+        reply = self.client.get(f"/apis/samizdat.io/v1alpha1/namespaces/default/aiworkloads/{NAME}")
+        reply.raise_for_status()
+        result: dict[str, Any] = reply.json()
+        return result
+
+    def members_ready(self) -> bool:
+        items = self.client.get("/apis/samizdat.io/v1alpha1/memberclusters").json()["items"]
+        return all(item.get("status", {}).get("phase") == "Ready" for item in items)
+
+
+def placements(workload: dict[str, Any]) -> dict[str, int]:
+    return {p["cluster"]: p["replicas"] for p in workload.get("status", {}).get("placements", [])}
+
+
+def trial(sandbox: Sandbox, hub: Hub, fault: str) -> float:
+    victim = sorted(placements(hub.workload()))[0]
+    started = time.monotonic()
+    if fault == "kill":
+        sandbox.kill(victim)
+    elif fault == "partition":
+        sandbox.partition(victim)
+    else:
+        sandbox.censor(victim, "delete")
+    while True:
+        status = hub.workload().get("status", {})
+        if status.get("readyReplicas") == REPLICAS and victim not in placements({"status": status}):
+            elapsed = time.monotonic() - started
+            break
+        if time.monotonic() - started > 120:
+            raise TimeoutError(f"{fault} of {victim}: no failover within 120 s")
+        time.sleep(0.02)
+    if fault in ("kill", "partition"):
+        sandbox.heal(victim)
+    eventually(hub.members_ready, timeout=120, interval=0.25, what="every member Ready again")
+    wait_settled(sandbox, NAME, REPLICAS, timeout=60)
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
+    args = parser.parse_args()
+    sandbox = Sandbox()
+    started_sandbox = not sandbox.running()
+    if started_sandbox:
+        sandbox.up(6)
+    kubectl = sandbox.kubectl("hub")
+    kubectl.run("apply", "-f", str(REPO_ROOT / "crds"))
+    kubectl.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    kubectl.run("apply", "-f", str(sandbox.directory / "memberclusters.yaml"))
+    operator = OperatorProcess(sandbox, quarantine_seconds=5)
+    operator.start()
+    hub = Hub(sandbox)
+    results: dict[str, Any] = {}
+    try:
+        # a workload left by an interrupted run must be gone (finalizer included) before we start
+        kubectl.run("delete", "aiworkload", NAME, "-n", "default", "--ignore-not-found", "--timeout=60s")
+        kubectl.apply([aiworkload(NAME, REPLICAS, RULES)])
+        wait_settled(sandbox, NAME, REPLICAS, timeout=120)
+        for fault in args.faults:
+            seconds = [trial(sandbox, hub, fault) for _ in range(args.trials)]
+            results[fault] = {
+                "trials": len(seconds),
+                "p50_s": round(statistics.median(seconds), 3),
+                "p99_s": round(percentile(seconds, 0.99), 3),
+                "max_s": round(max(seconds), 3),
+                "all_s": [round(s, 3) for s in seconds],
+            }
+    finally:
+        kubectl.run("delete", "aiworkload", NAME, "-n", "default", "--wait=false", check=False)
+        operator.stop()
+        if started_sandbox:
+            sandbox.down()
+    print(json.dumps({
+        "benchmark": "failover",
+        "method": __doc__.split("\n\n")[1].replace("\n", " "),
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "targets": {"kill_p50_s": 5, "kill_p99_s": 10, "delete_p99_s": 2},
+        "results": results,
+    }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The value the placement core returns: where replicas go, or why they cannot go anywhere.
+
+A decision is the one thing placement emits, so a later provenance log can record it as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """All or nothing: an infeasible decision places no replica at all.
+
+    `assignments` lists only members with replicas. `diagnosis` says, for every member that gets no
+    replica or is filled to its limit, why. When infeasible, `binding_rule` names the spec field whose
+    relaxation would make the workload placeable (e.g. "minJurisdictions"; "replicas" when only more
+    capacity would), and `explanation` says what would help. `moves` counts replicas of
+    `Request.current` that have to start on another member.
+    """
+
+    assignments: Mapping[str, int]
+    feasible: bool
+    diagnosis: Mapping[str, tuple[str, ...]]
+    binding_rule: str | None = None
+    explanation: str | None = None
+    moves: int = 0

@@ -1,0 +1,366 @@
+"""Compile a snapshot and a request into the solver's problem: the filter and score stages.
+
+Filters that look only at a member's country run once per country; the others run on the members of
+each (country, provider) pair in order of preference, only until the pair has room for all it may
+ever take. Scores come from the snapshot's index, normalised over the fleet.
+
+Then the pairs are pruned, exactly. Countries inside the same binding alliances form a class; within a
+class, pairs are taken in order of their best member until they hold 2R-1 pairs with pairwise distinct
+countries and providers (R = replicas). Any replica a placement puts on a pair left out can move to one
+of those 2R-1 without breaking a rule or costing more: the other R-1 replicas can block at most 2R-2 of
+them through their country or provider, the one left is empty in both (so no max is exceeded and no
+min is lost), in the same alliances, and no dearer. So some optimal placement uses only the pairs
+kept, and a placement's pairs with replicas to keep are always kept. With floors (replicas that stay,
+see `compile`), the floors' countries and providers are taken by them for good, so the 2R-1 pairs
+(R now the replicas left to place) must avoid those too.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from samizdat.placement import framework, index
+from samizdat.placement.filters import FILTERS
+from samizdat.placement.scores import SCORES
+from samizdat.placement.snapshot import Member, Request, Snapshot
+
+
+class Candidate(NamedTuple):
+    """An eligible member, seen by the solver through indices and integers only.
+
+    (Per-member records are named tuples rather than frozen dataclasses: hundreds are built per
+    decision, and a frozen dataclass pays for `object.__setattr__` on every field.)
+    """
+
+    member: Member
+    country: int
+    provider: int
+    capacity: int  # replicas it may hold: current + new fits, within maxPerCluster and replicas
+    keep: int  # of its current replicas, how many may stay
+    preference: int  # per-replica soft cost (scores, then name), lower is better
+
+
+@dataclass(frozen=True, slots=True)
+class Alliance:
+    """An alliance that can exceed its cap here, as the set of cells it covers."""
+
+    name: str
+    cells: frozenset[int]
+    cap: int  # replicas it may still take
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """Countries inside exactly the same binding alliances: interchangeable for every alliance rule."""
+
+    countries: tuple[int, ...]
+    alliances: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What remains to decide: `replicas` more replicas on top of the `floors` that stay where they are.
+
+    Limits and minimums are what remains of the rules once the floors are counted: a country may take
+    `country_limit` more, and `min_jurisdictions` more countries without floors must be used.
+    """
+
+    replicas: int
+    candidates: tuple[Candidate, ...]
+    countries: tuple[str, ...]
+    providers: tuple[str, ...]
+    country_limit: tuple[int, ...]
+    provider_limit: tuple[int, ...]
+    country_base: tuple[int, ...]  # floors per country
+    provider_base: tuple[int, ...]  # floors per provider
+    min_jurisdictions: int  # 0: nothing to count
+    min_providers: int  # 0: nothing to count
+    alliances: tuple[Alliance, ...]
+    cells: tuple[Cell, ...]
+    cell_of_country: tuple[int | None, ...]  # None: in no binding alliance
+    floors: Mapping[str, int]  # member -> replicas fixed where they are
+    # Radixes of the lexicographic objective (stability > spread > preference), see `objective`.
+    stability_weight: int
+    spread_weight: int
+
+
+class _Pair(NamedTuple):
+    country: str
+    provider: str
+    best: tuple[int, ...]  # preference key of its most preferred eligible member
+    members: tuple[tuple[Member, int, int], ...]  # (member, room, keep)
+
+
+def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remember: bool = True) -> Problem | None:
+    """The problem for `request.replicas >= 1`; `remember=False` for a snapshot seen only once.
+
+    With `stay`, every replica of `request.current` that may stay becomes a floor and only the rest is
+    left to decide; None when the floors alone already break a rule (or outnumber the replicas).
+    """
+    facts = index.of(snapshot, remember=remember)
+    rules, replicas = request.rules, request.replicas
+    context = framework.context(snapshot, request, facts.fitter(request.gpu, rules.require_tee))
+    by_country = [plugin for plugin in FILTERS if plugin.PER_COUNTRY]
+    by_member = [plugin for plugin in FILTERS if not plugin.PER_COUNTRY]
+    per_cluster = _limit(rules.max_per_cluster, replicas)
+    per_jurisdiction = _limit(rules.max_per_jurisdiction, replicas)
+    per_provider = _limit(rules.max_per_provider, replicas)
+    alliance_cap = _limit(rules.max_per_alliance, replicas)
+
+    def eligible(member: Member) -> tuple[Member, int, int] | None:
+        if any(plugin.filter(member, context).reasons for plugin in by_member):
+            return None
+        current = max(0, request.current.get(member.name, 0))
+        room = min(current + context.fits(member), per_cluster, replicas)
+        return (member, room, min(current, room)) if room > 0 else None
+
+    open_countries = [
+        country
+        for country, operators in facts.countries.items()
+        if not any(plugin.filter(next(iter(operators.values()))[0], context).reasons for plugin in by_country)
+    ]
+    open_set = set(open_countries)
+    kept_in: dict[tuple[str, str], list[str]] = {}
+    floors: dict[str, int] = {}
+    for name, count in sorted(request.current.items()):
+        member = facts.by_name.get(name)
+        if member is None or count <= 0 or member.country not in open_set:
+            continue
+        kept_in.setdefault((member.country, member.provider), []).append(name)
+        if stay and (found := eligible(member)) is not None:
+            floors[name] = found[2]
+    remaining = replicas - sum(floors.values())
+    country_base, provider_base = _bases(facts, floors)
+    alliance_room = {
+        name: alliance_cap - sum(country_base[country] for country in members)
+        for name, members in snapshot.alliances.items()
+    }
+    if (
+        remaining < 0
+        or any(n > per_jurisdiction for n in country_base.values())
+        or any(n > per_provider for n in provider_base.values())
+        or any(room < 0 for room in alliance_room.values())
+    ):
+        return None
+
+    limit_of: dict[str, int] = {}
+    for country in open_countries:
+        # A country's replicas count against every alliance it is in, so none may exceed its room.
+        rooms = [room for name, room in alliance_room.items() if country in snapshot.alliances[name]]
+        limit = min([per_jurisdiction - country_base[country], remaining, *rooms])
+        if limit > 0 and per_provider > 0:
+            limit_of[country] = limit
+
+    def evaluate(country: str, provider: str) -> _Pair | None:
+        """The pair's members that matter: those with replicas to keep, and the most preferred others
+        until they have room for all the pair may take."""
+        keeping = [found for name in kept_in.get((country, provider), ()) if (found := eligible(facts.by_name[name]))]
+        kept_names = {member.name for member, _, _ in keeping}
+        need, chosen, best = min(limit_of[country], per_provider), list(keeping), None
+        for member in facts.countries[country][provider]:
+            if need <= 0:
+                break
+            found = eligible(member)
+            if found is None:
+                continue
+            best = best or facts.preference[member.name]
+            if member.name not in kept_names:
+                chosen.append(found)
+                need -= found[1]
+        if best is None:
+            return None
+        return _Pair(country, provider, best, tuple(chosen))
+
+    binding = _binding_alliances(snapshot.alliances, limit_of, alliance_room, remaining)
+    signature = {
+        country: frozenset(name for name, _ in binding if country in snapshot.alliances[name]) for country in limit_of
+    }
+    pairs = _select(
+        facts.pairs,
+        signature,
+        evaluate,
+        [pair for pair in kept_in if pair[0] in limit_of],
+        set(country_base),
+        set(provider_base),
+        remaining,
+    )
+
+    countries = tuple(sorted({pair.country for pair in pairs}))
+    providers = tuple(sorted({pair.provider for pair in pairs}))
+    country_index = {country: position for position, country in enumerate(countries)}
+    provider_index = {provider: position for position, provider in enumerate(providers)}
+    weights = _preference_weights(remaining, len(facts.by_name))
+    candidates = tuple(
+        Candidate(
+            member=member,
+            country=country_index[pair.country],
+            provider=provider_index[pair.provider],
+            capacity=room - floors.get(member.name, 0),
+            keep=keep - floors.get(member.name, 0),
+            preference=sum(part * weight for part, weight in zip(facts.preference[member.name], weights, strict=True)),
+        )
+        for pair in sorted(pairs, key=lambda pair: (pair.country, pair.provider))
+        for member, room, keep in pair.members
+        if room > floors.get(member.name, 0)
+    )
+    alliances, cells, cell_of_country = _cells(binding, countries, signature)
+    spread_weight = remaining * max((candidate.preference for candidate in candidates), default=0) + 1
+    return Problem(
+        replicas=remaining,
+        candidates=candidates,
+        countries=countries,
+        providers=providers,
+        country_limit=tuple(limit_of[country] for country in countries),
+        provider_limit=tuple(per_provider - provider_base[provider] for provider in providers),
+        country_base=tuple(country_base[country] for country in countries),
+        provider_base=tuple(provider_base[provider] for provider in providers),
+        # Without floors one replica already makes one country and one provider: nothing to count.
+        min_jurisdictions=_still_needed(rules.min_jurisdictions, len(country_base)),
+        min_providers=_still_needed(rules.min_providers, len(provider_base)),
+        alliances=alliances,
+        cells=cells,
+        cell_of_country=cell_of_country,
+        floors=floors,
+        stability_weight=spread_weight * (replicas * replicas + 1),
+        spread_weight=spread_weight,
+    )
+
+
+def objective(problem: Problem, flows: tuple[int, ...]) -> tuple[int, int, int]:
+    """The soft objective of a placement, lexicographic: (-kept replicas, spread, preference).
+
+    Spread sums, over countries and providers, the pairs of replicas sharing one: it is convex, so the
+    flow networks price the k-th replica of a country at k-1 and an even spread is cheapest.
+    """
+    per_country = list(problem.country_base)
+    per_provider = list(problem.provider_base)
+    kept = preference = 0
+    for candidate, replicas in zip(problem.candidates, flows, strict=True):
+        if replicas:
+            per_country[candidate.country] += replicas
+            per_provider[candidate.provider] += replicas
+            kept += min(replicas, candidate.keep)
+            preference += replicas * candidate.preference
+    spread = sum(n * (n - 1) // 2 for n in per_country) + sum(n * (n - 1) // 2 for n in per_provider)
+    return (-kept, spread, preference)
+
+
+def _limit(value: int | None, replicas: int) -> int:
+    return replicas if value is None else max(0, min(value, replicas))
+
+
+def _still_needed(minimum: int, used: int) -> int:
+    return 0 if used == 0 and minimum <= 1 else max(0, minimum - used)
+
+
+def _bases(facts: index.Index, floors: Mapping[str, int]) -> tuple[Counter[str], Counter[str]]:
+    """Floors per country and per provider."""
+    countries: Counter[str] = Counter()
+    providers: Counter[str] = Counter()
+    for name, replicas in floors.items():
+        countries[facts.by_name[name].country] += replicas
+        providers[facts.by_name[name].provider] += replicas
+    return countries, providers
+
+
+def _binding_alliances(
+    table: Mapping[str, frozenset[str]], limit_of: Mapping[str, int], room: Mapping[str, int], replicas: int
+) -> list[tuple[str, int]]:
+    """The alliances that could take more than their room, with that room."""
+    binding = []
+    for name in sorted(table):
+        if replicas > room[name] and sum(limit_of.get(country, 0) for country in table[name]) > room[name]:
+            binding.append((name, room[name]))
+    return binding
+
+
+def _select(
+    ranked: Sequence[tuple[tuple[int, ...], str, str]],
+    signature: Mapping[str, frozenset[str]],
+    evaluate: Callable[[str, str], _Pair | None],
+    keeping: Sequence[tuple[str, str]],
+    floored_countries: set[str],
+    floored_providers: set[str],
+    replicas: int,
+) -> list[_Pair]:
+    """The pairs some optimal placement is sure to be found among (see the module doc).
+
+    `ranked` lists every (country, provider) pair by its most preferred member. A pair's eligible best
+    can only be that member or a later one, so pairs are evaluated in that order and taken, per class,
+    in the order of their eligible best once no unevaluated pair of the class can come before them.
+    Floors block their countries and providers for good, so pairs there never join the matching.
+    """
+    quota = 2 * replicas - 1
+    waiting: dict[frozenset[str], list[tuple[tuple[int, ...], str, str, _Pair]]] = {}
+    matched: dict[frozenset[str], tuple[set[str], set[str]]] = {}
+    taken: dict[tuple[str, str], _Pair] = {}
+    open_classes = set(signature.values())
+
+    def take_up_to(group: frozenset[str], bound: tuple[int, ...] | None) -> None:
+        heap = waiting.get(group, [])
+        countries, providers = matched.setdefault(group, (set(), set()))
+        while heap and len(countries) < quota and (bound is None or heap[0][0] <= bound):
+            _, country, provider, pair = heapq.heappop(heap)
+            taken[country, provider] = pair
+            if not {country} & (countries | floored_countries) and not {provider} & (providers | floored_providers):
+                countries.add(country)
+                providers.add(provider)
+        if len(countries) >= quota:
+            open_classes.discard(group)
+
+    for key, country, provider in ranked:
+        if not open_classes:
+            break
+        group = signature.get(country)
+        if group is None or group not in open_classes:
+            continue
+        take_up_to(group, key)
+        if group in open_classes and (pair := evaluate(country, provider)) is not None:
+            heapq.heappush(waiting.setdefault(group, []), (pair.best, country, provider, pair))
+    for group in list(open_classes):
+        take_up_to(group, None)
+    for country, provider in keeping:
+        if (country, provider) not in taken and (pair := evaluate(country, provider)) is not None:
+            taken[country, provider] = pair
+    return list(taken.values())
+
+
+def _cells(
+    binding: Sequence[tuple[str, int]],
+    countries: tuple[str, ...],
+    signature: Mapping[str, frozenset[str]],
+) -> tuple[tuple[Alliance, ...], tuple[Cell, ...], tuple[int | None, ...]]:
+    """The binding alliances over the cells their memberships cut the problem's countries into."""
+    signatures = sorted({signature[country] for country in countries if signature[country]}, key=sorted)
+    cells = tuple(
+        Cell(
+            countries=tuple(i for i, country in enumerate(countries) if signature[country] == names),
+            alliances=frozenset(a for a, (name, _) in enumerate(binding) if name in names),
+        )
+        for names in signatures
+    )
+    alliances = tuple(
+        Alliance(name=name, cells=frozenset(k for k, cell in enumerate(cells) if a in cell.alliances), cap=room)
+        for a, (name, room) in enumerate(binding)
+    )
+    position = {names: k for k, names in enumerate(signatures)}
+    cell_of_country = tuple(position.get(signature[country]) for country in countries)
+    return alliances, cells, cell_of_country
+
+
+def _preference_weights(replicas: int, members: int) -> tuple[int, ...]:
+    """Radixes packing a preference key (score gaps, then name rank) into one integer per replica.
+
+    Each level is wide enough that no sum over `replicas` replicas of a lower level outweighs one step
+    of a higher level, so comparing packed sums is comparing keys lexicographically.
+    """
+    weights = [1]
+    weight = replicas * members + 1
+    for _ in SCORES:
+        weights.append(weight)
+        weight *= replicas * framework.MAX_SCORE + 1
+    return tuple(reversed(weights))

@@ -1,0 +1,193 @@
+"""One node of the search as a minimum-cost flow: exact for every rule except the alliances it leaves out.
+
+The network, from source to sink:
+
+    source ─▶ [alliance tree over cells] ─▶ cell ─┬─▶ country in ─(unit arcs, spread cost)─▶ country out
+          └─▶ [jurisdiction counter] ─(1 each)──┘      ─▶ member (kept part, new part) ─▶ provider in
+    provider in ─(unit arcs, spread cost)─▶ provider out ─┬─────────────────────────▶ sink
+                                                          └─(1 each)─▶ [provider counter] ─▶ sink
+
+* Capacity, `maxPerCluster`, `maxPerJurisdiction` and `maxPerProvider` are arc capacities.
+* `minProviders` is a counter: each provider's first replica may pass one arc of capacity 1 into a node
+  whose arc to the sink must carry `minProviders` units, so at least that many providers are used.
+* `minJurisdictions` is the same counter on the country side (countries and providers holding floors
+  count already and get no counter arc; their spread cost starts at their floors). A counter must sit directly above the
+  countries, so a cell that is aggregated under the alliance tree counts its own first replicas: a
+  quota the search decided (a lower bound, like the counter) or, until decided, an optimistic credit
+  of as many countries as it could possibly use. The solution's real country count is checked after.
+* `family` holds the laminar sets of cells with a cap (the alliances embedded at the root, and the
+  pieces branching added); they become the tree. Alliances not in it are checked on the solution.
+
+Lower bounds are rewards: each unit on a counter arc is worth more than any placement can otherwise
+cost, so a minimum-cost flow that leaves one unsaturated proves no placement in this node satisfies it.
+The rest of the cost is the lexicographic objective (kept replicas, then spread, then preference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from samizdat.placement import flow
+from samizdat.placement.problem import Problem, objective
+
+Family = Mapping[frozenset[int], int]
+
+
+class Segment(NamedTuple):
+    """Parallel arcs from a country to a provider: one candidate's kept or new replicas."""
+
+    candidate: int
+    capacity: int
+    cost: int
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The part of the network every node shares, computed once per problem."""
+
+    # (country, provider) -> its segments, cheapest first, only as many as the pair can ever use
+    pairs: tuple[tuple[int, int, tuple[Segment, ...]], ...]
+    # units on a counter arc are worth this much (see module doc)
+    reward: int
+
+
+@dataclass(frozen=True, slots=True)
+class Relaxed:
+    flows: tuple[int, ...]  # replicas per candidate
+    country_totals: tuple[int, ...]
+    objective: tuple[int, int, int]
+
+
+def layout(problem: Problem) -> Layout:
+    """Candidates grouped by (country, provider), cut to the cheapest that can fill what the pair may take.
+
+    Members of one pair are parallel arcs between the same two nodes, and a minimum-cost flow never
+    uses a dearer parallel arc while a cheaper one has room, so the rest can be left out.
+    """
+    grouped: dict[tuple[int, int], list[Segment]] = {}
+    for index, candidate in enumerate(problem.candidates):
+        segments = grouped.setdefault((candidate.country, candidate.provider), [])
+        if candidate.keep:
+            segments.append(Segment(index, candidate.keep, candidate.preference - problem.stability_weight))
+        if candidate.capacity > candidate.keep:
+            segments.append(Segment(index, candidate.capacity - candidate.keep, candidate.preference))
+    pairs = []
+    for (country, provider), segments in sorted(grouped.items()):
+        need = min(problem.replicas, problem.country_limit[country], problem.provider_limit[provider])
+        chosen: list[Segment] = []
+        for segment in sorted(segments, key=lambda s: (s.cost, s.candidate)):
+            if need <= 0:
+                break
+            chosen.append(segment)
+            need -= segment.capacity
+        pairs.append((country, provider, tuple(chosen)))
+    return Layout(pairs=tuple(pairs), reward=problem.stability_weight * (problem.replicas + 1))
+
+
+def credits(problem: Problem, family: Family, quotas: Sequence[int | None]) -> dict[int, int]:
+    """Countries each aggregated cell counts towards `minJurisdictions`: its quota, else its most."""
+    caps: dict[int, int] = {}
+    for cells, cap in family.items():
+        for cell in cells:
+            caps[cell] = min(cap, caps.get(cell, cap))
+    counted = {}
+    for cell, cap in caps.items():
+        quota = quotas[cell]
+        fresh = sum(1 for country in problem.cells[cell].countries if not problem.country_base[country])
+        counted[cell] = quota if quota is not None else min(cap, fresh, problem.min_jurisdictions)
+    return counted
+
+
+def relax(problem: Problem, shared: Layout, family: Family, quotas: Sequence[int | None]) -> Relaxed | None:
+    """The best placement of this node's relaxation, or None when not even the relaxation has one."""
+    replicas, reward = problem.replicas, shared.reward
+    network = flow.Network()
+    rewarded: list[tuple[int, int]] = []  # (arc, units it must carry)
+
+    def rewarded_arc(tail: int, head: int, units: int) -> None:
+        if units > 0:
+            rewarded.append((network.add_arc(tail, head, units, -reward), units))
+
+    source = network.add_node()
+    counting = problem.min_jurisdictions > 0
+    shortfall = problem.min_jurisdictions - sum(credits(problem, family, quotas).values()) if counting else 0
+    counter = network.add_node() if shortfall > 0 else None
+    if counter is not None:
+        rewarded_arc(source, counter, shortfall)
+
+    # The alliance tree: larger sets first, so a parent (a strict superset) always precedes its children.
+    sets = sorted(family, key=lambda s: (-len(s), sorted(s)))
+    set_node: dict[frozenset[int], int] = {}
+    for cells in sets:
+        node = set_node[cells] = network.add_node()
+        parents = [other for other in sets if len(other) > len(cells) and cells < other]
+        tail = set_node[min(parents, key=len)] if parents else source
+        network.add_arc(tail, node, family[cells], 0)
+    cell_node: dict[int, int] = {}
+    for cell in sorted({cell for cells in sets for cell in cells}):
+        node = cell_node[cell] = network.add_node()
+        smallest = min((cells for cells in sets if cell in cells), key=len)
+        network.add_arc(set_node[smallest], node, replicas, 0)
+    cell_counter: dict[int, int] = {}
+    for cell in cell_node:
+        quota = quotas[cell] if counting else None
+        if quota:
+            cell_counter[cell] = network.add_node()
+            rewarded_arc(cell_node[cell], cell_counter[cell], quota)
+
+    # A country with floors counts already: no counter arc, and its spread cost starts at its floors.
+    first_country = len(network.adjacency)
+    for _ in problem.countries:
+        network.add_node()
+        network.add_node()
+    for index, (limit, floors) in enumerate(zip(problem.country_limit, problem.country_base, strict=True)):
+        country_in = first_country + 2 * index
+        home = problem.cell_of_country[index]
+        if home is not None and home in cell_node:
+            network.add_arc(cell_node[home], country_in, replicas, 0)
+            if home in cell_counter and not floors:
+                network.add_arc(cell_counter[home], country_in, 1, 0)
+        else:
+            network.add_arc(source, country_in, replicas, 0)
+            if counter is not None and not floors:
+                network.add_arc(counter, country_in, 1, 0)
+        for unit in range(floors, floors + limit):
+            network.add_arc(country_in, country_in + 1, 1, unit * problem.spread_weight)
+
+    first_provider = len(network.adjacency)
+    for _ in problem.providers:
+        network.add_node()
+        network.add_node()
+    segment_arcs: list[tuple[int, int]] = []  # (arc, candidate)
+    for country, provider, segments in shared.pairs:
+        for segment in segments:
+            arc = network.add_arc(
+                first_country + 2 * country + 1, first_provider + 2 * provider, segment.capacity, segment.cost
+            )
+            segment_arcs.append((arc, segment.candidate))
+    provider_counter = network.add_node() if problem.min_providers > 0 else None
+    sink = network.add_node()
+    for index, (limit, floors) in enumerate(zip(problem.provider_limit, problem.provider_base, strict=True)):
+        provider_in = first_provider + 2 * index
+        for unit in range(floors, floors + limit):
+            network.add_arc(provider_in, provider_in + 1, 1, unit * problem.spread_weight)
+        network.add_arc(provider_in + 1, sink, replicas, 0)
+        if provider_counter is not None and not floors:
+            network.add_arc(provider_in + 1, provider_counter, 1, 0)
+    if provider_counter is not None:
+        rewarded_arc(provider_counter, sink, problem.min_providers)
+
+    if flow.min_cost_flow(network, source, sink, replicas) < replicas:
+        return None
+    if any(network.flow(arc) < units for arc, units in rewarded):
+        return None
+    flows = [0] * len(problem.candidates)
+    for arc, index in segment_arcs:
+        flows[index] += network.flow(arc)
+    totals = [0] * len(problem.countries)
+    for candidate, replicas_here in zip(problem.candidates, flows, strict=True):
+        totals[candidate.country] += replicas_here
+    placed = tuple(flows)
+    return Relaxed(flows=placed, country_totals=tuple(totals), objective=objective(problem, placed))
