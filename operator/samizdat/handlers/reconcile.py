@@ -64,10 +64,13 @@ def _needs_write(workload: AIWorkload, existing: Mapping[str, object] | None, re
 async def reconcile(workload: AIWorkload, fleet: Fleet, alliances: Mapping[str, frozenset[str]]) -> Outcome:
     uid = workload.metadata.uid or ""
     copies = fleet.copies_of(uid)
+    # Lost: members that held replicas (by their copies, or by our last decision when a censor deleted
+    # the copy outright) and are now Down or Quarantined.
+    holders = set(copies) | set(fleet.decisions.get(uid, {}))
     lost = {
         name: f"{fleet.members[name].health.phase.value.lower()}: {fleet.members[name].health.message}"
-        for name in copies
-        if fleet.members[name].health.phase in (Phase.DOWN, Phase.QUARANTINED)
+        for name in sorted(holders)
+        if name in fleet.members and fleet.members[name].health.phase in (Phase.DOWN, Phase.QUARANTINED)
     }
     guard = fleet.guard()
     metrics.evictions_halted(guard.halted)
