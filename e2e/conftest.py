@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from e2e.operator import OperatorProcess
-from e2e.sandbox.world import REPO_ROOT, Sandbox
+from e2e.sandbox.world import Sandbox
+from e2e.workloads import install_samizdat
 
 MEMBERS = int(os.environ.get("SAMIZDAT_SANDBOX_MEMBERS", "6"))
 
@@ -44,10 +45,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 @pytest.fixture(scope="session")
 def hub(sandbox: Sandbox) -> Sandbox:
     """The sandbox with samizdat's CRDs installed and every member registered (as a user would)."""
-    kubectl = sandbox.kubectl("hub")
-    kubectl.run("apply", "-f", str(REPO_ROOT / "crds"))
-    kubectl.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    kubectl.run("apply", "-f", str(sandbox.directory / "memberclusters.yaml"))
+    install_samizdat(sandbox)
     return sandbox
 
 

@@ -7,8 +7,8 @@ import sys
 import time
 
 from e2e.operator import OperatorProcess
-from e2e.sandbox.world import REPO_ROOT, Sandbox
-from e2e.workloads import aiworkload, wait_settled
+from e2e.sandbox.world import Sandbox
+from e2e.workloads import aiworkload, install_samizdat, wait_settled
 
 DEMO_RULES = {"minJurisdictions": 3, "maxPerJurisdiction": 2, "deniedAlliances": ["five-eyes"]}
 
@@ -19,10 +19,8 @@ def main() -> int:
     if not sandbox.running():
         print("demo: starting the sandbox (hub + 6 member clusters)…", flush=True)
         sandbox.up(6)
+    install_samizdat(sandbox)
     hub = sandbox.kubectl("hub")
-    hub.run("apply", "-f", str(REPO_ROOT / "crds"))
-    hub.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    hub.run("apply", "-f", str(sandbox.directory / "memberclusters.yaml"))
     operator = OperatorProcess(sandbox, quarantine_seconds=60)
     operator.start()
     print(f"demo: operator started (pid {operator.process.pid if operator.process else '?'}, "

@@ -12,7 +12,7 @@ from typing import Any
 
 from e2e.sandbox import members
 from e2e.sandbox.layout import DEFAULT_MEMBERS
-from e2e.sandbox.world import Sandbox
+from e2e.sandbox.world import REPO_ROOT, Sandbox
 from e2e.waiting import eventually
 from samizdat import jurisdictions
 
@@ -154,3 +154,11 @@ def wait_condition(sandbox: Sandbox, name: str, kind: str, reason: str | None = 
         return workload if found and (reason is None or found.get("reason") == reason) else None
 
     return eventually(seen, timeout=timeout, what=f"{name} condition {kind} {reason or ''}")
+
+
+def install_samizdat(sandbox: Sandbox) -> None:
+    """What a user does before running samizdat: install the CRDs, register every member."""
+    kubectl = sandbox.kubectl("hub")
+    kubectl.run("apply", "-f", str(REPO_ROOT / "crds"))
+    kubectl.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    kubectl.run("apply", "-f", str(sandbox.directory / "memberclusters.yaml"))

@@ -26,9 +26,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from e2e.operator import OperatorProcess  # noqa: E402
-from e2e.sandbox.world import REPO_ROOT, Sandbox  # noqa: E402
+from e2e.sandbox.world import Sandbox  # noqa: E402
 from e2e.waiting import eventually  # noqa: E402
-from e2e.workloads import aiworkload, wait_settled  # noqa: E402
+from e2e.workloads import aiworkload, install_samizdat, wait_settled  # noqa: E402
 
 NAME = "bench-failover"
 REPLICAS = 3
@@ -99,10 +99,8 @@ def main() -> int:
     started_sandbox = not sandbox.running()
     if started_sandbox:
         sandbox.up(6)
+    install_samizdat(sandbox)
     kubectl = sandbox.kubectl("hub")
-    kubectl.run("apply", "-f", str(REPO_ROOT / "crds"))
-    kubectl.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    kubectl.run("apply", "-f", str(sandbox.directory / "memberclusters.yaml"))
     operator = OperatorProcess(sandbox, quarantine_seconds=5)
     operator.start()
     hub = Hub(sandbox)
