@@ -17,7 +17,8 @@ class Decision:
     replica or is filled to its limit, why. When infeasible, `binding_rule` names the spec field whose
     relaxation would make the workload placeable (e.g. "minJurisdictions"; "replicas" when only more
     capacity would), and `explanation` says what would help. `moves` counts replicas of
-    `Request.current` that have to start on another member.
+    `Request.current` that have to start on another member. The diagnosis is worked out on first
+    read (see `diagnosis.Diagnosis`); like the rest, it depends only on the snapshot and the request.
     """
 
     assignments: Mapping[str, int]

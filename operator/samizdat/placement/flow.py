@@ -6,6 +6,10 @@ one pass over the nodes in that order instead of a Bellman-Ford, and negative co
 
 Costs are Python integers on purpose: the placement objective is lexicographic and is packed into one
 integer with wide radixes, which floats would silently round.
+
+An arc may be convex: its k-th unit (from 0) costs `cost + k * step`. That is k parallel unit arcs of
+rising cost folded into one; the residual graph only ever needs the cheapest unused unit forward and
+the dearest used unit backward, which is all Dijkstra would pick among the parallel arcs anyway.
 """
 
 from __future__ import annotations
@@ -16,26 +20,29 @@ import heapq
 class Network:
     """Arcs in parallel lists; arc `a` and its residual twin `a ^ 1` are always allocated together."""
 
-    __slots__ = ("adjacency", "capacities", "costs", "heads")
+    __slots__ = ("adjacency", "capacities", "costs", "heads", "steps")
 
     def __init__(self) -> None:
         self.adjacency: list[list[int]] = []
         self.heads: list[int] = []
         self.capacities: list[int] = []
         self.costs: list[int] = []
+        self.steps: list[int] = []
 
     def add_node(self) -> int:
         self.adjacency.append([])
         return len(self.adjacency) - 1
 
-    def add_arc(self, tail: int, head: int, capacity: int, cost: int) -> int:
-        """Add an arc and return its number; `tail < head` keeps the network acyclic (see module doc)."""
+    def add_arc(self, tail: int, head: int, capacity: int, cost: int, step: int = 0) -> int:
+        """Add an arc (convex when `step` > 0) and return its number; `tail < head` keeps the network
+        acyclic (see module doc)."""
         if not tail < head:
             raise ValueError(f"arc {tail}->{head} breaks the topological numbering")
         arc = len(self.heads)
         self.heads += (head, tail)
         self.capacities += (capacity, 0)
         self.costs += (cost, -cost)
+        self.steps += (step, -step)
         self.adjacency[tail].append(arc)
         self.adjacency[head].append(arc + 1)
         return arc
@@ -74,6 +81,7 @@ def min_cost_flow(network: Network, source: int, sink: int, amount: int) -> int:
     so a caller asking for exactly `amount` units checks the return value.
     """
     adjacency, heads, capacities, costs = network.adjacency, network.heads, network.capacities, network.costs
+    steps = network.steps
     size = len(adjacency)
     potential = _initial_potentials(network, source)
     sent = 0
@@ -94,6 +102,10 @@ def min_cost_flow(network: Network, source: int, sink: int, amount: int) -> int:
                 if capacities[arc]:
                     head = heads[arc]
                     candidate = offset + costs[arc] - potential[head]
+                    step = steps[arc]
+                    if step:
+                        # units used so far: forward, the next unit's index; backward, the last one's
+                        candidate += step * (capacities[arc ^ 1] if step > 0 else capacities[arc] - 1)
                     there = distance[head]
                     if there is None or candidate < there:
                         distance[head] = candidate
@@ -109,7 +121,8 @@ def min_cost_flow(network: Network, source: int, sink: int, amount: int) -> int:
         node = sink
         while node != source:
             arc = via[node]
-            push = min(push, capacities[arc])
+            # a convex arc's price holds for one unit only
+            push = min(push, 1 if steps[arc] else capacities[arc])
             node = heads[arc ^ 1]
         node = sink
         while node != source:

@@ -293,8 +293,15 @@ def _select(
     can only be that member or a later one, so pairs are evaluated in that order and taken, per class,
     in the order of their eligible best once no unevaluated pair of the class can come before them.
     Floors block their countries and providers for good, so pairs there never join the matching.
+
+    First, though, a country needs no more pairs than there can be providers blocked for it, plus one:
+    a replica on a later pair of that country can move to one of its earlier pairs whose provider holds
+    nothing else (same country, so same alliances; a fresh provider; and no dearer). So a country's
+    pairs past that many are not even evaluated, and the classes are scanned over what is left.
     """
     quota = 2 * replicas - 1
+    per_country = replicas + len(floored_providers)
+    taken_in: dict[str, int] = {}
     waiting: dict[frozenset[str], list[tuple[tuple[int, ...], str, str, _Pair]]] = {}
     matched: dict[frozenset[str], tuple[set[str], set[str]]] = {}
     taken: dict[tuple[str, str], _Pair] = {}
@@ -305,8 +312,13 @@ def _select(
         countries, providers = matched.setdefault(group, (set(), set()))
         while heap and len(countries) < quota and (bound is None or heap[0][0] <= bound):
             _, country, provider, pair = heapq.heappop(heap)
+            if taken_in.get(country, 0) >= per_country:
+                continue
             taken[country, provider] = pair
-            if not {country} & (countries | floored_countries) and not {provider} & (providers | floored_providers):
+            taken_in[country] = taken_in.get(country, 0) + 1
+            if not (country in countries or country in floored_countries) and not (
+                provider in providers or provider in floored_providers
+            ):
                 countries.add(country)
                 providers.add(provider)
         if len(countries) >= quota:
@@ -316,7 +328,7 @@ def _select(
         if not open_classes:
             break
         group = signature.get(country)
-        if group is None or group not in open_classes:
+        if group is None or group not in open_classes or taken_in.get(country, 0) >= per_country:
             continue
         take_up_to(group, key)
         if group in open_classes and (pair := evaluate(country, provider)) is not None:

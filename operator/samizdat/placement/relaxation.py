@@ -2,9 +2,9 @@
 
 The network, from source to sink:
 
-    source ─▶ [alliance tree over cells] ─▶ cell ─┬─▶ country in ─(unit arcs, spread cost)─▶ country out
+    source ─▶ [alliance tree over cells] ─▶ cell ─┬─▶ country in ─(convex spread cost)─▶ country out
           └─▶ [jurisdiction counter] ─(1 each)──┘      ─▶ member (kept part, new part) ─▶ provider in
-    provider in ─(unit arcs, spread cost)─▶ provider out ─┬─────────────────────────▶ sink
+    provider in ─(convex spread cost)─▶ provider out ─┬─────────────────────────▶ sink
                                                           └─(1 each)─▶ [provider counter] ─▶ sink
 
 * Capacity, `maxPerCluster`, `maxPerJurisdiction` and `maxPerProvider` are arc capacities.
@@ -153,8 +153,7 @@ def relax(problem: Problem, shared: Layout, family: Family, quotas: Sequence[int
             network.add_arc(source, country_in, replicas, 0)
             if counter is not None and not floors:
                 network.add_arc(counter, country_in, 1, 0)
-        for unit in range(floors, floors + limit):
-            network.add_arc(country_in, country_in + 1, 1, unit * problem.spread_weight)
+        network.add_arc(country_in, country_in + 1, limit, floors * problem.spread_weight, problem.spread_weight)
 
     first_provider = len(network.adjacency)
     for _ in problem.providers:
@@ -171,8 +170,7 @@ def relax(problem: Problem, shared: Layout, family: Family, quotas: Sequence[int
     sink = network.add_node()
     for index, (limit, floors) in enumerate(zip(problem.provider_limit, problem.provider_base, strict=True)):
         provider_in = first_provider + 2 * index
-        for unit in range(floors, floors + limit):
-            network.add_arc(provider_in, provider_in + 1, 1, unit * problem.spread_weight)
+        network.add_arc(provider_in, provider_in + 1, limit, floors * problem.spread_weight, problem.spread_weight)
         network.add_arc(provider_in + 1, sink, replicas, 0)
         if provider_counter is not None and not floors:
             network.add_arc(provider_in + 1, provider_counter, 1, 0)

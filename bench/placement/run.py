@@ -1,0 +1,182 @@
+"""Placement benchmark: decision latency, bulk re-placement throughput, speed against the MILP oracle.
+
+    python bench/placement/run.py [--quick] [--seed N]
+
+Prints one JSON object. Method, in the JSON too:
+* latency: one world of 1,000 members (100,000 GPU nodes in ~5 shapes per member, built-in alliance
+  table, see `world.py`); each of N random workload specs is solved once against it, wall time of
+  `placement.solve` (filter, search, rule check, diagnosis; infeasible ones include the binding-rule
+  search) after a short warm-up; p50/p99/max over the N.
+* bulk: 2,000 workloads are placed, then a random 10% of members vanish from the snapshot and every
+  workload that had a replica on one of them is re-placed with its placement as `current`; throughput
+  is re-placed workloads per second of wall time, single process. Members' free GPUs are not consumed
+  between workloads (the solver is what is measured, not a capacity ledger).
+* versus_oracle: the same instances solved by the solver and by the HiGHS MILP oracle of the tests
+  (`tests/milp_oracle.py`, model build + solve, maximising kept replicas); `speedup` is the ratio of
+  total times (the target's measure), `speedup_of_medians` the ratio of median times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+
+import milp_oracle  # noqa: E402
+import world  # noqa: E402
+
+from samizdat import placement  # noqa: E402
+
+TARGETS = {"latency_p99_ms": 20.0, "replaced_per_second": 1000.0, "speedup_vs_milp": 10.0}
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _timed(snapshot: placement.Snapshot, request: placement.Request) -> tuple[placement.Decision, float]:
+    started = time.perf_counter()
+    decision = placement.solve(snapshot, request)
+    return decision, time.perf_counter() - started
+
+
+def latency(snapshot: placement.Snapshot, requests: list[placement.Request]) -> dict[str, Any]:
+    for request in requests[:5]:
+        placement.solve(snapshot, request)
+    seconds, feasible = [], 0
+    for request in requests:
+        decision, took = _timed(snapshot, request)
+        seconds.append(took)
+        feasible += decision.feasible
+    return {
+        "decisions": len(requests),
+        "feasible": feasible,
+        "p50_ms": round(1000 * statistics.median(seconds), 2),
+        "p99_ms": round(1000 * _percentile(seconds, 0.99), 2),
+        "max_ms": round(1000 * max(seconds), 2),
+        "mean_ms": round(1000 * statistics.fmean(seconds), 2),
+    }
+
+
+def bulk(snapshot: placement.Snapshot, requests: list[placement.Request], rng: random.Random) -> dict[str, Any]:
+    started = time.perf_counter()
+    placed = [placement.solve(snapshot, request) for request in requests]
+    placing = time.perf_counter() - started
+
+    vanished = set(rng.sample([m.name for m in snapshot.members], len(snapshot.members) // 10))
+    survivors = replace(snapshot, members=tuple(m for m in snapshot.members if m.name not in vanished))
+    affected = [
+        (request, decision)
+        for request, decision in zip(requests, placed, strict=True)
+        if decision.feasible and vanished & set(decision.assignments)
+    ]
+    lost = moved = only_lost_moved = infeasible = 0
+    seconds = []
+    started = time.perf_counter()
+    for request, before in affected:
+        decision, took = _timed(survivors, replace(request, current=dict(before.assignments)))
+        seconds.append(took)
+        gone = sum(n for name, n in before.assignments.items() if name in vanished)
+        lost += gone
+        if not decision.feasible:
+            infeasible += 1
+            continue
+        moved += decision.moves
+        only_lost_moved += decision.moves == gone
+    replacing = time.perf_counter() - started
+    return {
+        "workloads": len(requests),
+        "placed_feasible": sum(decision.feasible for decision in placed),
+        "placed_per_second": round(len(requests) / placing, 1),
+        "members_vanished": len(vanished),
+        "workloads_replaced": len(affected),
+        "replaced_per_second": round(len(affected) / replacing, 1) if affected else None,
+        "replace_p50_ms": round(1000 * statistics.median(seconds), 2) if seconds else None,
+        "replace_p99_ms": round(1000 * _percentile(seconds, 0.99), 2) if seconds else None,
+        "replicas_lost": lost,
+        "replicas_moved": moved,
+        "workloads_moving_only_lost_replicas": only_lost_moved,
+        "replaced_infeasible": infeasible,
+    }
+
+
+def versus_oracle(snapshot: placement.Snapshot, requests: list[placement.Request]) -> dict[str, Any]:
+    solver_seconds, oracle_seconds, agree = [], [], 0
+    for request in requests:
+        decision, took = _timed(snapshot, request)
+        answer = milp_oracle.solve(snapshot, request)
+        solver_seconds.append(took)
+        oracle_seconds.append(answer.seconds)
+        agree += decision.feasible == answer.feasible
+    return {
+        "instances": len(requests),
+        "feasibility_agrees": agree,
+        "solver_total_s": round(sum(solver_seconds), 3),
+        "oracle_total_s": round(sum(oracle_seconds), 3),
+        "solver_median_ms": round(1000 * statistics.median(solver_seconds), 2),
+        "oracle_median_ms": round(1000 * statistics.median(oracle_seconds), 2),
+        "speedup": round(sum(oracle_seconds) / sum(solver_seconds), 1),
+        "speedup_of_medians": round(statistics.median(oracle_seconds) / statistics.median(solver_seconds), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer decisions, for CI (< 60 s)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    counts = {"latency": 60, "bulk": 300, "oracle": 30}
+    if not args.quick:
+        counts = {"latency": 1000, "bulk": 2000, "oracle": 200}
+    rng = random.Random(args.seed)
+    snapshot = world.world(args.seed)
+    specs = [world.workload(rng) for _ in range(max(counts.values()))]
+    gc.collect()
+    report: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "world": {
+            "members": len(snapshot.members),
+            "gpu_nodes": sum(shape.nodes for member in snapshot.members for shape in member.shapes),
+            "shapes": sum(len(member.shapes) for member in snapshot.members),
+            "countries": len({member.country for member in snapshot.members}),
+            "providers": len({member.provider for member in snapshot.members}),
+            "alliances": sorted(snapshot.alliances),
+        },
+        "mode": "quick" if args.quick else "full",
+        "seed": args.seed,
+        "method": __doc__.split("Method, in the JSON too:\n", 1)[1].strip(),
+        "targets": TARGETS,
+    }
+    report["latency"] = latency(snapshot, specs[: counts["latency"]])
+    report["bulk"] = bulk(snapshot, specs[: counts["bulk"]], rng)
+    report["versus_oracle"] = versus_oracle(snapshot, specs[: counts["oracle"]])
+    report["meets_targets"] = {
+        "latency_p99_ms": report["latency"]["p99_ms"] <= TARGETS["latency_p99_ms"],
+        "replaced_per_second": (report["bulk"]["replaced_per_second"] or 0) >= TARGETS["replaced_per_second"],
+        "speedup_vs_milp": report["versus_oracle"]["speedup"] >= TARGETS["speedup_vs_milp"],
+    }
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""samizdat's Grafana dashboards, as code: `python docs/dashboards/generate.py` writes the JSON the chart ships.
+
+The JSON files in helm/samizdat/dashboards/ are generated from this file and committed; reviewers read
+this file, and tests/test_dashboards.py fails when the two disagree. Every query uses only the metrics
+of operator/samizdat/metrics.py (checked by the same test) and runs against a real Prometheus in
+e2e/test_prometheus.py.
+
+Gauges are read through `max by (...)`: a standby replica of the operator (kopf peering) or a pod being
+replaced may still expose the series for a moment, and the dashboards must not add them up.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from samizdat.metrics import PHASES
+
+OUT = Path(__file__).resolve().parents[2] / "helm" / "samizdat" / "dashboards"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+FAILOVER_TARGET_S = 10  # the SamizdatFailoverSlow alert's threshold, drawn on the duration panels
+
+# Phase -> (code on the state timeline, colour): codes start at 1 so that "no series" is not "Pending".
+PHASE_STYLE = {
+    "Pending": (1, "blue"), "Ready": (2, "green"), "Suspect": (3, "yellow"), "Down": (4, "red"),
+    "Quarantined": (5, "purple"),
+}
+
+Panel = dict[str, Any]
+
+
+def target(expr: str, legend: str = "", *, instant: bool = False, fmt: str = "time_series") -> dict[str, Any]:
+    return {
+        "datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "instant": instant, "range": not instant,
+        "format": fmt,
+    }
+
+
+def panel(kind: str, title: str, description: str, grid: tuple[int, int, int, int], targets: list[dict[str, Any]],
+          *, unit: str = "short", defaults: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+          **extra: Any) -> Panel:
+    x, y, w, h = grid
+    for ref, each in zip("ABCDEFGH", targets, strict=False):
+        each["refId"] = ref
+    return {
+        "type": kind, "title": title, "description": description, "datasource": DATASOURCE,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h}, "targets": targets,
+        "fieldConfig": {"defaults": {"unit": unit, **(defaults or {})}, "overrides": []},
+        "options": options or {}, **extra,
+    }
+
+
+def stat(title: str, description: str, grid: tuple[int, int, int, int], expr: str, *,
+         mappings: list[dict[str, Any]] | None = None,
+         thresholds: list[tuple[float | None, str]] | None = None) -> Panel:
+    steps = [{"value": value, "color": color} for value, color in (thresholds or [(None, "green")])]
+    return panel(
+        "stat", title, description, grid, [target(expr, instant=True)],
+        defaults={"mappings": mappings or [], "thresholds": {"mode": "absolute", "steps": steps},
+                  "color": {"mode": "thresholds"}},
+        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                 "colorMode": "background", "graphMode": "none", "textMode": "value"},
+    )
+
+
+def timeseries(title: str, description: str, grid: tuple[int, int, int, int], targets: list[dict[str, Any]], *,
+               unit: str = "short", bars: bool = False, target_line: float | None = None) -> Panel:
+    custom: dict[str, Any] = {"drawStyle": "bars" if bars else "line", "fillOpacity": 60 if bars else 10,
+                              "lineWidth": 1 if bars else 2, "showPoints": "never", "spanNulls": False}
+    steps: list[dict[str, Any]] = [{"value": None, "color": "green"}]
+    if target_line is not None:
+        custom["thresholdsStyle"] = {"mode": "dashed"}
+        steps.append({"value": target_line, "color": "red"})
+    return panel(
+        "timeseries", title, description, grid, targets, unit=unit,
+        defaults={"custom": custom, "thresholds": {"mode": "absolute", "steps": steps},
+                  "color": {"mode": "palette-classic"}},
+        options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                 "tooltip": {"mode": "multi", "sort": "desc"}},
+    )
+
+
+def state_timeline(title: str, description: str, grid: tuple[int, int, int, int], targets: list[dict[str, Any]],
+                   mappings: list[dict[str, Any]]) -> Panel:
+    return panel(
+        "state-timeline", title, description, grid, targets,
+        defaults={"mappings": mappings, "color": {"mode": "thresholds"},
+                  "thresholds": {"mode": "absolute", "steps": [{"value": None, "color": "text"}]}},
+        options={"mergeValues": True, "showValue": "never", "rowHeight": 0.8, "alignValue": "left",
+                 "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}},
+    )
+
+
+def value_map(pairs: dict[int, tuple[str, str]]) -> list[dict[str, Any]]:
+    """Grafana value mappings: number -> (text, colour)."""
+    return [{"type": "value", "options": {
+        str(value): {"text": text, "color": color, "index": index}
+        for index, (value, (text, color)) in enumerate(pairs.items())
+    }}]
+
+
+def table(title: str, description: str, grid: tuple[int, int, int, int], expr: str, columns: dict[str, str]) -> Panel:
+    """An instant query as a table; `columns` renames the label and value columns it keeps, in order."""
+    return panel(
+        "table", title, description, grid, [target(expr, instant=True, fmt="table")],
+        options={"showHeader": True, "sortBy": [{"displayName": list(columns.values())[-1], "desc": True}]},
+        transformations=[{"id": "organize", "options": {
+            "excludeByName": {"Time": True},
+            "indexByName": {name: index for index, name in enumerate(columns)},
+            "renameByName": columns,
+        }}],
+    )
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[Panel],
+              variables: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    for number, each in enumerate(panels, start=1):
+        each["id"] = number
+    datasource = {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+                  "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": []}
+    return {
+        "uid": uid, "title": title, "description": description, "tags": ["samizdat"],
+        "schemaVersion": 39, "version": 1, "editable": True, "graphTooltip": 1,
+        "time": {"from": "now-6h", "to": "now"}, "refresh": "30s", "timezone": "",
+        "templating": {"list": [datasource, *variables]}, "annotations": {"list": []}, "links": [],
+        "panels": panels,
+    }
+
+
+def query_variable(name: str, label: str, metric: str, label_name: str) -> dict[str, Any]:
+    query = f"label_values({metric}, {label_name})"
+    return {
+        "name": name, "label": label, "type": "query", "datasource": DATASOURCE,
+        "definition": query, "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+        "refresh": 2, "sort": 1, "multi": False, "includeAll": False, "current": {}, "hide": 0, "regex": "",
+        "options": [],
+    }
+
+
+# ----- the dashboards
+
+def member_phase_code() -> str:
+    """One number per member for its current phase (see PHASE_STYLE), from the one-hot phase gauge."""
+    return "\n+ ".join(
+        f'max by (member) (samizdat_member_phase{{phase="{phase}"}}) * {PHASE_STYLE[phase][0]}' for phase in PHASES
+    )
+
+
+def fleet() -> dict[str, Any]:
+    phase_mappings = value_map({code: (phase, color) for phase, (code, color) in PHASE_STYLE.items()})
+    halted = value_map({0: ("running", "green"), 1: ("HALTED", "red")})
+    replicas_by_country = "max by (country) (samizdat_jurisdiction_replicas)"
+    geomap = panel(
+        "geomap", "Ready replicas by country",
+        "Ready replicas of all AIWorkloads per jurisdiction (ISO 3166-1 country code of the member).",
+        (0, 4, 16, 12), [target(replicas_by_country, instant=True, fmt="table")],
+        defaults={"color": {"mode": "thresholds"},
+                  "thresholds": {"mode": "absolute", "steps": [{"value": None, "color": "green"}]}},
+        options={
+            "view": {"id": "zero", "lat": 30, "lon": 10, "zoom": 1.5, "allLayers": True},
+            "controls": {"showZoom": True, "mouseWheelZoom": False, "showAttribution": True},
+            "basemap": {"type": "default", "name": "Basemap"},
+            "tooltip": {"mode": "details"},
+            "layers": [{
+                "type": "markers", "name": "Replicas", "tooltip": True,
+                # Grafana's built-in gazetteer keys countries by their alpha-2 code, as the label is.
+                "location": {"mode": "lookup", "lookup": "country", "gazetteer": "public/gazetteer/countries.json"},
+                "config": {"showLegend": True, "style": {
+                    "size": {"field": "Value", "min": 6, "max": 40, "fixed": 6},
+                    "color": {"fixed": "green"}, "opacity": 0.6,
+                    "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
+                    "text": {"mode": "field", "field": "Value", "fixed": ""},
+                    "textConfig": {"fontSize": 12, "offsetX": 0, "offsetY": 0, "textAlign": "center",
+                                   "textBaseline": "middle"},
+                }},
+            }],
+        },
+    )
+    return dashboard("samizdat-fleet", "samizdat / Fleet", "Where replicas run, and the health of every member.", [
+        stat("Members Ready", "Members that take replicas.", (0, 0, 4, 4),
+             'sum(max by (member) (samizdat_member_phase{phase="Ready"}))'),
+        stat("Members Down", "Members whose API server cannot be reached.", (4, 0, 4, 4),
+             'sum(max by (member) (samizdat_member_phase{phase="Down"}))', thresholds=[(None, "green"), (1, "red")]),
+        stat("Members quarantined", "Members caught censoring, taking no replicas until the quarantine ends.",
+             (8, 0, 4, 4), "max(samizdat_members_quarantined)", thresholds=[(None, "green"), (1, "purple")]),
+        stat("Evictions", "Halted when most members look unhealthy at once: then the fault is probably ours.",
+             (12, 0, 4, 4), "max(samizdat_evictions_halted)", mappings=halted),
+        stat("Ready replicas", "Ready replicas of all AIWorkloads.", (16, 0, 4, 4),
+             "sum(max by (namespace, workload) (samizdat_workload_replicas_ready))"),
+        stat("Workloads breaking a rule", "AIWorkloads whose placement breaks at least one rule now.", (20, 0, 4, 4),
+             "count(max by (namespace, workload) (samizdat_workload_rules_satisfied) == 0) or vector(0)",
+             thresholds=[(None, "green"), (1, "red")]),
+        geomap,
+        table("Replicas by country", "The same numbers as the map.", (16, 4, 8, 12), replicas_by_country,
+              {"country": "Country", "Value": "Ready replicas"}),
+        state_timeline("Member health", "Each member's phase over time.", (0, 16, 24, 8),
+                       [target(member_phase_code(), "{{member}}")], phase_mappings),
+        timeseries("Free GPUs", "GPUs no pod requests, per member.", (0, 24, 12, 8),
+                   [target("max by (member) (samizdat_member_gpus_free)", "{{member}}")]),
+        timeseries("GPUs", "Allocatable GPUs on each member's GPU nodes.", (12, 24, 12, 8),
+                   [target("max by (member) (samizdat_member_gpus)", "{{member}}")]),
+        timeseries("Probe latency (p95)", "How long probes of each member's API server take.", (0, 32, 12, 8),
+                   [target("histogram_quantile(0.95, sum by (member, le) "
+                           "(rate(samizdat_member_probe_duration_seconds_bucket[$__rate_interval])))", "{{member}}")],
+                   unit="s"),
+        timeseries("Failed probes", "Failed probes per second, by member and failure kind.", (12, 32, 12, 8),
+                   [target("sum by (member, kind) (rate(samizdat_member_api_errors_total[$__rate_interval]))",
+                           "{{member}} {{kind}}")], unit="reqps"),
+        table("Censorship seen", "Acts of censorship per member and kind since the operator started.",
+              (0, 40, 24, 6), "sum by (member, kind) (samizdat_censorship_events_total)",
+              {"member": "Member", "kind": "Kind", "Value": "Events"}),
+    ])
+
+
+def failovers() -> dict[str, Any]:
+    def quantiles(histogram: str, by: str = "le") -> list[dict[str, Any]]:
+        return [target(f"histogram_quantile({q}, sum by ({by}) (rate({histogram}_bucket[$__rate_interval])))",
+                       f"p{round(q * 100)}") for q in (0.5, 0.9, 0.99)]
+
+    halted = value_map({0: ("running", "green"), 1: ("HALTED", "red")})
+    return dashboard("samizdat-failovers", "samizdat / Failovers and placement",
+                     "When replicas moved, why, how long it took, and how fast placement decides.", [
+        timeseries("Failovers", "Failovers completed, by reason (a member lost, or a member censoring).",
+                   (0, 0, 12, 8),
+                   [target("sum by (reason) (increase(samizdat_failovers_total[$__rate_interval]))", "{{reason}}"),
+                    # the histogram's count exists from the start, so a first failover is never missed here
+                    target("sum(increase(samizdat_failover_duration_seconds_count[$__rate_interval]))", "all")],
+                   bars=True),
+        stat("Failovers since start", "Failovers the operator completed since it started.", (12, 0, 6, 8),
+             "sum(max by (reason) (samizdat_failovers_total)) or vector(0)"),
+        stat("Evictions", "Halted when most members look unhealthy at once.", (18, 0, 6, 4),
+             "max(samizdat_evictions_halted)", mappings=halted),
+        stat("Members quarantined", "Members caught censoring.", (18, 4, 6, 4), "max(samizdat_members_quarantined)",
+             thresholds=[(None, "green"), (1, "purple")]),
+        timeseries("Failover duration", f"From losing a member to every moved replica ready elsewhere; target "
+                   f"{FAILOVER_TARGET_S} s (dashed).", (0, 8, 12, 8),
+                   quantiles("samizdat_failover_duration_seconds"), unit="s", target_line=FAILOVER_TARGET_S),
+        panel("heatmap", "Failover duration distribution", "Failovers per duration bucket.", (12, 8, 12, 8),
+              [target("sum by (le) (increase(samizdat_failover_duration_seconds_bucket[$__rate_interval]))",
+                      "{{le}}", fmt="heatmap")],
+              unit="s",
+              options={"calculate": False, "yAxis": {"unit": "s"}, "cellGap": 1,
+                       "color": {"mode": "scheme", "scheme": "Oranges", "fill": "dark-orange"},
+                       "tooltip": {"show": True, "yHistogram": True}, "legend": {"show": True}}),
+        timeseries("Placement decision latency", "Time the placement core takes for one decision.", (0, 16, 12, 8),
+                   quantiles("samizdat_placement_decision_duration_seconds"), unit="s"),
+        timeseries("Placement decisions", "Decisions per second (every reconcile of every workload).",
+                   (12, 16, 12, 8),
+                   [target("sum(rate(samizdat_placement_decision_duration_seconds_count[$__rate_interval]))",
+                           "decisions")], unit="ops"),
+        timeseries("Censorship", "Acts of censorship seen, by member and kind.", (0, 24, 12, 8),
+                   [target("sum by (member, kind) (increase(samizdat_censorship_events_total[$__rate_interval]))",
+                           "{{member}} {{kind}}")], bars=True),
+        state_timeline("Evictions halted", "When the self-partition guard held every replica in place.",
+                       (12, 24, 12, 8), [target("max(samizdat_evictions_halted)", "evictions")], halted),
+    ])
+
+
+def workload() -> dict[str, Any]:
+    selector = 'namespace="$namespace", workload="$workload"'
+    rules = value_map({1: ("all rules hold", "green"), 0: ("rule broken", "red")})
+    return dashboard(
+        "samizdat-workload", "samizdat / Workload", "One AIWorkload: its replicas, jurisdictions and rules.", [
+            stat("Ready replicas", "Replicas ready in members that count.", (0, 0, 4, 4),
+                 f"max(samizdat_workload_replicas_ready{{{selector}}})"),
+            stat("Desired replicas", "Replicas the workload asks for, standby included.", (4, 0, 4, 4),
+                 f"max(samizdat_workload_replicas_desired{{{selector}}})"),
+            stat("Jurisdictions", "Countries with at least one ready or starting replica.", (8, 0, 4, 4),
+                 f"max(samizdat_workload_jurisdictions{{{selector}}})"),
+            stat("Jurisdictions short", "How many countries the workload lacks to meet "
+                 "spec.placement.minJurisdictions.", (12, 0, 4, 4),
+                 f"clamp_min(max(samizdat_workload_jurisdictions_required{{{selector}}}) "
+                 f"- max(samizdat_workload_jurisdictions{{{selector}}}), 0)",
+                 thresholds=[(None, "green"), (1, "red")]),
+            stat("Rules", "Whether every placement rule holds now.", (16, 0, 4, 4),
+                 f"max(samizdat_workload_rules_satisfied{{{selector}}})", mappings=rules),
+            stat("Rule violations", "Placement rules broken now.", (20, 0, 4, 4),
+                 f"max(samizdat_workload_rule_violations{{{selector}}})", thresholds=[(None, "green"), (1, "red")]),
+            timeseries("Replicas", "Desired and ready replicas over time.", (0, 4, 12, 8), [
+                target(f"max(samizdat_workload_replicas_desired{{{selector}}})", "desired"),
+                target(f"max(samizdat_workload_replicas_ready{{{selector}}})", "ready"),
+            ]),
+            timeseries("Jurisdictions over time", "Countries with replicas, and the minimum the rules require.",
+                       (12, 4, 12, 8), [
+                target(f"max(samizdat_workload_jurisdictions{{{selector}}})", "jurisdictions"),
+                target(f"max(samizdat_workload_jurisdictions_required{{{selector}}})", "required"),
+            ]),
+            state_timeline("Rules over time", "Whether every placement rule held.", (0, 12, 12, 6),
+                           [target(f"max(samizdat_workload_rules_satisfied{{{selector}}})", "rules")], rules),
+            timeseries("Rule violations over time", "Placement rules broken at each moment.", (12, 12, 12, 6),
+                       [target(f"max(samizdat_workload_rule_violations{{{selector}}})", "violated rules")]),
+        ],
+        variables=(
+            query_variable("namespace", "Namespace", "samizdat_workload_replicas_desired", "namespace"),
+            query_variable("workload", "AIWorkload", 'samizdat_workload_replicas_desired{namespace="$namespace"}',
+                           "workload"),
+        ),
+    )
+
+
+DASHBOARDS = {"samizdat-fleet": fleet, "samizdat-failovers": failovers, "samizdat-workload": workload}
+
+
+def render() -> dict[str, str]:
+    """File name -> JSON text of every dashboard."""
+    return {f"{name}.json": json.dumps(build(), indent=2) + "\n" for name, build in DASHBOARDS.items()}
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, text in render().items():
+        (OUT / name).write_text(text, encoding="utf-8")
+        print(f"wrote {OUT / name}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

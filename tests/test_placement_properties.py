@@ -1,0 +1,262 @@
+"""Property tests of the placement solver against the exact MILP oracle, on random small instances.
+
+Instances are small enough for the oracle to be instant, and built to hit what makes placement hard:
+alliances that overlap and cross, fragmented nodes, tight min and max rules, current replicas on
+members that are gone or no longer eligible, many members for few replicas (so pruning bites).
+`--hypothesis-profile=thorough` runs many more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+from unittest import mock
+
+import milp_oracle
+from hypothesis import event, given, note, settings
+from hypothesis import strategies as st
+
+from samizdat import placement
+from samizdat.placement import index, problem, search
+
+COUNTRIES = ("DE", "FR", "NL", "US", "GB", "CH", "JP", "NO")
+PROVIDERS = ("p1", "p2", "p3", "p4")
+# Thousands of instances under the default "ci" profile (300 examples a test), more with "thorough".
+MANY = settings(max_examples=4 * settings.default.max_examples)
+Draw = Callable[[st.SearchStrategy[Any]], Any]
+
+
+def _maybe(values: st.SearchStrategy[int]) -> st.SearchStrategy[int | None]:
+    return st.one_of(st.none(), values)
+
+
+def _rarely(value: Any, otherwise: Any) -> st.SearchStrategy[Any]:
+    """`value` in about one draw out of six, else `otherwise` (filters that reject members)."""
+    return st.sampled_from((otherwise,) * 5 + (value,))
+
+
+@st.composite
+def instances(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
+    countries = draw(st.lists(st.sampled_from(COUNTRIES), min_size=2, max_size=6, unique=True))
+    providers = draw(st.lists(st.sampled_from(PROVIDERS), min_size=1, max_size=4, unique=True))
+    alliances = {
+        f"a{index}": frozenset(draw(st.lists(st.sampled_from(countries), min_size=1, max_size=5, unique=True)))
+        for index in range(draw(st.integers(0, 4)))
+    }
+    shapes = st.builds(
+        placement.NodeShape,
+        product=st.sampled_from(("H100", "A100")),
+        memory_mib=st.sampled_from((40000, 80000)),
+        tee=st.booleans(),
+        free_gpus=st.sampled_from((8, 4, 2, 8, 4, 2, 1, 0)),
+        nodes=st.sampled_from((2, 1, 3, 1, 0)),
+    )
+    members = tuple(
+        placement.Member(
+            name=f"m{index}",
+            country=draw(st.sampled_from(countries)),
+            provider=draw(st.sampled_from(providers)),
+            tee=draw(st.booleans()),
+            cost_per_gpu_hour=draw(st.integers(0, 4)),
+            latency_ms=draw(st.integers(0, 3)),
+            labels={"tier": draw(st.sampled_from("ab"))},
+            shapes=tuple(draw(st.lists(shapes, min_size=1, max_size=3))),
+            unschedulable_reason=draw(_rarely("quarantined until t", None)),
+        )
+        for index in range(draw(st.integers(2, 9)))
+    )
+    names = [member.name for member in members] + ["gone"]
+    current = draw(st.dictionaries(st.sampled_from(names), st.integers(1, 3), max_size=4))
+    rules = placement.Rules(
+        min_jurisdictions=draw(st.sampled_from((0, 1, 1, 2, 2, 3, 4))),
+        max_per_jurisdiction=draw(_maybe(st.integers(1, 4))),
+        max_per_alliance=draw(st.sampled_from((None, 0, 1, 1, 2, 2, 3))),
+        max_per_provider=draw(_maybe(st.integers(1, 4))),
+        max_per_cluster=draw(_maybe(st.integers(1, 4))),
+        min_providers=draw(st.sampled_from((0, 1, 1, 2, 2, 3))),
+        allowed_jurisdictions=draw(_rarely(frozenset(countries[:3]), frozenset())),
+        denied_jurisdictions=draw(_rarely(frozenset(countries[-1:]), frozenset())),
+        denied_alliances=draw(_rarely(frozenset(list(alliances)[:1]), frozenset())),
+        require_tee=draw(_rarely(True, False)),
+        cluster_selector=draw(_rarely({"tier": "a"}, {})),
+    )
+    gpu = placement.GPURequest(
+        count=draw(st.sampled_from((1, 1, 1, 2, 4, 8))),
+        products=draw(st.sampled_from((frozenset(),) * 3 + (frozenset({"H100"}),))),
+        min_memory_mib=draw(st.sampled_from((0, 0, 0, 80000))),
+    )
+    replicas = draw(st.sampled_from((3, 4, 2, 5, 6, 1, 8, 0)))
+    request = placement.Request(replicas=replicas, gpu=gpu, rules=rules, current=current)
+    return placement.Snapshot(members=members, alliances=alliances), request
+
+
+@st.composite
+def crowded(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
+    """Plenty of capacity but crossing alliances with small caps and min rules: the search's hard case."""
+    countries = draw(st.lists(st.sampled_from(COUNTRIES), min_size=3, max_size=7, unique=True))
+    providers = PROVIDERS[: draw(st.integers(2, 4))]
+    alliances = {
+        f"x{index}": frozenset(draw(st.lists(st.sampled_from(countries), min_size=2, max_size=4, unique=True)))
+        for index in range(draw(st.integers(2, 4)))
+    }
+    members = tuple(
+        placement.Member(
+            name=f"m{index}",
+            # spread over the countries by construction: hypothesis likes drawing one value many times
+            country=countries[(index + draw(st.integers(0, 1))) % len(countries)],
+            provider=providers[(index + draw(st.integers(0, 1))) % len(providers)],
+            cost_per_gpu_hour=draw(st.integers(0, 4)),
+            latency_ms=draw(st.integers(0, 3)),
+            shapes=(placement.NodeShape("H100", 80000, False, draw(st.integers(1, 4)), 1),),
+        )
+        for index in range(draw(st.integers(5, 10)))
+    )
+    names = [member.name for member in members]
+    rules = placement.Rules(
+        min_jurisdictions=draw(st.sampled_from((2, 3, 2, 3, 4))),
+        max_per_jurisdiction=draw(_maybe(st.integers(1, 3))),
+        max_per_alliance=draw(st.sampled_from((2, 1, 3))),
+        max_per_provider=draw(_maybe(st.integers(2, 4))),
+        max_per_cluster=draw(_maybe(st.integers(1, 3))),
+        min_providers=draw(st.sampled_from((1, 2, 1, 3))),
+    )
+    request = placement.Request(
+        replicas=draw(st.integers(2, 8)),
+        rules=rules,
+        current=draw(st.dictionaries(st.sampled_from(names), st.integers(1, 2), max_size=4)),
+    )
+    return placement.Snapshot(members=members, alliances=alliances), request
+
+
+@MANY
+@given(st.one_of(instances(), crowded()))
+def test_solver_agrees_with_the_oracle(instance: tuple[placement.Snapshot, placement.Request]) -> None:
+    snapshot, request = instance
+    decision = placement.solve(snapshot, request)
+    oracle = milp_oracle.solve(snapshot, request)
+    note(f"decision={decision}\noracle={oracle}")
+    event("feasible" if oracle.feasible else f"infeasible: {decision.binding_rule}")
+    assert decision.feasible == oracle.feasible
+    assert placement.solve(snapshot, request) == decision, "not deterministic"
+    if decision.feasible:
+        assert milp_oracle.check(snapshot, request, decision.assignments) == []
+        assert placement.violations(snapshot, request, decision.assignments) == []
+        kept = sum(min(decision.assignments.get(name, 0), n) for name, n in request.current.items())
+        assert kept == oracle.kept, "does not keep as many current replicas as possible"
+        assert decision.binding_rule is None
+    else:
+        assert decision.assignments == {}
+        assert decision.binding_rule in milp_oracle.RULES
+        _assert_binding(snapshot, request, decision.binding_rule)
+
+
+def _assert_binding(snapshot: placement.Snapshot, request: placement.Request, named: str) -> None:
+    """Relaxing the named rule makes the oracle feasible whenever relaxing some single rule does."""
+    fixes = [
+        rule for rule in milp_oracle.RULES if milp_oracle.solve(*milp_oracle.relax(snapshot, request, rule)).feasible
+    ]
+    note(f"single relaxations that work: {fixes}")
+    if fixes:
+        assert named in fixes
+
+
+@st.composite
+def vanishings(draw: Draw) -> tuple[placement.Snapshot, placement.Request, str]:
+    """A feasible placement made current, then one of its members vanishes from the snapshot."""
+    snapshot, request = draw(instances())
+    placed = placement.solve(snapshot, replace(request, current={}))
+    if not placed.feasible or not placed.assignments:
+        return snapshot, replace(request, current={}), ""
+    gone = draw(st.sampled_from(sorted(placed.assignments)))
+    survivors = tuple(member for member in snapshot.members if member.name != gone)
+    return replace(snapshot, members=survivors), replace(request, current=dict(placed.assignments)), gone
+
+
+@MANY
+@given(vanishings())
+def test_a_vanished_member_moves_only_its_own_replicas_when_possible(
+    case: tuple[placement.Snapshot, placement.Request, str],
+) -> None:
+    snapshot, request, gone = case
+    decision = placement.solve(snapshot, request)
+    oracle = milp_oracle.solve(snapshot, request)
+    assert decision.feasible == oracle.feasible
+    if not decision.feasible or not gone:
+        return
+    survivors = {name: n for name, n in request.current.items() if name != gone}
+    kept = sum(min(decision.assignments.get(name, 0), n) for name, n in survivors.items())
+    assert kept == oracle.kept
+    if oracle.kept == sum(survivors.values()):
+        assert decision.moves == request.current[gone]
+        assert all(decision.assignments.get(name, 0) >= n for name, n in survivors.items())
+
+
+@st.composite
+def wide(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
+    """Many members for few replicas, so that the exact pruning of (country, provider) pairs bites."""
+    countries = draw(st.lists(st.sampled_from(COUNTRIES), min_size=4, max_size=8, unique=True))
+    providers = PROVIDERS[: draw(st.integers(2, 4))]
+    alliances = {
+        f"x{index}": frozenset(draw(st.lists(st.sampled_from(countries), min_size=2, max_size=5, unique=True)))
+        for index in range(draw(st.integers(0, 3)))
+    }
+    members = tuple(
+        placement.Member(
+            name=f"m{index:02d}",
+            country=countries[(index + draw(st.integers(0, 2))) % len(countries)],
+            provider=providers[(index // 2 + draw(st.integers(0, 1))) % len(providers)],
+            cost_per_gpu_hour=draw(st.integers(0, 3)),
+            latency_ms=draw(st.integers(0, 2)),
+            shapes=(placement.NodeShape("H100", 80000, False, draw(st.sampled_from((1, 2, 0))), 1),),
+        )
+        for index in range(draw(st.integers(12, 30)))
+    )
+    names = [member.name for member in members]
+    rules = placement.Rules(
+        min_jurisdictions=draw(st.integers(1, 3)),
+        max_per_jurisdiction=draw(_maybe(st.integers(1, 2))),
+        max_per_alliance=draw(_maybe(st.integers(1, 2))),
+        max_per_provider=draw(_maybe(st.integers(1, 2))),
+        min_providers=draw(st.integers(1, 2)),
+    )
+    request = placement.Request(
+        replicas=draw(st.integers(1, 4)),
+        rules=rules,
+        current=draw(st.dictionaries(st.sampled_from(names), st.integers(1, 2), max_size=3)),
+    )
+    return placement.Snapshot(members=members, alliances=alliances), request
+
+
+def _every_pair(ranked: Any, signature: Any, evaluate: Any, *_: Any) -> list[Any]:
+    return [pair for _, country, provider in ranked if country in signature and (pair := evaluate(country, provider))]
+
+
+def _score(snapshot: placement.Snapshot, request: placement.Request, assignments: Any) -> tuple[Any, ...]:
+    """The solver's objective recomputed from a placement: kept, spread, then preference keys summed."""
+    facts = index.of(snapshot)
+    countries: dict[str, int] = {}
+    providers: dict[str, int] = {}
+    keys = [0] * len(next(iter(facts.preference.values())))
+    for name, n in assignments.items():
+        member = facts.by_name[name]
+        countries[member.country] = countries.get(member.country, 0) + n
+        providers[member.provider] = providers.get(member.provider, 0) + n
+        keys = [total + n * part for total, part in zip(keys, facts.preference[name], strict=True)]
+    kept = sum(min(assignments.get(name, 0), n) for name, n in request.current.items())
+    spread = sum(n * (n - 1) // 2 for n in [*countries.values(), *providers.values()])
+    return (-kept, spread, *keys)
+
+
+@MANY
+@given(wide())
+def test_pruning_pairs_loses_no_optimum(instance: tuple[placement.Snapshot, placement.Request]) -> None:
+    snapshot, request = instance
+    with mock.patch.object(search, "SOFT_BUDGET", 10**9):
+        pruned = placement.solve(snapshot, request)
+        with mock.patch.object(problem, "_select", _every_pair):
+            whole = placement.solve(snapshot, request)
+    assert pruned.feasible == whole.feasible == milp_oracle.solve(snapshot, request).feasible
+    if pruned.feasible:
+        event(f"feasible, replicas {request.replicas}")
+        assert _score(snapshot, request, pruned.assignments) == _score(snapshot, request, whole.assignments)

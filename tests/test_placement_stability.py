@@ -1,0 +1,129 @@
+"""Table tests of the soft preferences: stability first, then spread, cost, latency and name; diagnosis."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from test_placement_builders import member, per_country, request, world
+
+from samizdat import placement
+
+FLEET = (
+    member("de-1", "DE", "p1"), member("de-2", "DE", "p2"), member("fr-1", "FR", "p1"),
+    member("ch-1", "CH", "p3"), member("jp-1", "JP", "p2"), member("sg-1", "SG", "p3"),
+)  # fmt: skip
+
+
+def test_a_vanished_member_moves_only_its_own_replicas() -> None:
+    rules: dict[str, Any] = {"min_jurisdictions": 3, "max_per_jurisdiction": 2}
+    before = placement.solve(world(*FLEET), request(5, **rules))
+    gone = max(before.assignments, key=lambda name: (before.assignments[name], name))
+    survivors = world(*(m for m in FLEET if m.name != gone))
+    after = placement.solve(survivors, request(5, current=before.assignments, **rules))
+    assert after.feasible
+    assert after.moves == before.assignments[gone]
+    for name, replicas in before.assignments.items():
+        if name != gone:
+            assert after.assignments[name] >= replicas
+
+
+@pytest.mark.parametrize(
+    ("current", "replicas", "rules", "kept", "check"),
+    [
+        pytest.param({"de-1": 1, "fr-1": 1}, 4, {}, 2, lambda a: a["de-1"] >= 1 and a["fr-1"] >= 1,
+                     id="scale-up-keeps-every-replica"),
+        pytest.param({"de-1": 2, "fr-1": 2, "ch-1": 2}, 3, {}, 3, lambda a: sum(a.values()) == 3,
+                     id="scale-down-removes-without-moving"),
+        pytest.param({"de-1": 3, "fr-1": 1}, 4, {"max_per_jurisdiction": 2}, 3,
+                     lambda a: a["de-1"] == 2 and a["fr-1"] == 1, id="tighter-rule-moves-the-minimum"),
+        pytest.param({"de-1": 2, "de-2": 2}, 4, {"min_jurisdictions": 3}, 2,
+                     lambda a: a.get("de-1", 0) + a.get("de-2", 0) == 2, id="new-min-jurisdictions-moves-two"),
+        pytest.param({"de-1": 1, "jp-1": 1}, 2, {"denied_jurisdictions": {"JP"}}, 1,
+                     lambda a: "jp-1" not in a and a["de-1"] == 1, id="newly-denied-member-is-left"),
+        pytest.param({"gone": 2, "ch-1": 1}, 3, {}, 1, lambda a: a["ch-1"] == 1, id="replicas-of-a-vanished-member"),
+    ],
+)  # fmt: skip
+def test_stability_keeps_the_most_replicas_in_place(
+    current: dict[str, int], replicas: int, rules: dict[str, Any], kept: int, check: Any
+) -> None:
+    snapshot = world(*FLEET)
+    decision = placement.solve(snapshot, request(replicas, current=current, **rules))
+    assert decision.feasible
+    assert sum(min(decision.assignments.get(name, 0), n) for name, n in current.items()) == kept
+    assert decision.moves == min(replicas, sum(current.values())) - kept
+    assert check(decision.assignments), decision.assignments
+
+
+def test_replicas_on_an_unschedulable_member_move() -> None:
+    fleet = (replace(FLEET[0], unschedulable_reason="down"), *FLEET[1:])
+    decision = placement.solve(world(*fleet), request(2, current={"de-1": 2}))
+    assert "de-1" not in decision.assignments
+    assert decision.moves == 2
+
+
+def test_stability_beats_cost() -> None:
+    snapshot = world(member("pricey", "DE", cost_per_gpu_hour=9), member("cheap", "FR", cost_per_gpu_hour=1))
+    assert placement.solve(snapshot, request(1, current={"pricey": 1})).assignments == {"pricey": 1}
+
+
+@pytest.mark.parametrize(
+    ("members", "replicas", "expected"),
+    [
+        pytest.param(
+            [member("de-a", "DE", "p1", cost_per_gpu_hour=1), member("de-b", "DE", "p2", cost_per_gpu_hour=1),
+             member("fr", "FR", "p3", cost_per_gpu_hour=2)],
+            2, {"de-a": 1, "fr": 1}, id="spread-over-countries-beats-cost",
+        ),
+        pytest.param(
+            [member("a", "DE", "p1", cost_per_gpu_hour=1), member("b", "DE", "p1", cost_per_gpu_hour=1),
+             member("c", "DE", "p2", cost_per_gpu_hour=2)],
+            2, {"a": 1, "c": 1}, id="spread-over-providers-beats-cost",
+        ),
+        pytest.param(
+            [member("slow-cheap", "DE", cost_per_gpu_hour=1, latency_ms=90),
+             member("fast-dear", "DE", cost_per_gpu_hour=2, latency_ms=5)],
+            1, {"slow-cheap": 1}, id="cost-beats-latency",
+        ),
+        pytest.param(
+            [member("slow", "DE", latency_ms=90), member("fast", "DE", latency_ms=5)],
+            1, {"fast": 1}, id="latency-breaks-cost-ties",
+        ),
+        pytest.param([member("b", "DE"), member("a", "DE")], 1, {"a": 1}, id="name-breaks-all-ties"),
+    ],
+)  # fmt: skip
+def test_soft_preferences_in_order(members: list[placement.Member], replicas: int, expected: dict[str, int]) -> None:
+    assert placement.solve(world(*members), request(replicas)).assignments == expected
+
+
+def test_same_input_same_decision_whatever_the_member_order() -> None:
+    wanted = request(5, min_jurisdictions=3, max_per_jurisdiction=2, max_per_alliance=2, min_providers=2)
+    forward = placement.solve(world(*FLEET), wanted)
+    backward = placement.solve(world(*reversed(FLEET)), wanted)
+    assert forward == backward
+    assert per_country(world(*FLEET), forward.assignments)
+
+
+@pytest.mark.parametrize(
+    ("members", "rules", "name", "reasons"),
+    [
+        pytest.param([member("a", "DE"), member("b", "DE"), member("c", "FR")],
+                     {"max_per_jurisdiction": 1, "replicas": 2}, "b",
+                     ("jurisdiction DE full (maxPerJurisdiction 1)",), id="unused-jurisdiction-full"),
+        pytest.param([member("a", "DE", shapes=[]), member("b", "FR")], {"replicas": 1}, "a",
+                     ("no node fits 1× GPU",), id="no-nodes"),
+        pytest.param([member("a", "DE"), member("b", "FR")], {"max_per_cluster": 1, "replicas": 2}, "a",
+                     ("maxPerCluster 1",), id="limited-by-max-per-cluster"),
+        pytest.param([member("a", "DE", shapes=[]), member("b", "FR")], {"replicas": 2, "current": {"a": 1}}, "a",
+                     ("capacity 1",), id="limited-by-capacity"),
+        pytest.param([member("a", "DE", cost_per_gpu_hour=2.5, latency_ms=40), member("b", "DE")],
+                     {"replicas": 1}, "a", ("not selected: others preferred (cost 2.5/GPU-h, latency 40 ms)",),
+                     id="not-selected"),
+    ],
+)  # fmt: skip
+def test_diagnosis_says_why_a_member_is_unused_or_limited(
+    members: list[placement.Member], rules: dict[str, Any], name: str, reasons: tuple[str, ...]
+) -> None:
+    decision = placement.solve(world(*members), request(rules.pop("replicas"), **rules))
+    assert decision.diagnosis[name] == reasons
