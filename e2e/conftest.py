@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from e2e.helm import chart_operator_kubeconfig
 from e2e.operator import OperatorProcess
 from e2e.sandbox.world import Sandbox
 from e2e.workloads import install_samizdat
@@ -51,7 +52,8 @@ def hub(sandbox: Sandbox) -> Sandbox:
 
 @pytest.fixture(scope="session")
 def operator(hub: Sandbox) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(hub)
+    # The chart's own ServiceAccount, not an admin: every scenario proves the chart's RBAC suffices.
+    process = OperatorProcess(hub, kubeconfig=chart_operator_kubeconfig(hub))
     process.start()
     time.sleep(3)
     if process.process is None or process.process.poll() is not None:

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 for tool in python3 go npm; do
     command -v "$tool" >/dev/null || { echo "setup: $tool is required" >&2; exit 1; }
 done
+# promtool and prometheus, for the alert-rule tests and the e2e scrape of a real Prometheus
+if ! command -v promtool >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

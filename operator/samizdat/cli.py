@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--peering", metavar="NAME",
                      help="coordinate replicas through this kopf peering object (HA); default: standalone")
     run.add_argument("--metrics-port", type=int, default=8080)
+    run.add_argument("--priority", type=int, default=None,
+                     help="peering priority; the highest runs, the others stand by (default: start time, "
+                          "so the newest replica takes over)")
     run.add_argument("--quarantine-seconds", type=float, default=300.0,
                      help="how long a member that censored takes no replicas")
     run.add_argument("--health-port", type=int, default=0, help="serve /healthz for liveness probes (0: off)")

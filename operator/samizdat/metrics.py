@@ -61,6 +61,20 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
     start_http_server(port, addr=address)
 
 
+# Counters exist at 0 from the start, so that `increase()` sees their first event too.
+for _reason in ("MemberDown", "Censoring"):
+    FAILOVERS.labels(_reason)
+CENSORSHIP_KINDS = ("ObjectDeleted", "ScaledToZero", "SpecAltered", "CredentialsRevoked", "NamespaceRemoved")
+FAILURE_KINDS = ("refused", "timeout", "unauthorized", "forbidden", "error")
+
+
+def member_connected(member: str) -> None:
+    for kind in CENSORSHIP_KINDS:
+        CENSORSHIP_EVENTS.labels(member, kind)
+    for kind in FAILURE_KINDS:
+        MEMBER_API_ERRORS.labels(member, kind)
+
+
 def member_probed(member: str, ok: bool, seconds: float, failure: str | None) -> None:
     MEMBER_UP.labels(member).set(1 if ok else 0)
     MEMBER_PROBE_DURATION.labels(member).observe(seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import time
 
 import kopf
 
@@ -19,6 +20,8 @@ def main(args: argparse.Namespace) -> int:
         namespaces=args.namespace,
         standalone=args.peering is None,
         peering_name=args.peering,
+        # kopf pauses every replica whose priority ties with another's: start times never tie
+        priority=args.priority if args.priority is not None else int(time.time()),
         memo=kopf.Memo(quarantine_seconds=args.quarantine_seconds, metrics_port=args.metrics_port),
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
     ))

@@ -50,6 +50,7 @@ class Fleet:
         member = Member(name, MemberClient(name, credentials), self._member_settings(spec), self._changed)
         self.members[name] = member
         self.specs[name] = spec
+        metrics.member_connected(name)
         member.start()
         return member
 

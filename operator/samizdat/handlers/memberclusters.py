@@ -25,8 +25,8 @@ from samizdat.model import MemberClusterConditionType as Type
 from samizdat.model import Phase
 
 STATUS_REFRESH_S = 30.0  # the probe time and latency are refreshed at least this often
-RETRY_CONNECT_S = (1.0, 30.0)
-SECRET_RECHECK_S = 10.0  # how often the kubeconfig Secret is re-read for new credentials  # back-off bounds when the Secret or kubeconfig is unusable
+RETRY_CONNECT_S = (1.0, 30.0)  # back-off bounds when the Secret or kubeconfig is unusable
+SECRET_RECHECK_S = 10.0  # how often the kubeconfig Secret is re-read for new credentials
 
 
 def parse(body: kopf.Body) -> model.MemberCluster:
