@@ -152,12 +152,18 @@ class Member:
             result = await probing.probe(self.client, timeout=self.settings.probe_timeout_s)
             self.last_probe = result
             metrics.member_probed(self.name, result.ok, result.latency_s, result.failure)
-            if result.failure == "unauthorized":
+            if result.failure == "unauthorized" and self._answering:
                 self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"API answered 401: {result.message}"))
             failure = None if result.ok else health.Failure(result.failure or "error")
             self._set_health(health.observe_probe(self.health, self.settings.policy, time.monotonic(), failure,
                                                   result.message))
             await asyncio.sleep(max(0.0, self.settings.probe_interval_s - (time.monotonic() - started)))
+
+    @property
+    def _answering(self) -> bool:
+        """Whether 401/403 can be blamed on the member: an API server still starting answers them
+        until its authenticators and RBAC caches are warm, which is no revocation."""
+        return self.health.phase in (Phase.READY, Phase.SUSPECT)
 
     def _set_health(self, new: health.MemberHealth) -> None:
         old, self.health = self.health, new
@@ -202,9 +208,11 @@ class Member:
                         elif item.type != "BOOKMARK":
                             self._update(resource, item.type, item.object)
             except errors.MemberUnauthorized as error:
-                self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, str(error)))
+                if self._answering:
+                    self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, str(error)))
             except errors.MemberForbidden as error:
-                self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"RBAC revoked: {error}"))
+                if self._answering:
+                    self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"RBAC revoked: {error}"))
             except errors.MemberError as error:
                 logger.debug("member %s: %s watch failed: %s", self.name, resource.plural, error)
             # The last view stays: whether the member is gone is the probes' call (with hysteresis),
