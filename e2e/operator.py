@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from e2e.sandbox.launcher import kill_recorded
+from e2e.sandbox.launcher import kill_recorded, terminate
 from e2e.sandbox.world import Sandbox
 
 
@@ -49,13 +49,10 @@ class OperatorProcess:
         self.pid_file.unlink(missing_ok=True)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process is not None:
+            terminate(self.process)
         self.process = None
+        self.pid_file.unlink(missing_ok=True)
 
     def restart(self) -> None:
         self.kill()

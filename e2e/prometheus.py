@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
+from e2e.sandbox.launcher import terminate
 from e2e.waiting import eventually
 
 SCRAPE_INTERVAL = "1s"
@@ -79,13 +80,8 @@ class Prometheus:
             return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        if self.process is not None:
+            terminate(self.process)
         self.process = None
 
     # ----- the HTTP API

@@ -245,6 +245,18 @@ def kill_group(pid: int, timeout: float = 10) -> None:
         time.sleep(0.05)
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM, and SIGKILL if the process has not gone after `timeout` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 def kill_recorded(pid_file: Path) -> None:
     """Stop a process recorded in `pid_file` by an earlier run (the demo's operator), if still there."""
     if pid_file.exists():
