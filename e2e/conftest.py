@@ -15,7 +15,7 @@ import pytest
 
 from e2e.helm import chart_operator_kubeconfig
 from e2e.operator import OperatorProcess
-from e2e.sandbox.world import Sandbox
+from e2e.sandbox.world import Sandbox, free_port_base
 from e2e.workloads import install_samizdat
 
 MEMBERS = int(os.environ.get("SAMIZDAT_SANDBOX_MEMBERS", "6"))
@@ -35,7 +35,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
             world.up(MEMBERS)
         yield world
         return
-    world = Sandbox(tmp_path_factory.mktemp("sandbox"), port_base=int(os.environ.get("SAMIZDAT_E2E_PORT_BASE", "27000")))
+    port_base = os.environ.get("SAMIZDAT_E2E_PORT_BASE")
+    world = Sandbox(tmp_path_factory.mktemp("sandbox"),
+                    port_base=int(port_base) if port_base else free_port_base(MEMBERS))
     try:
         world.up(MEMBERS)
         yield world

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,12 @@ class Sandbox:
         """Start everything and return how long each step took (seconds)."""
         if self.running():
             raise RuntimeError(f"sandbox already running in {self.directory}; run `down` first")
+        busy = [port for port in sandbox_ports(self.state.port_base, member_count) if not port_free(port)]
+        if busy:
+            raise RuntimeError(
+                f"ports {busy} on 127.0.0.1 are taken (another sandbox still running?); stop it with "
+                "`python -m e2e.sandbox down` or choose SAMIZDAT_SANDBOX_PORT_BASE"
+            )
         timings: dict[str, float] = {}
         started = time.monotonic()
         self.launcher.start_etcd(self.state)
@@ -214,6 +221,31 @@ class Sandbox:
             kubectl.run("delete", "namespace", members.WORKLOAD_NAMESPACE, "--wait=false")
         else:
             raise ValueError(f"unknown censor action {action!r}; one of {', '.join(CENSOR_ACTIONS)}")
+
+
+def sandbox_ports(base: int, member_count: int) -> list[int]:
+    """Every port a sandbox with this base listens on (the layout of `Launcher`)."""
+    clusters = range(member_count + 1)
+    return [base + 79, base + 80, *(base + offset + i for offset in (100, 200, 300, 400) for i in clusters)]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_base(member_count: int, start: int = 27000, step: int = 1000) -> int:
+    """The first port base from `start` at which a sandbox of `member_count` members finds every port
+    free, so a test session never talks to a sandbox left over from another."""
+    for base in range(start, 32000, step):
+        if all(port_free(port) for port in sandbox_ports(base, member_count)):
+            return base
+    raise RuntimeError("no free port range for a sandbox below 32000")
 
 
 def _condition(obj: dict[str, Any], kind: str) -> str | None:
