@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from e2e.sandbox.launcher import kill_recorded, terminate
-from e2e.sandbox.world import Sandbox
+from e2e.sandbox.world import OPERATOR_METRICS_OFFSET, Sandbox
 
 
 class OperatorProcess:
@@ -21,7 +21,7 @@ class OperatorProcess:
         self.sandbox = sandbox
         self.quarantine_seconds = quarantine_seconds
         # next to the sandbox's own ports, so parallel sandboxes do not collide
-        self.metrics_port = metrics_port or sandbox.state.port_base + 80 + 1000
+        self.metrics_port = metrics_port or sandbox.state.port_base + OPERATOR_METRICS_OFFSET
         self.kubeconfig = kubeconfig or sandbox.admin_kubeconfig("hub")
         self.log = sandbox.directory / "logs" / "operator.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -22,6 +22,8 @@ from e2e.sandbox.launcher import HUB, ClusterState, Launcher, SandboxState, aliv
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CENSOR_ACTIONS = ("delete", "scale-zero", "swap-image", "revoke-credentials", "delete-namespace")
 CENSORED_IMAGE = "registry.invalid/censored:latest"
+# where an operator run against this sandbox (the demo's, the suites') serves its metrics
+OPERATOR_METRICS_OFFSET = 1080
 
 
 def default_directory() -> Path:
@@ -226,7 +228,8 @@ class Sandbox:
 def sandbox_ports(base: int, member_count: int) -> list[int]:
     """Every port a sandbox with this base listens on (the layout of `Launcher`)."""
     clusters = range(member_count + 1)
-    return [base + 79, base + 80, *(base + offset + i for offset in (100, 200, 300, 400) for i in clusters)]
+    return [base + 79, base + 80, base + OPERATOR_METRICS_OFFSET,
+            *(base + offset + i for offset in (100, 200, 300, 400) for i in clusters)]
 
 
 def port_free(port: int) -> bool:
