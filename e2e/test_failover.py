@@ -178,7 +178,7 @@ def test_censoring_member_is_quarantined_and_replaced(hub: Sandbox, placed: dict
     # The quarantine is short in these tests and may be over by now: its traces are what must remain.
     assert workload["status"]["lastFailover"]["fromCluster"] == victim
     assert workload["status"]["lastFailover"]["reason"] == "Censoring"
-    events = hub.kubectl("hub").run("get", "events", "--field-selector", f"involvedObject.name={victim}").stdout
+    events = hub.kubectl("hub").run("get", "events", "-A", "--field-selector", f"involvedObject.name={victim}").stdout
     assert "MemberQuarantined" in events
     if action == "delete-namespace":
         eventually(lambda: hub.kubectl(victim).run("get", "ns", "samizdat-workloads", check=False).returncode,
