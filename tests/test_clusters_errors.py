@@ -178,3 +178,9 @@ async def test_a_stream_breaking_midway_raises_our_error(failure: Exception, exp
         assert (await anext(events)).resource_version == "7"
         with pytest.raises(expected):
             await anext(events)
+
+
+def test_handshake_cut_off_by_a_killed_server_is_unreachable_not_tls() -> None:
+    cut = httpx.ConnectError("handshake")
+    cut.__cause__ = ssl.SSLWantReadError("The operation did not complete (read)")
+    assert isinstance(errors.for_exception("m", cut), errors.MemberUnreachable)

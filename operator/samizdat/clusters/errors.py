@@ -185,7 +185,10 @@ def _tls_failure(error: BaseException) -> ssl.SSLError | None:
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
             return seen
-        if isinstance(seen, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        # EOF, a close, or a handshake cut off mid-read ("the operation did not complete"): the peer
+        # went away, as a killed server does; none of these says anything about certificates.
+        if isinstance(seen, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLWantReadError,
+                             ssl.SSLWantWriteError, ssl.SSLSyscallError)):
             return None
         if isinstance(seen, ssl.SSLError) and isinstance(error, httpx.ConnectError):
             return seen
