@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -122,6 +123,8 @@ class Launcher:
 
     def start_etcd(self, state: SandboxState) -> None:
         data = self.directory / "etcd"
+        # `up` starts a fresh world: objects of an earlier sandbox must not come back to life
+        shutil.rmtree(data, ignore_errors=True)
         state.etcd_pid = self._spawn("shared", "etcd", [
             str(self.binaries.path("etcd")),
             "--name=sandbox", f"--data-dir={data}",
