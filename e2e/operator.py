@@ -54,10 +54,6 @@ class OperatorProcess:
         self.process = None
         self.pid_file.unlink(missing_ok=True)
 
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
 

@@ -64,12 +64,6 @@ def test_repeated_censorship_extends_never_shortens_quarantine() -> None:
     assert second.quarantined_until == 100
 
 
-def test_release_lifts_quarantine_but_not_to_ready() -> None:
-    state = health.observe_censorship(MemberHealth(), now=0, quarantine_seconds=100, kind="k", message="m")
-    assert health.release(state).phase is Phase.DOWN
-    assert health.release(MemberHealth(phase=Phase.READY)).phase is Phase.READY
-
-
 @given(st.lists(st.tuples(st.floats(0, 2), st.sampled_from([None, *Failure])), max_size=40))
 def test_never_down_before_failures_last_long_enough(steps: list[tuple[float, Failure | None]]) -> None:
     now, state, failing_since = 0.0, MemberHealth(), None

@@ -188,9 +188,6 @@ class Member:
         ))
         self.on_change(self, "censorship")
 
-    def release(self) -> None:
-        self._set_health(health.release(self.health))
-
     # ----- watches
 
     async def _inform(

@@ -105,9 +105,3 @@ def observe_censorship(health: MemberHealth, now: float, quarantine_seconds: flo
         until = max(until, health.quarantined_until)
     return MemberHealth(phase=Phase.QUARANTINED, quarantined_until=until, reason=kind, message=message)
 
-
-def release(health: MemberHealth) -> MemberHealth:
-    """Lift a quarantine early (an administrator's decision); the member must still earn Ready."""
-    if health.phase is not Phase.QUARANTINED:
-        return health
-    return dataclasses.replace(health, phase=Phase.DOWN, quarantined_until=None, consecutive_successes=0)
