@@ -88,7 +88,7 @@ class _Room:
 
 def _room(snapshot: Snapshot, request: Request) -> _Room:
     facts = index.of(snapshot)
-    context = framework.context(snapshot, request, facts.fitter(request.gpu, request.rules.require_tee))
+    context = framework.context(snapshot, request, facts.kind(request.gpu, request.rules.require_tee).fits)
     per_cluster = request.rules.max_per_cluster
     room = _Room()
     for member in facts.by_name.values():

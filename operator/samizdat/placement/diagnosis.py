@@ -48,7 +48,7 @@ def _diagnose(
 ) -> dict[str, tuple[str, ...]]:
     rules = request.rules
     facts = index.of(snapshot)
-    context = framework.context(snapshot, request, facts.fitter(request.gpu, rules.require_tee))
+    context = framework.context(snapshot, request, facts.kind(request.gpu, rules.require_tee).fits)
     placed = assignments or {}
     per_country: Counter[str] = Counter()
     per_provider: Counter[str] = Counter()

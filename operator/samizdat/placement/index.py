@@ -10,7 +10,6 @@ frozen value, so this is memoisation, not state: no answer depends on what happe
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 from samizdat.placement import capacity, framework
 from samizdat.placement.scores import SCORES
@@ -21,7 +20,7 @@ RECENT = 4
 # Kinds of replica (GPU request and TEE) whose per-member fit is kept per snapshot.
 KINDS = 256
 
-Kind = tuple[int, frozenset[str], int, bool]
+KindKey = tuple[int, frozenset[str], int, bool]
 
 
 class Index:
@@ -47,32 +46,63 @@ class Index:
             }
             for country, providers in sorted(grouped.items())
         }
-        # every (country, provider) pair by its most preferred member, most preferred first
-        self.pairs: list[tuple[tuple[int, ...], str, str]] = sorted(
-            (self.preference[members[0].name], country, provider)
-            for country, providers in self.countries.items()
-            for provider, members in providers.items()
-        )
-        self._fits: dict[Kind, dict[str, int]] = {}
+        self._kinds: dict[KindKey, Kind] = {}
 
-    def fitter(self, gpu: GPURequest, require_tee: bool) -> Callable[[Member], int]:
-        """`member -> replicas of this kind that still fit on its free GPUs`, memoised."""
-        kind: Kind = (gpu.count, gpu.products, gpu.min_memory_mib, require_tee)
-        known = self._fits.get(kind)
-        if known is None:
-            if len(self._fits) >= KINDS:
-                self._fits.clear()
-            known = self._fits[kind] = {}
-        memo = known
+    def kind(self, gpu: GPURequest, require_tee: bool) -> Kind:
+        """What this snapshot holds for one kind of replica (GPU request and TEE), memoised."""
+        key: KindKey = (gpu.count, gpu.products, gpu.min_memory_mib, require_tee)
+        found = self._kinds.get(key)
+        if found is None:
+            if len(self._kinds) >= KINDS:
+                self._kinds.clear()
+            found = self._kinds[key] = Kind(self, gpu, require_tee)
+        return found
 
-        def fits(member: Member) -> int:
-            found = memo.get(member.name)
-            if found is None:
-                # Uncapped, so that one memo serves every replica count; `count < 1` fits anywhere.
-                found = memo[member.name] = capacity.new_replicas(member, gpu, require_tee, ceiling=1 << 62)
-            return found
 
-        return fits
+class Kind:
+    """One kind of replica against one snapshot: how many fit on each member, and where any fit at all.
+
+    Worked out lazily, member by member, because most questions touch only the few members at the head
+    of each (country, provider) pair; `ranked` alone looks at every member, once per kind.
+    """
+
+    def __init__(self, index: Index, gpu: GPURequest, require_tee: bool) -> None:
+        self._index = index
+        self._gpu = gpu
+        self._require_tee = require_tee
+        self._fits: dict[str, int] = {}
+        self._fitting: dict[tuple[str, str], tuple[Member, ...]] = {}
+        self._ranked: list[tuple[tuple[int, ...], str, str]] | None = None
+
+    def fits(self, member: Member) -> int:
+        """New replicas of this kind that still fit on the member's free GPUs."""
+        found = self._fits.get(member.name)
+        if found is None:
+            # Uncapped, so that one memo serves every replica count; `count < 1` fits anywhere.
+            found = self._fits[member.name] = capacity.new_replicas(
+                member, self._gpu, self._require_tee, ceiling=1 << 62
+            )
+        return found
+
+    def fitting(self, country: str, provider: str) -> tuple[Member, ...]:
+        """The pair's members where at least one more replica fits, most preferred first."""
+        found = self._fitting.get((country, provider))
+        if found is None:
+            members = self._index.countries[country][provider]
+            found = self._fitting[country, provider] = tuple(member for member in members if self.fits(member))
+        return found
+
+    def ranked(self) -> list[tuple[tuple[int, ...], str, str]]:
+        """Every pair where a new replica fits, by its most preferred such member, most preferred first."""
+        if self._ranked is None:
+            preference = self._index.preference
+            self._ranked = sorted(
+                (preference[members[0].name], country, provider)
+                for country, providers in self._index.countries.items()
+                for provider in providers
+                if (members := self.fitting(country, provider))
+            )
+        return self._ranked
 
 
 _recent: list[Index] = []

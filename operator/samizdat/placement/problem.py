@@ -4,15 +4,17 @@ Filters that look only at a member's country run once per country; the others ru
 each (country, provider) pair in order of preference, only until the pair has room for all it may
 ever take. Scores come from the snapshot's index, normalised over the fleet.
 
-Then the pairs are pruned, exactly. Countries inside the same binding alliances form a class; within a
-class, pairs are taken in order of their best member until they hold 2R-1 pairs with pairwise distinct
-countries and providers (R = replicas). Any replica a placement puts on a pair left out can move to one
-of those 2R-1 without breaking a rule or costing more: the other R-1 replicas can block at most 2R-2 of
-them through their country or provider, the one left is empty in both (so no max is exceeded and no
-min is lost), in the same alliances, and no dearer. So some optimal placement uses only the pairs
-kept, and a placement's pairs with replicas to keep are always kept. With floors (replicas that stay,
-see `compile`), the floors' countries and providers are taken by them for good, so the 2R-1 pairs
-(R now the replicas left to place) must avoid those too.
+Then the pairs are pruned, exactly. Countries inside the same binding alliances form a class; a class
+may hold at most A replicas (the smallest room among its alliances, or R = replicas when it is in
+none). Within a class, pairs are taken in order of their best member until they hold A+R-1 pairs with
+pairwise distinct countries and providers. Any replica a placement puts on a pair left out can move to
+one of those A+R-1 without breaking a rule or costing more: the other replicas can block at most A-1
+of them through their country (only replicas of the same class share its countries) and R-1 through
+their provider, the one left is empty in both (so no max is exceeded and no min is lost), in the same
+alliances, and no dearer. So some optimal placement uses only the pairs kept, and a placement's pairs
+with replicas to keep are always kept. With floors (replicas that stay, see `compile`), the floors'
+countries and providers are taken by them for good, so the pairs (R now the replicas left to place)
+must avoid those too.
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
     """
     facts = index.of(snapshot, remember=remember)
     rules, replicas = request.rules, request.replicas
-    context = framework.context(snapshot, request, facts.fitter(request.gpu, rules.require_tee))
+    kind = facts.kind(request.gpu, rules.require_tee)
+    context = framework.context(snapshot, request, kind.fits)
     by_country = [plugin for plugin in FILTERS if plugin.PER_COUNTRY]
     by_member = [plugin for plugin in FILTERS if not plugin.PER_COUNTRY]
     per_cluster = _limit(rules.max_per_cluster, replicas)
@@ -160,14 +163,17 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
         until they have room for all the pair may take."""
         keeping = [found for name in kept_in.get((country, provider), ()) if (found := eligible(facts.by_name[name]))]
         kept_names = {member.name for member, _, _ in keeping}
-        need, chosen, best = min(limit_of[country], per_provider), list(keeping), None
-        for member in facts.countries[country][provider]:
+        need, chosen = min(limit_of[country], per_provider), list(keeping)
+        best = min((facts.preference[name] for name in kept_names), default=None)
+        # Members where nothing fits fail the GPU filter unless they run replicas, and those are kept.
+        for member in kind.fitting(country, provider):
             if need <= 0:
                 break
             found = eligible(member)
             if found is None:
                 continue
-            best = best or facts.preference[member.name]
+            if best is None or facts.preference[member.name] < best:
+                best = facts.preference[member.name]
             if member.name not in kept_names:
                 chosen.append(found)
                 need -= found[1]
@@ -179,14 +185,17 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
     signature = {
         country: frozenset(name for name, _ in binding if country in snapshot.alliances[name]) for country in limit_of
     }
+    class_room = {group: min((room for name, room in binding if name in group), default=remaining)
+                  for group in set(signature.values())}
     pairs = _select(
-        facts.pairs,
+        kind.ranked(),
         signature,
         evaluate,
         [pair for pair in kept_in if pair[0] in limit_of],
         set(country_base),
         set(provider_base),
         remaining,
+        class_room,
     )
 
     countries = tuple(sorted({pair.country for pair in pairs}))
@@ -286,20 +295,22 @@ def _select(
     floored_countries: set[str],
     floored_providers: set[str],
     replicas: int,
+    class_room: Mapping[frozenset[str], int],
 ) -> list[_Pair]:
     """The pairs some optimal placement is sure to be found among (see the module doc).
 
-    `ranked` lists every (country, provider) pair by its most preferred member. A pair's eligible best
-    can only be that member or a later one, so pairs are evaluated in that order and taken, per class,
-    in the order of their eligible best once no unevaluated pair of the class can come before them.
-    Floors block their countries and providers for good, so pairs there never join the matching.
+    `ranked` lists every (country, provider) pair where a new replica fits by its most preferred such
+    member. A pair's eligible best can only be that member or a later one (or a member with replicas to
+    keep, and pairs with those are taken in any case), so pairs are evaluated in that order and taken,
+    per class, in the order of their eligible best once no unevaluated pair of the class can come before
+    them. Floors block their countries and providers for good, so pairs there never join the matching.
 
     First, though, a country needs no more pairs than there can be providers blocked for it, plus one:
     a replica on a later pair of that country can move to one of its earlier pairs whose provider holds
     nothing else (same country, so same alliances; a fresh provider; and no dearer). So a country's
     pairs past that many are not even evaluated, and the classes are scanned over what is left.
     """
-    quota = 2 * replicas - 1
+    quota = {group: min(room, replicas) + replicas - 1 for group, room in class_room.items()}
     per_country = replicas + len(floored_providers)
     taken_in: dict[str, int] = {}
     waiting: dict[frozenset[str], list[tuple[tuple[int, ...], str, str, _Pair]]] = {}
@@ -310,7 +321,7 @@ def _select(
     def take_up_to(group: frozenset[str], bound: tuple[int, ...] | None) -> None:
         heap = waiting.get(group, [])
         countries, providers = matched.setdefault(group, (set(), set()))
-        while heap and len(countries) < quota and (bound is None or heap[0][0] <= bound):
+        while heap and len(countries) < quota[group] and (bound is None or heap[0][0] <= bound):
             _, country, provider, pair = heapq.heappop(heap)
             if taken_in.get(country, 0) >= per_country:
                 continue
@@ -321,7 +332,7 @@ def _select(
             ):
                 countries.add(country)
                 providers.add(provider)
-        if len(countries) >= quota:
+        if len(countries) >= quota[group]:
             open_classes.discard(group)
 
     for key, country, provider in ranked:
