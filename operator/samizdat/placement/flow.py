@@ -9,12 +9,16 @@ integer with wide radixes, which floats would silently round.
 
 An arc may be convex: its k-th unit (from 0) costs `cost + k * step`. That is k parallel unit arcs of
 rising cost folded into one; the residual graph only ever needs the cheapest unused unit forward and
-the dearest used unit backward, which is all Dijkstra would pick among the parallel arcs anyway.
+the dearest used unit backward, which is all Dijkstra would pick among the parallel arcs anyway. So a
+convex arc's cost and its twin's are rewritten as units pass, and Dijkstra itself never sees a step.
 """
 
 from __future__ import annotations
 
 import heapq
+
+# Farther than any path: placement costs stay below 2**128 even for thousands of replicas and members.
+UNREACHED = 1 << 512
 
 
 class Network:
@@ -42,7 +46,7 @@ class Network:
         self.heads += (head, tail)
         self.capacities += (capacity, 0)
         self.costs += (cost, -cost)
-        self.steps += (step, -step)
+        self.steps += (step, step)
         self.adjacency[tail].append(arc)
         self.adjacency[head].append(arc + 1)
         return arc
@@ -86,7 +90,7 @@ def min_cost_flow(network: Network, source: int, sink: int, amount: int) -> int:
     potential = _initial_potentials(network, source)
     sent = 0
     while sent < amount:
-        distance: list[int | None] = [None] * size
+        distance = [UNREACHED] * size
         via = [-1] * size
         distance[source] = 0
         frontier = [(0, source)]
@@ -102,21 +106,15 @@ def min_cost_flow(network: Network, source: int, sink: int, amount: int) -> int:
                 if capacities[arc]:
                     head = heads[arc]
                     candidate = offset + costs[arc] - potential[head]
-                    step = steps[arc]
-                    if step:
-                        # units used so far: forward, the next unit's index; backward, the last one's
-                        candidate += step * (capacities[arc ^ 1] if step > 0 else capacities[arc] - 1)
-                    there = distance[head]
-                    if there is None or candidate < there:
+                    if candidate < distance[head]:
                         distance[head] = candidate
                         via[head] = arc
                         heapq.heappush(frontier, (candidate, head))
         reach = distance[sink]
-        if reach is None:
+        if reach == UNREACHED:
             break
-        for node in range(size):
-            settled = distance[node]
-            potential[node] += reach if settled is None or settled > reach else settled
+        for node, settled in enumerate(distance):
+            potential[node] += reach if settled > reach else settled
         push = amount - sent
         node = sink
         while node != source:
@@ -129,6 +127,10 @@ def min_cost_flow(network: Network, source: int, sink: int, amount: int) -> int:
             arc = via[node]
             capacities[arc] -= push
             capacities[arc ^ 1] += push
+            if steps[arc]:
+                # the unit just sent is now the dearest to send back; the next one forward costs a step more
+                costs[arc ^ 1] = -costs[arc]
+                costs[arc] += steps[arc]
             node = heads[arc ^ 1]
         sent += push
     return sent

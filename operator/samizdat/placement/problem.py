@@ -7,14 +7,19 @@ ever take. Scores come from the snapshot's index, normalised over the fleet.
 Then the pairs are pruned, exactly. Countries inside the same binding alliances form a class; a class
 may hold at most A replicas (the smallest room among its alliances, or R = replicas when it is in
 none). Within a class, pairs are taken in order of their best member until they hold A+R-1 pairs with
-pairwise distinct countries and providers. Any replica a placement puts on a pair left out can move to
-one of those A+R-1 without breaking a rule or costing more: the other replicas can block at most A-1
-of them through their country (only replicas of the same class share its countries) and R-1 through
-their provider, the one left is empty in both (so no max is exceeded and no min is lost), in the same
-alliances, and no dearer. So some optimal placement uses only the pairs kept, and a placement's pairs
-with replicas to keep are always kept. With floors (replicas that stay, see `compile`), the floors'
-countries and providers are taken by them for good, so the pairs (R now the replicas left to place)
-must avoid those too.
+pairwise distinct countries and providers (the class's matching). Any replica a placement puts on a
+pair left out can move to one of those without breaking a rule or costing more: the other replicas
+can block at most A-1 of them through their country (only replicas of the same class share its
+countries) and R-1 through their provider, the one left is empty in both (so no max is exceeded and
+no min is lost), in the same alliances, and no dearer. The same move shows more: once a class's
+matching is full, a new replica that shares its country or provider with any other can move to an
+empty pair and lower the spread, so an optimal placement puts at most one new replica on each pair of
+that class, and only its best member is needed. Two more cuts work the same way inside one country
+(R pairs, as R-1 other replicas block at most R-1 providers) and inside one provider of a class (A
+pairs, as A-1 others block at most A-1 of its countries). Each move goes to a pair that ranks
+earlier, so moves end, on pairs that are kept; and a pair with replicas to keep is always kept.
+Floors (replicas that stay, see `compile`) take their countries and providers for good, so each
+count above grows by the floors' countries or providers it must avoid, R being the replicas left.
 """
 
 from __future__ import annotations
@@ -158,12 +163,12 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
         if limit > 0 and per_provider > 0:
             limit_of[country] = limit
 
-    def evaluate(country: str, provider: str) -> _Pair | None:
+    def evaluate(country: str, provider: str, spread_out: bool) -> _Pair | None:
         """The pair's members that matter: those with replicas to keep, and the most preferred others
-        until they have room for all the pair may take."""
+        until they have room for all the pair may take, or for one new replica when `spread_out`."""
         keeping = [found for name in kept_in.get((country, provider), ()) if (found := eligible(facts.by_name[name]))]
         kept_names = {member.name for member, _, _ in keeping}
-        need, chosen = min(limit_of[country], per_provider), list(keeping)
+        need, chosen = 1 if spread_out else min(limit_of[country], per_provider), list(keeping)
         best = min((facts.preference[name] for name in kept_names), default=None)
         # Members where nothing fits fail the GPU filter unless they run replicas, and those are kept.
         for member in kind.fitting(country, provider):
@@ -290,7 +295,7 @@ def _binding_alliances(
 def _select(
     ranked: Sequence[tuple[tuple[int, ...], str, str]],
     signature: Mapping[str, frozenset[str]],
-    evaluate: Callable[[str, str], _Pair | None],
+    evaluate: Callable[[str, str, bool], _Pair | None],
     keeping: Sequence[tuple[str, str]],
     floored_countries: set[str],
     floored_providers: set[str],
@@ -312,21 +317,30 @@ def _select(
     """
     quota = {group: min(room, replicas) + replicas - 1 for group, room in class_room.items()}
     per_country = replicas + len(floored_providers)
-    taken_in: dict[str, int] = {}
+    per_provider = {
+        group: min(room, replicas) + sum(1 for country in floored_countries if signature.get(country) == group)
+        for group, room in class_room.items()
+    }
+    in_country: dict[str, int] = {}
+    in_provider: dict[tuple[frozenset[str], str], int] = {}
     waiting: dict[frozenset[str], list[tuple[tuple[int, ...], str, str, _Pair]]] = {}
     matched: dict[frozenset[str], tuple[set[str], set[str]]] = {}
     taken: dict[tuple[str, str], _Pair] = {}
     open_classes = set(signature.values())
+
+    def full(group: frozenset[str], country: str, provider: str) -> bool:
+        return in_country.get(country, 0) >= per_country or in_provider.get((group, provider), 0) >= per_provider[group]
 
     def take_up_to(group: frozenset[str], bound: tuple[int, ...] | None) -> None:
         heap = waiting.get(group, [])
         countries, providers = matched.setdefault(group, (set(), set()))
         while heap and len(countries) < quota[group] and (bound is None or heap[0][0] <= bound):
             _, country, provider, pair = heapq.heappop(heap)
-            if taken_in.get(country, 0) >= per_country:
+            if full(group, country, provider):
                 continue
             taken[country, provider] = pair
-            taken_in[country] = taken_in.get(country, 0) + 1
+            in_country[country] = in_country.get(country, 0) + 1
+            in_provider[group, provider] = in_provider.get((group, provider), 0) + 1
             if not (country in countries or country in floored_countries) and not (
                 provider in providers or provider in floored_providers
             ):
@@ -339,15 +353,21 @@ def _select(
         if not open_classes:
             break
         group = signature.get(country)
-        if group is None or group not in open_classes or taken_in.get(country, 0) >= per_country:
+        if group is None or group not in open_classes or full(group, country, provider):
             continue
         take_up_to(group, key)
-        if group in open_classes and (pair := evaluate(country, provider)) is not None:
+        if group in open_classes and (pair := evaluate(country, provider, True)) is not None:
             heapq.heappush(waiting.setdefault(group, []), (pair.best, country, provider, pair))
     for group in list(open_classes):
         take_up_to(group, None)
+    # A class whose matching never filled up may need a pair to take several new replicas.
+    for (country, provider), pair in list(taken.items()):
+        if signature[country] in open_classes:
+            taken[country, provider] = evaluate(country, provider, False) or pair
     for country, provider in keeping:
-        if (country, provider) not in taken and (pair := evaluate(country, provider)) is not None:
+        if (country, provider) not in taken and (
+            pair := evaluate(country, provider, signature[country] not in open_classes)
+        ) is not None:
             taken[country, provider] = pair
     return list(taken.values())
 
