@@ -55,82 +55,97 @@ class Network:
         return self.capacities[arc ^ 1]
 
 
-def _initial_potentials(network: Network, source: int) -> list[int]:
-    """Shortest distances from `source` in the acyclic initial network (0 where unreachable).
+def _shortest_tree(network: Network, source: int) -> tuple[list[int], list[int]]:
+    """Shortest distances from `source` in the acyclic initial network (UNREACHED where unreachable),
+    and the arc each node is reached by (-1 for none): one pass in topological order.
 
     A node unreachable now stays unreachable: residual twins only ever point back along used paths.
     """
     adjacency, heads, capacities, costs = network.adjacency, network.heads, network.capacities, network.costs
-    reached: list[int | None] = [None] * len(adjacency)
-    reached[source] = 0
+    distance = [UNREACHED] * len(adjacency)
+    via = [-1] * len(adjacency)
+    distance[source] = 0
     for node, arcs in enumerate(adjacency):
-        here = reached[node]
-        if here is None:
+        here = distance[node]
+        if here == UNREACHED:
             continue
         for arc in arcs:
             if arc & 1 or not capacities[arc]:
                 continue
             head = heads[arc]
-            there = reached[head]
             candidate = here + costs[arc]
-            if there is None or candidate < there:
-                reached[head] = candidate
-    return [0 if distance is None else distance for distance in reached]
+            if candidate < distance[head]:
+                distance[head] = candidate
+                via[head] = arc
+    return distance, via
+
+
+def _shortest_paths(network: Network, potential: list[int], source: int, sink: int) -> tuple[list[int], list[int]]:
+    """Dijkstra on reduced costs from `source`, stopped at `sink`: distances and the arc reaching each."""
+    adjacency, heads, capacities, costs = network.adjacency, network.heads, network.capacities, network.costs
+    distance = [UNREACHED] * len(adjacency)
+    via = [-1] * len(adjacency)
+    distance[source] = 0
+    frontier = [(0, source)]
+    while frontier:
+        here, node = heapq.heappop(frontier)
+        if here != distance[node]:
+            continue
+        if node == sink:
+            # Stopping at the sink is safe: nodes not yet settled get the sink's distance (see caller).
+            break
+        offset = here + potential[node]
+        for arc in adjacency[node]:
+            if capacities[arc]:
+                head = heads[arc]
+                candidate = offset + costs[arc] - potential[head]
+                if candidate < distance[head]:
+                    distance[head] = candidate
+                    via[head] = arc
+                    heapq.heappush(frontier, (candidate, head))
+    return distance, via
+
+
+def _augment(network: Network, via: list[int], source: int, sink: int, most: int) -> int:
+    """Send what the path `via` describes can carry (at most `most`) and return it."""
+    heads, capacities, costs, steps = network.heads, network.capacities, network.costs, network.steps
+    push = most
+    node = sink
+    while node != source:
+        arc = via[node]
+        # a convex arc's price holds for one unit only
+        push = min(push, 1 if steps[arc] else capacities[arc])
+        node = heads[arc ^ 1]
+    node = sink
+    while node != source:
+        arc = via[node]
+        capacities[arc] -= push
+        capacities[arc ^ 1] += push
+        if steps[arc]:
+            # the unit just sent is now the dearest to send back; the next one forward costs a step more
+            costs[arc ^ 1] = -costs[arc]
+            costs[arc] += steps[arc]
+        node = heads[arc ^ 1]
+    return push
 
 
 def min_cost_flow(network: Network, source: int, sink: int, amount: int) -> int:
     """Send up to `amount` units from `source` to `sink` at minimum cost; return the units sent.
 
     After k units the flow is a minimum-cost flow of value k (the successive-shortest-path invariant),
-    so a caller asking for exactly `amount` units checks the return value.
+    so a caller asking for exactly `amount` units checks the return value. The first path needs no
+    Dijkstra: the topological pass that sets the potentials has found it already.
     """
-    adjacency, heads, capacities, costs = network.adjacency, network.heads, network.capacities, network.costs
-    steps = network.steps
-    size = len(adjacency)
-    potential = _initial_potentials(network, source)
+    distance, via = _shortest_tree(network, source)
+    potential = [0 if settled == UNREACHED else settled for settled in distance]
     sent = 0
-    while sent < amount:
-        distance = [UNREACHED] * size
-        via = [-1] * size
-        distance[source] = 0
-        frontier = [(0, source)]
-        while frontier:
-            here, node = heapq.heappop(frontier)
-            if here != distance[node]:
-                continue
-            if node == sink:
-                # Stopping at the sink is safe: nodes not yet settled get the sink's distance below.
-                break
-            offset = here + potential[node]
-            for arc in adjacency[node]:
-                if capacities[arc]:
-                    head = heads[arc]
-                    candidate = offset + costs[arc] - potential[head]
-                    if candidate < distance[head]:
-                        distance[head] = candidate
-                        via[head] = arc
-                        heapq.heappush(frontier, (candidate, head))
-        reach = distance[sink]
-        if reach == UNREACHED:
+    while sent < amount and distance[sink] != UNREACHED:
+        sent += _augment(network, via, source, sink, amount - sent)
+        if sent == amount:
             break
-        for node, settled in enumerate(distance):
-            potential[node] += reach if settled > reach else settled
-        push = amount - sent
-        node = sink
-        while node != source:
-            arc = via[node]
-            # a convex arc's price holds for one unit only
-            push = min(push, 1 if steps[arc] else capacities[arc])
-            node = heads[arc ^ 1]
-        node = sink
-        while node != source:
-            arc = via[node]
-            capacities[arc] -= push
-            capacities[arc ^ 1] += push
-            if steps[arc]:
-                # the unit just sent is now the dearest to send back; the next one forward costs a step more
-                costs[arc ^ 1] = -costs[arc]
-                costs[arc] += steps[arc]
-            node = heads[arc ^ 1]
-        sent += push
+        distance, via = _shortest_paths(network, potential, source, sink)
+        reach = distance[sink]
+        if reach != UNREACHED:
+            for node, settled in enumerate(distance):
+                potential[node] += reach if settled > reach else settled
     return sent
