@@ -47,6 +47,20 @@ class Index:
             for country, providers in sorted(grouped.items())
         }
         self._kinds: dict[KindKey, Kind] = {}
+        self._packed: dict[tuple[int, ...], dict[str, int]] = {}
+
+    def packed_preference(self, member: Member, weights: tuple[int, ...]) -> int:
+        """The member's preference key as one integer, with `weights` as the radixes of its parts."""
+        memo = self._packed.get(weights)
+        if memo is None:
+            if len(self._packed) >= KINDS:
+                self._packed.clear()
+            memo = self._packed[weights] = {}
+        found = memo.get(member.name)
+        if found is None:
+            parts = self.preference[member.name]
+            found = memo[member.name] = sum(part * weight for part, weight in zip(parts, weights, strict=True))
+        return found
 
     def kind(self, gpu: GPURequest, require_tee: bool) -> Kind:
         """What this snapshot holds for one kind of replica (GPU request and TEE), memoised."""

@@ -120,8 +120,9 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
     alliance_cap = _limit(rules.max_per_alliance, replicas)
 
     def eligible(member: Member) -> tuple[Member, int, int] | None:
-        if any(plugin.filter(member, context).reasons for plugin in by_member):
-            return None
+        for plugin in by_member:
+            if plugin.filter(member, context).reasons:
+                return None
         current = max(0, request.current.get(member.name, 0))
         room = min(current + context.fits(member), per_cluster, replicas)
         return (member, room, min(current, room)) if room > 0 else None
@@ -215,7 +216,7 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
             provider=provider_index[pair.provider],
             capacity=room - floors.get(member.name, 0),
             keep=keep - floors.get(member.name, 0),
-            preference=sum(part * weight for part, weight in zip(facts.preference[member.name], weights, strict=True)),
+            preference=facts.packed_preference(member, weights),
         )
         for pair in sorted(pairs, key=lambda pair: (pair.country, pair.provider))
         for member, room, keep in pair.members
@@ -316,6 +317,9 @@ def _select(
     pairs past that many are not even evaluated, and the classes are scanned over what is left.
     """
     quota = {group: min(room, replicas) + replicas - 1 for group, room in class_room.items()}
+    # A class with fewer countries than its quota can never fill its matching: see its pairs whole.
+    sizes = Counter(signature.values())
+    fillable = {group for group, size in sizes.items() if size >= quota[group]}
     per_country = replicas + len(floored_providers)
     per_provider = {
         group: min(room, replicas) + sum(1 for country in floored_countries if signature.get(country) == group)
@@ -356,13 +360,13 @@ def _select(
         if group is None or group not in open_classes or full(group, country, provider):
             continue
         take_up_to(group, key)
-        if group in open_classes and (pair := evaluate(country, provider, True)) is not None:
+        if group in open_classes and (pair := evaluate(country, provider, group in fillable)) is not None:
             heapq.heappush(waiting.setdefault(group, []), (pair.best, country, provider, pair))
     for group in list(open_classes):
         take_up_to(group, None)
     # A class whose matching never filled up may need a pair to take several new replicas.
     for (country, provider), pair in list(taken.items()):
-        if signature[country] in open_classes:
+        if signature[country] in open_classes & fillable:
             taken[country, provider] = evaluate(country, provider, False) or pair
     for country, provider in keeping:
         if (country, provider) not in taken and (
