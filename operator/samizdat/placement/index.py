@@ -46,6 +46,13 @@ class Index:
             }
             for country, providers in sorted(grouped.items())
         }
+        # country -> one of its members, for filters whose verdict depends on the country alone
+        self.representative = {country: next(iter(providers.values()))[0] for country, providers in self.countries.items()}
+        # country -> the alliances it is in, by name
+        self.alliances_of: dict[str, tuple[str, ...]] = {
+            country: tuple(name for name, members in sorted(snapshot.alliances.items()) if country in members)
+            for country in self.countries
+        }
         self._kinds: dict[KindKey, Kind] = {}
         self._packed: dict[tuple[int, ...], dict[str, int]] = {}
 

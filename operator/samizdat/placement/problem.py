@@ -129,8 +129,8 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
 
     open_countries = [
         country
-        for country, operators in facts.countries.items()
-        if not any(plugin.filter(next(iter(operators.values()))[0], context).reasons for plugin in by_country)
+        for country, member in facts.representative.items()
+        if not any(plugin.filter(member, context).reasons for plugin in by_country)
     ]
     open_set = set(open_countries)
     kept_in: dict[tuple[str, str], list[str]] = {}
@@ -159,7 +159,7 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
     limit_of: dict[str, int] = {}
     for country in open_countries:
         # A country's replicas count against every alliance it is in, so none may exceed its room.
-        rooms = [room for name, room in alliance_room.items() if country in snapshot.alliances[name]]
+        rooms = [alliance_room[name] for name in facts.alliances_of[country]]
         limit = min([per_jurisdiction - country_base[country], remaining, *rooms])
         if limit > 0 and per_provider > 0:
             limit_of[country] = limit
@@ -188,8 +188,10 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
         return _Pair(country, provider, best, tuple(chosen))
 
     binding = _binding_alliances(snapshot.alliances, limit_of, alliance_room, remaining)
+    binding_names = {name for name, _ in binding}
     signature = {
-        country: frozenset(name for name, _ in binding if country in snapshot.alliances[name]) for country in limit_of
+        country: frozenset(name for name in facts.alliances_of[country] if name in binding_names)
+        for country in limit_of
     }
     class_room = {group: min((room for name, room in binding if name in group), default=remaining)
                   for group in set(signature.values())}
