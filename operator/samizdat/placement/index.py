@@ -47,7 +47,9 @@ class Index:
             for country, providers in sorted(grouped.items())
         }
         # country -> one of its members, for filters whose verdict depends on the country alone
-        self.representative = {country: next(iter(providers.values()))[0] for country, providers in self.countries.items()}
+        self.representative = {
+            country: next(iter(providers.values()))[0] for country, providers in self.countries.items()
+        }
         # country -> the alliances it is in, by name
         self.alliances_of: dict[str, tuple[str, ...]] = {
             country: tuple(name for name, members in sorted(snapshot.alliances.items()) if country in members)
