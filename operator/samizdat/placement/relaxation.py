@@ -59,6 +59,7 @@ class Layout:
 class Relaxed:
     flows: tuple[int, ...]  # replicas per candidate
     country_totals: tuple[int, ...]
+    fresh_providers: int  # providers used that hold no floors
     objective: tuple[int, int, int]
 
 
@@ -102,8 +103,14 @@ def credits(problem: Problem, family: Family, quotas: Sequence[int | None]) -> d
     return counted
 
 
-def relax(problem: Problem, shared: Layout, family: Family, quotas: Sequence[int | None]) -> Relaxed | None:
-    """The best placement of this node's relaxation, or None when not even the relaxation has one."""
+def relax(
+    problem: Problem, shared: Layout, family: Family, quotas: Sequence[int | None], *, counting: bool = True
+) -> Relaxed | None:
+    """The best placement of this node's relaxation, or None when not even the relaxation has one.
+
+    Without `counting`, the minimums (`minJurisdictions`, `minProviders` and the cells' quotas) are left
+    out: a looser relaxation on a smaller network.
+    """
     replicas, reward = problem.replicas, shared.reward
     network = flow.Network()
     rewarded: list[tuple[int, int]] = []  # (arc, units it must carry)
@@ -113,8 +120,11 @@ def relax(problem: Problem, shared: Layout, family: Family, quotas: Sequence[int
             rewarded.append((network.add_arc(tail, head, units, -reward), units))
 
     source = network.add_node()
-    counting = problem.min_jurisdictions > 0
-    shortfall = problem.min_jurisdictions - sum(credits(problem, family, quotas).values()) if counting else 0
+    counting_countries = counting and problem.min_jurisdictions > 0
+    counting_providers = counting and problem.min_providers > 0
+    shortfall = (
+        problem.min_jurisdictions - sum(credits(problem, family, quotas).values()) if counting_countries else 0
+    )
     counter = network.add_node() if shortfall > 0 else None
     if counter is not None:
         rewarded_arc(source, counter, shortfall)
@@ -134,7 +144,7 @@ def relax(problem: Problem, shared: Layout, family: Family, quotas: Sequence[int
         network.add_arc(set_node[smallest], node, replicas, 0)
     cell_counter: dict[int, int] = {}
     for cell in cell_node:
-        quota = quotas[cell] if counting else None
+        quota = quotas[cell] if counting_countries else None
         if quota:
             cell_counter[cell] = network.add_node()
             rewarded_arc(cell_node[cell], cell_counter[cell], quota)
@@ -166,9 +176,9 @@ def relax(problem: Problem, shared: Layout, family: Family, quotas: Sequence[int
         for segment in segments:
             arc = network.add_arc(country_out[country], provider_in[provider], segment.capacity, segment.cost)
             segment_arcs.append((arc, segment.candidate))
-    provider_counted = [problem.min_providers > 0 and not floors for floors in problem.provider_base]
+    provider_counted = [counting_providers and not floors for floors in problem.provider_base]
     provider_out = [network.add_node() if counted else None for counted in provider_counted]
-    provider_counter = network.add_node() if problem.min_providers > 0 else None
+    provider_counter = network.add_node() if counting_providers else None
     sink = network.add_node()
     for index, (limit, floors) in enumerate(zip(problem.provider_limit, problem.provider_base, strict=True)):
         spread = (floors * problem.spread_weight, problem.spread_weight)
@@ -190,7 +200,16 @@ def relax(problem: Problem, shared: Layout, family: Family, quotas: Sequence[int
     for arc, index in segment_arcs:
         flows[index] += network.flow(arc)
     totals = [0] * len(problem.countries)
+    fresh_providers = set()
     for candidate, replicas_here in zip(problem.candidates, flows, strict=True):
-        totals[candidate.country] += replicas_here
+        if replicas_here:
+            totals[candidate.country] += replicas_here
+            if not problem.provider_base[candidate.provider]:
+                fresh_providers.add(candidate.provider)
     placed = tuple(flows)
-    return Relaxed(flows=placed, country_totals=tuple(totals), objective=objective(problem, placed))
+    return Relaxed(
+        flows=placed,
+        country_totals=tuple(totals),
+        fresh_providers=len(fresh_providers),
+        objective=objective(problem, placed),
+    )

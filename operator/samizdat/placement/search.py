@@ -58,7 +58,7 @@ def search(problem: Problem) -> Outcome:
         node = stack.pop()
         if best is not None and node.bound is not None and not _improves(node.bound, best.objective, solved):
             continue
-        relaxed = relaxation.relax(problem, shared, node.family, node.quotas)
+        relaxed = _relax(problem, shared, node)
         solved += 1
         if relaxed is None or (best is not None and not _improves(relaxed.objective, best.objective, solved)):
             continue
@@ -67,6 +67,17 @@ def search(problem: Problem) -> Outcome:
             best = relaxed
         stack.extend(reversed(children))
     return Outcome(flows=None if best is None else best.flows, nodes=solved)
+
+
+def _relax(problem: Problem, shared: relaxation.Layout, node: _Node) -> relaxation.Relaxed | None:
+    """The node's relaxation, tried first without the minimums: when its best placement reaches them
+    anyway, that placement is also the best one that must reach them, found on a smaller network."""
+    loose = relaxation.relax(problem, shared, node.family, node.quotas, counting=False)
+    if loose is None or not (problem.min_jurisdictions or problem.min_providers):
+        return loose
+    if _distinct(problem, loose) >= problem.min_jurisdictions and loose.fresh_providers >= problem.min_providers:
+        return loose
+    return relaxation.relax(problem, shared, node.family, node.quotas)
 
 
 def _improves(bound: Objective, incumbent: Objective, solved: int) -> bool:
