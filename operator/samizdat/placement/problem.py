@@ -100,6 +100,7 @@ class _Pair(NamedTuple):
     provider: str
     best: tuple[int, ...]  # preference key of its most preferred eligible member
     members: tuple[tuple[Member, int, int], ...]  # (member, room, keep)
+    whole: bool  # the members have room for all the pair may take (or there are no more)
 
 
 def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remember: bool = True) -> Problem | None:
@@ -167,13 +168,16 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
     def evaluate(country: str, provider: str, spread_out: bool) -> _Pair | None:
         """The pair's members that matter: those with replicas to keep, and the most preferred others
         until they have room for all the pair may take, or for one new replica when `spread_out`."""
-        keeping = [found for name in kept_in.get((country, provider), ()) if (found := eligible(facts.by_name[name]))]
+        kept_here = kept_in.get((country, provider), ())
+        keeping = [found for name in kept_here if (found := eligible(facts.by_name[name]))]
         kept_names = {member.name for member, _, _ in keeping}
-        need, chosen = 1 if spread_out else min(limit_of[country], per_provider), list(keeping)
-        best = min((facts.preference[name] for name in kept_names), default=None)
+        whole_need = min(limit_of[country], per_provider)
+        need, room, chosen = 1 if spread_out else whole_need, 0, keeping
+        best = min((facts.preference[name] for name in kept_names), default=None) if kept_here else None
         # Members where nothing fits fail the GPU filter unless they run replicas, and those are kept.
-        for member in kind.fitting(country, provider):
-            if need <= 0:
+        fitting = kind.fitting(country, provider)
+        for member in fitting:
+            if room >= need:
                 break
             found = eligible(member)
             if found is None:
@@ -182,10 +186,12 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
                 best = facts.preference[member.name]
             if member.name not in kept_names:
                 chosen.append(found)
-                need -= found[1]
+                room += found[1]
+        else:
+            room = whole_need  # every member was seen: there is nothing more to find
         if best is None:
             return None
-        return _Pair(country, provider, best, tuple(chosen))
+        return _Pair(country, provider, best, tuple(chosen), room >= whole_need)
 
     binding = _binding_alliances(snapshot.alliances, limit_of, alliance_room, remaining)
     binding_names = {name for name, _ in binding}
@@ -211,24 +217,19 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
     country_index = {country: position for position, country in enumerate(countries)}
     provider_index = {provider: position for position, provider in enumerate(providers)}
     weights = _preference_weights(remaining, len(facts.by_name))
-    candidates = tuple(
-        Candidate(
-            member=member,
-            country=country_index[pair.country],
-            provider=provider_index[pair.provider],
-            capacity=room - floors.get(member.name, 0),
-            keep=keep - floors.get(member.name, 0),
-            preference=facts.packed_preference(member, weights),
-        )
-        for pair in sorted(pairs, key=lambda pair: (pair.country, pair.provider))
-        for member, room, keep in pair.members
-        if room > floors.get(member.name, 0)
-    )
+    candidates: list[Candidate] = []
+    for pair in sorted(pairs, key=lambda pair: (pair.country, pair.provider)):
+        country, provider = country_index[pair.country], provider_index[pair.provider]
+        for member, room, keep in pair.members:
+            floor = floors.get(member.name, 0)
+            if room > floor:
+                preference = facts.packed_preference(member, weights)
+                candidates.append(Candidate(member, country, provider, room - floor, keep - floor, preference))
     alliances, cells, cell_of_country = _cells(binding, countries, signature)
     spread_weight = remaining * max((candidate.preference for candidate in candidates), default=0) + 1
     return Problem(
         replicas=remaining,
-        candidates=candidates,
+        candidates=tuple(candidates),
         countries=countries,
         providers=providers,
         country_limit=tuple(limit_of[country] for country in countries),
@@ -368,7 +369,7 @@ def _select(
         take_up_to(group, None)
     # A class whose matching never filled up may need a pair to take several new replicas.
     for (country, provider), pair in list(taken.items()):
-        if signature[country] in open_classes & fillable:
+        if not pair.whole and signature[country] in open_classes & fillable:
             taken[country, provider] = evaluate(country, provider, False) or pair
     for country, provider in keeping:
         if (country, provider) not in taken and (
