@@ -219,12 +219,12 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
     weights = _preference_weights(remaining, len(facts.by_name))
     candidates: list[Candidate] = []
     for pair in sorted(pairs, key=lambda pair: (pair.country, pair.provider)):
-        country, provider = country_index[pair.country], provider_index[pair.provider]
+        at_country, at_provider = country_index[pair.country], provider_index[pair.provider]
         for member, room, keep in pair.members:
             floor = floors.get(member.name, 0)
             if room > floor:
                 preference = facts.packed_preference(member, weights)
-                candidates.append(Candidate(member, country, provider, room - floor, keep - floor, preference))
+                candidates.append(Candidate(member, at_country, at_provider, room - floor, keep - floor, preference))
     alliances, cells, cell_of_country = _cells(binding, countries, signature)
     spread_weight = remaining * max((candidate.preference for candidate in candidates), default=0) + 1
     return Problem(
