@@ -36,6 +36,20 @@ def test_min_cost_flow_reroutes_through_residual_arcs() -> None:
     assert network.flow(ac) == 0
 
 
+def test_cutting_back_an_arc_costs_the_cheapest_way_round_it() -> None:
+    # Two units go the free way through `free`; one unit less there must take the arc that costs 5,
+    # unless that arc is full, and then nothing can make `free` carry less.
+    for room, price in ((2, 5), (0, None)):
+        network = flow.Network()
+        source, a, b, sink = (network.add_node() for _ in range(4))
+        free = network.add_arc(source, a, 2, 0)
+        network.add_arc(source, b, room, 5)
+        network.add_arc(a, sink, 2, 0)
+        network.add_arc(b, sink, 2, 0)
+        assert flow.min_cost_flow(network, source, sink, 2) == 2
+        assert flow.cheapest_cut_back(network, source, {free}) == price
+
+
 def test_arcs_must_run_forward() -> None:
     network = flow.Network()
     first, second = network.add_node(), network.add_node()

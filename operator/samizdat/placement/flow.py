@@ -16,6 +16,7 @@ convex arc's cost and its twin's are rewritten as units pass, and Dijkstra itsel
 from __future__ import annotations
 
 import heapq
+from collections.abc import Collection
 
 # Farther than any path: placement costs stay below 2**128 even for thousands of replicas and members.
 UNREACHED = 1 << 512
@@ -24,7 +25,7 @@ UNREACHED = 1 << 512
 class Network:
     """Arcs in parallel lists; arc `a` and its residual twin `a ^ 1` are always allocated together."""
 
-    __slots__ = ("adjacency", "capacities", "costs", "heads", "steps")
+    __slots__ = ("adjacency", "capacities", "costs", "heads", "potential", "steps")
 
     def __init__(self) -> None:
         self.adjacency: list[list[int]] = []
@@ -32,6 +33,9 @@ class Network:
         self.capacities: list[int] = []
         self.costs: list[int] = []
         self.steps: list[int] = []
+        # Node prices after `min_cost_flow`: every arc with room left has a non-negative reduced cost
+        # under them, which is what proves the flow optimal (and what `cheapest_cut_back` prices with).
+        self.potential: list[int] = []
 
     def add_node(self) -> int:
         self.adjacency.append([])
@@ -137,7 +141,7 @@ def min_cost_flow(network: Network, source: int, sink: int, amount: int) -> int:
     Dijkstra: the topological pass that sets the potentials has found it already.
     """
     distance, via = _shortest_tree(network, source)
-    potential = [0 if settled == UNREACHED else settled for settled in distance]
+    potential = network.potential = [0 if settled == UNREACHED else settled for settled in distance]
     sent = 0
     while sent < amount and distance[sink] != UNREACHED:
         sent += _augment(network, via, source, sink, amount - sent)
@@ -149,3 +153,35 @@ def min_cost_flow(network: Network, source: int, sink: int, amount: int) -> int:
             for node, settled in enumerate(distance):
                 potential[node] += reach if settled > reach else settled
     return sent
+
+
+def cheapest_cut_back(network: Network, start: int, arcs: Collection[int]) -> int | None:
+    """What it costs at least to send one unit less through `arcs` (all out of `start`) after
+    `min_cost_flow`, the amount sent staying the same; None when no flow can do that.
+
+    Such a change is a cycle of arcs with room through `start` that comes back along one of `arcs` and
+    leaves along none of them: the cheapest is one Dijkstra on reduced costs, which are non-negative
+    under the potentials the flow left and add up to the true cost around any cycle.
+    """
+    heads, capacities, costs, potential = network.heads, network.capacities, network.costs, network.potential
+    distance = [UNREACHED] * len(network.adjacency)
+    distance[start] = 0
+    frontier = [(0, start)]
+    while frontier:
+        here, node = heapq.heappop(frontier)
+        if here != distance[node]:
+            continue
+        offset = here + potential[node]
+        for arc in network.adjacency[node]:
+            if capacities[arc] and not (node == start and arc in arcs):
+                head = heads[arc]
+                candidate = offset + costs[arc] - potential[head]
+                if candidate < distance[head]:
+                    distance[head] = candidate
+                    heapq.heappush(frontier, (candidate, head))
+    back = [
+        distance[heads[arc]] + costs[arc ^ 1] + potential[heads[arc]] - potential[start]
+        for arc in arcs
+        if capacities[arc ^ 1] and distance[heads[arc]] != UNREACHED
+    ]
+    return min(back, default=None)

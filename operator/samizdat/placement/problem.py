@@ -267,6 +267,13 @@ def objective(problem: Problem, flows: tuple[int, ...]) -> tuple[int, int, int]:
     return (-kept, spread, preference)
 
 
+def packed(problem: Problem, objective: tuple[int, int, int]) -> int:
+    """`objective` as one integer, ordered the same way: what the flow networks price a placement at,
+    up to a constant (the spread its floors make among themselves)."""
+    kept, spread, preference = objective
+    return kept * problem.stability_weight + spread * problem.spread_weight + preference
+
+
 def _limit(value: int | None, replicas: int) -> int:
     return replicas if value is None else max(0, min(value, replicas))
 

@@ -56,10 +56,21 @@ class Layout:
 
 
 @dataclass(frozen=True, slots=True)
+class Tree:
+    """A solved network without minimums, and how each part of its alliance tree is entered: what
+    `flow.cheapest_cut_back` needs to price holding fewer replicas in a part."""
+
+    network: flow.Network
+    sets: Mapping[frozenset[int], tuple[int, tuple[int, ...]]]  # set of the family -> (node above, arcs in)
+    cells: Mapping[int, tuple[int, tuple[int, ...]]]  # cell -> (node above, arcs in)
+
+
+@dataclass(frozen=True, slots=True)
 class Relaxed:
     flows: tuple[int, ...]  # replicas per candidate
     country_totals: tuple[int, ...]
     fresh_providers: int  # providers used that hold no floors
+    tree: Tree | None  # only for a relaxation without minimums
     objective: tuple[int, int, int]
 
 
@@ -132,16 +143,18 @@ def relax(
     # The alliance tree: larger sets first, so a parent (a strict superset) always precedes its children.
     sets = sorted(family, key=lambda s: (-len(s), sorted(s)))
     set_node: dict[frozenset[int], int] = {}
+    set_entry: dict[frozenset[int], tuple[int, tuple[int, ...]]] = {}
     for cells in sets:
         node = set_node[cells] = network.add_node()
         parents = [other for other in sets if len(other) > len(cells) and cells < other]
         tail = set_node[min(parents, key=len)] if parents else source
-        network.add_arc(tail, node, family[cells], 0)
+        set_entry[cells] = (tail, (network.add_arc(tail, node, family[cells], 0),))
     cell_node: dict[int, int] = {}
+    cell_entry: dict[int, tuple[int, tuple[int, ...]]] = {}
     for cell in sorted({cell for cells in sets for cell in cells}):
         node = cell_node[cell] = network.add_node()
         smallest = min((cells for cells in sets if cell in cells), key=len)
-        network.add_arc(set_node[smallest], node, replicas, 0)
+        cell_entry[cell] = (set_node[smallest], (network.add_arc(set_node[smallest], node, replicas, 0),))
     cell_counter: dict[int, int] = {}
     for cell in cell_node:
         quota = quotas[cell] if counting_countries else None
@@ -162,7 +175,10 @@ def relax(
         spread = (floors * problem.spread_weight, problem.spread_weight)
         if counted_by is None or floors:
             country_out.append(network.add_node())
-            network.add_arc(tail, country_out[-1], limit, *spread)
+            arc = network.add_arc(tail, country_out[-1], limit, *spread)
+            if home is not None and home not in cell_node:
+                # a cell outside the tree is entered straight from the source, country by country
+                cell_entry[home] = (source, (*cell_entry.get(home, (source, ()))[1], arc))
             continue
         country_in = network.add_node()
         country_out.append(network.add_node())
@@ -212,4 +228,5 @@ def relax(
         country_totals=tuple(totals),
         fresh_providers=len(fresh_providers),
         objective=objective(problem, placed),
+        tree=None if rewarded else Tree(network, set_entry, cell_entry),
     )

@@ -16,7 +16,10 @@ Every feasible placement lies in some child, every child's flow is a relaxation 
 each branching settles one alliance or one cell for good, so the search is complete and finite:
 at most (splits of the cap over an alliance's pieces) per alliance times (quota choices) per cell,
 independent of the number of members. Bounds prune it: a node whose relaxation cannot beat the best
-placement found is dropped. The objective is exact for kept replicas (stability) always, and for the
+placement found is dropped, and a child is bounded before it is solved: capping a piece below its
+current load costs at least that excess times the cheapest way to move one replica out of it (a
+shortest cycle in the parent's residual network; the cost of each further one only rises), so most
+children of a split are dropped without a flow of their own. The objective is exact for kept replicas (stability) always, and for the
 softer preferences for the first `SOFT_BUDGET` nodes; past that only stability can reopen a branch.
 """
 
@@ -26,20 +29,19 @@ import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from samizdat.placement import relaxation
-from samizdat.placement.problem import Alliance, Problem
+from samizdat.placement import flow, relaxation
+from samizdat.placement.problem import Alliance, Problem, packed
 
 # Flows solved while spread, cost and latency may still reopen a branch; keeps the worst case cheap.
 SOFT_BUDGET = 16
 
-Objective = tuple[int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
 class _Node:
     family: dict[frozenset[int], int]
     quotas: tuple[int | None, ...]
-    bound: Objective | None  # the parent's relaxed objective: no placement in this node beats it
+    bound: int | None  # no placement in this node beats it (a packed objective, see `problem.packed`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +58,13 @@ def search(problem: Problem) -> Outcome:
     solved = 0
     while stack:
         node = stack.pop()
-        if best is not None and node.bound is not None and not _improves(node.bound, best.objective, solved):
+        if best is not None and node.bound is not None and not _improves(problem, node.bound, best, solved):
             continue
         relaxed = _relax(problem, shared, node)
         solved += 1
-        if relaxed is None or (best is not None and not _improves(relaxed.objective, best.objective, solved)):
+        if relaxed is None or (
+            best is not None and not _improves(problem, packed(problem, relaxed.objective), best, solved)
+        ):
             continue
         children = _branch(problem, node, relaxed)
         if not children and _flawless(problem, relaxed):
@@ -80,8 +84,11 @@ def _relax(problem: Problem, shared: relaxation.Layout, node: _Node) -> relaxati
     return relaxation.relax(problem, shared, node.family, node.quotas)
 
 
-def _improves(bound: Objective, incumbent: Objective, solved: int) -> bool:
-    return bound < incumbent if solved <= SOFT_BUDGET else bound[0] < incumbent[0]
+def _improves(problem: Problem, bound: int, incumbent: relaxation.Relaxed, solved: int) -> bool:
+    if solved <= SOFT_BUDGET:
+        return bound < packed(problem, incumbent.objective)
+    # Past the budget only kept replicas count; the packed bound's top digit bounds them.
+    return bound // problem.stability_weight < incumbent.objective[0]
 
 
 def _embedded(problem: Problem) -> dict[frozenset[int], int]:
@@ -137,17 +144,42 @@ def _split(problem: Problem, node: _Node, alliance: Alliance, relaxed: relaxatio
     lows = [sum(node.quotas[cell] or 0 for cell in piece) for piece in pieces]
     total = min(alliance.cap, sum(highs))
     loads = [_load(problem, piece, relaxed) for piece in pieces]
-    splits = sorted(
-        _compositions(total, lows, highs),
-        key=lambda caps: (sum(max(0, load - cap) for load, cap in zip(loads, caps, strict=True)), caps),
-    )
+    prices = _cut_prices(node.family, pieces, relaxed.tree)
+    base = packed(problem, relaxed.objective)
     children = []
-    for caps in splits:
+    for caps in _compositions(total, lows, highs):
+        excess = [max(0, load - cap) for load, cap in zip(loads, caps, strict=True)]
+        if any(over and price is None for over, price in zip(excess, prices, strict=True)):
+            continue  # a piece that cannot hold fewer replicas than now: no placement in this child
+        # Each piece's cap alone already costs its excess times its price (the cost of holding fewer
+        # replicas in a part rises with each one more), so the child costs at least the dearest.
+        bound = base + max((over * (price or 0) for over, price in zip(excess, prices, strict=True)), default=0)
         family = dict(node.family)
         for piece, cap in zip(pieces, caps, strict=True):
             family[piece] = min(cap, family.get(piece, cap))
-        children.append(_Node(family=family, quotas=node.quotas, bound=relaxed.objective))
-    return children
+        children.append((bound, sum(excess), caps, _Node(family=family, quotas=node.quotas, bound=bound)))
+    children.sort(key=lambda child: child[:3])
+    return [child for *_, child in children]
+
+
+def _cut_prices(
+    family: dict[frozenset[int], int], pieces: list[frozenset[int]], tree: relaxation.Tree | None
+) -> list[int | None]:
+    """Per piece, the least one replica fewer in it costs (None: it cannot hold fewer); 0 when unknown."""
+    if tree is None:
+        return [0] * len(pieces)
+    prices = []
+    for piece in pieces:
+        # The piece's parts: its widest sets of the family, and its cells outside those.
+        widest = [cells for cells in family if cells <= piece and not any(cells < other <= piece for other in family)]
+        loose = piece.difference(*widest)
+        entries = [tree.sets[cells] for cells in widest] + [tree.cells[cell] for cell in sorted(loose)]
+        above = {node for node, _ in entries}
+        if len(above) != 1:
+            raise AssertionError(f"piece {sorted(piece)} hangs from several nodes {sorted(above)}")
+        arcs = frozenset(arc for _, arcs in entries for arc in arcs)
+        prices.append(flow.cheapest_cut_back(tree.network, above.pop(), arcs))
+    return prices
 
 
 def _pieces(
@@ -211,9 +243,8 @@ def _settle_quota(problem: Problem, node: _Node, relaxed: relaxation.Relaxed) ->
     cell = max(open_cells, key=lambda c: (counted[c] - used[c], -c))
     target = min(counted[cell], used[cell] + problem.min_jurisdictions - _distinct(problem, relaxed))
     quotas = sorted(range(counted[cell] + 1), key=lambda d: (abs(d - target), -d))
-    return [
-        _Node(family=node.family, quotas=_with(node.quotas, cell, quota), bound=relaxed.objective) for quota in quotas
-    ]
+    bound = packed(problem, relaxed.objective)
+    return [_Node(family=node.family, quotas=_with(node.quotas, cell, quota), bound=bound) for quota in quotas]
 
 
 def _with(quotas: tuple[int | None, ...], cell: int, quota: int) -> tuple[int | None, ...]:
