@@ -96,6 +96,29 @@ def test_infeasible_rules_name_the_rule_and_create_nothing(hub: Sandbox, operato
         delete(hub, "impossible")
 
 
+def test_a_training_job_grows_in_place_when_its_member_gets_more_replicas(
+    hub: Sandbox, operator: OperatorProcess
+) -> None:
+    # Only Switzerland is allowed, so every replica lands on ch-zurich and its one Job must grow
+    # while it runs (the sandbox keeps training pods running, as a long training run would be).
+    rules = {"minJurisdictions": 1, "allowedJurisdictions": ["CH"]}
+    apply(hub, aiworkload("trainer", 2, rules, mode="Train"))
+    try:
+        trainer = wait_settled(hub, "trainer", 2)
+        uid = trainer["metadata"]["uid"]
+        assert "training replicas running or done" in condition(trainer, "Available")["message"]
+        apply(hub, aiworkload("trainer", 3, rules, mode="Train"))
+        wait_settled(hub, "trainer", 3)
+        found = hub.kubectl("ch-zurich").get_json(
+            "jobs", "-n", members.WORKLOAD_NAMESPACE, "-l", f"samizdat.io/workload-uid={uid}"
+        )["items"]
+        assert len(found) == 1, "the Job grew in place, not beside another"
+        assert (found[0]["spec"]["completions"], found[0]["spec"]["parallelism"]) == (3, 3)
+        assert member_pods(hub, uid) == {"ch-zurich": 3}
+    finally:
+        delete(hub, "trainer")
+
+
 def test_deleting_a_workload_removes_every_member_copy(hub: Sandbox, operator: OperatorProcess) -> None:
     apply(hub, aiworkload("short-lived", 3, {"minJurisdictions": 3}))
     uid = wait_settled(hub, "short-lived", 3)["metadata"]["uid"]

@@ -70,6 +70,7 @@ def test_train_builds_a_job_and_the_template_is_not_mutated() -> None:
     built = manifests.build_copy(source, 4)
     assert built["kind"] == "Job"
     assert built["spec"]["parallelism"] == built["spec"]["completions"] == 4
+    assert built["spec"]["completionMode"] == "Indexed"  # so completions may follow parallelism
     assert built["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"
     assert source.spec.template == before
 

@@ -26,7 +26,7 @@ import httpx
 import yaml
 
 from e2e.sandbox import pki
-from e2e.sandbox.toolchain import Binaries
+from e2e.sandbox.toolchain import KWOK_STAGES, Binaries
 
 HUB = "hub"
 ADMIN_TOKEN_USER = "sandbox-admin"
@@ -182,7 +182,8 @@ class Launcher:
             "--profiling=false",
         ])
         cluster.pids["kwok"] = self._spawn(cluster.name, "kwok", [
-            str(self.binaries.path("kwok")), kubeconfig, "--manage-all-nodes=true",
+            str(self.binaries.path("kwok")), kubeconfig, f"--config={self.binaries.path(KWOK_STAGES)}",
+            "--manage-all-nodes=true",
             f"--cidr=10.{cluster.index}.0.0/16", f"--node-ip=10.{cluster.index}.255.1",
             f"--server-address=127.0.0.1:{self.port_base + 200 + cluster.index}",
             "--node-lease-duration-seconds=40",

@@ -80,8 +80,24 @@ def _binary_names(packages: tuple[str, ...]) -> list[str]:
     return [package.rsplit("/", 1)[-1] for package in packages]
 
 
+# kwok's stock pod stages minus `pod-complete`: a training Job's pods keep running until deleted, as a
+# long training run does, instead of finishing the instant they start.
+KWOK_STAGES = "kwok-stages.yaml"
+KWOK_POD_STAGES = ("pod-ready.yaml", "pod-delete.yaml")
+
+
 def _expected_names() -> list[str]:
     return [name for packages in GO_BUILDS.values() for name in _binary_names(packages)] + ["helm"]
+
+
+def _write_kwok_stages(out: Path) -> None:
+    env = dict(os.environ, GOFLAGS="-mod=mod")
+    module = subprocess.run(
+        ["go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/kwok"], cwd=TOOLCHAIN_DIR / "kwok", env=env,
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    stages = [(Path(module) / "kustomize/stage/pod/fast" / name).read_text() for name in KWOK_POD_STAGES]
+    (out / KWOK_STAGES).write_text("\n---\n".join(stage.strip() for stage in stages) + "\n")
 
 
 def _go_build(module: str, packages: tuple[str, ...], out: Path) -> None:
@@ -121,6 +137,8 @@ def ensure_binaries(log: bool = True) -> Binaries:
             _fetch_helm(out)
         if log:
             print(f"sandbox: toolchain ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    if not (out / KWOK_STAGES).exists():
+        _write_kwok_stages(out)
     for name in _expected_names():
         if not os.access(out / name, os.X_OK):
             raise RuntimeError(f"toolchain: {out / name} missing after build")

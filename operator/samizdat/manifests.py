@@ -94,8 +94,12 @@ def build_copy(workload: AIWorkload, replicas: int) -> dict[str, Any]:
     metadata = {"name": copy_name(workload), "namespace": WORKLOAD_NAMESPACE, "labels": labels,
                 "annotations": annotations}
     if workload.spec.mode is Mode.TRAIN:
+        # Indexed, so that `completions` may change with `parallelism` when the member's share of the
+        # replicas does (elastic Indexed Jobs, GA since Kubernetes 1.31); a plain Job would refuse it.
+        # Each pod also gets its rank as JOB_COMPLETION_INDEX.
         return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
-            "parallelism": replicas, "completions": replicas, "backoffLimit": 6, "template": template,
+            "completionMode": "Indexed", "parallelism": replicas, "completions": replicas, "backoffLimit": 6,
+            "template": template,
         }}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": {
         "replicas": replicas, "selector": {"matchLabels": selector}, "template": template,

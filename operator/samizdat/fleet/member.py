@@ -274,7 +274,9 @@ class Member:
             return
         spec, status = obj.get("spec", {}), obj.get("status", {})
         if obj["kind"] == "Job":
-            desired, ready = int(spec.get("parallelism", 0)), int(status.get("ready", 0) or 0)
+            # A training replica that finished its work is as good as a ready one: it needs nothing more.
+            desired = int(spec.get("parallelism", 0))
+            ready = int(status.get("ready", 0) or 0) + int(status.get("succeeded", 0) or 0)
         else:
             desired, ready = int(spec.get("replicas", 0)), int(status.get("readyReplicas", 0) or 0)
         into[uid] = Copy(obj["kind"], obj["metadata"]["name"], uid, desired, ready, obj)

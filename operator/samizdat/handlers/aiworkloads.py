@@ -231,7 +231,7 @@ def build_status(
         _rules(outcome, violations, replicas, wanted),
         Observed(Type.AVAILABLE, ready >= workload.spec.replicas and (ready > 0 or wanted == 0),
                  "ReplicasReady" if ready >= workload.spec.replicas else "ReplicasNotReady",
-                 f"{ready}/{workload.spec.replicas} serving replicas ready"),
+                 f"{ready}/{workload.spec.replicas} {_READY_WORDS[workload.spec.mode]}"),
         _degraded(outcome, ready, wanted),
     ]
     message = _infeasible_message(decision) if decision is not None and not decision.feasible else (
@@ -244,6 +244,9 @@ def build_status(
         observed_generation=generation, message=message,
     )
     return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+_READY_WORDS = {model.Mode.SERVE: "serving replicas ready", model.Mode.TRAIN: "training replicas running or done"}
 
 
 def _previous_conditions(workload: model.AIWorkload) -> tuple[model.Condition[Type], ...]:
