@@ -80,23 +80,27 @@ def layout(problem: Problem) -> Layout:
     Members of one pair are parallel arcs between the same two nodes, and a minimum-cost flow never
     uses a dearer parallel arc while a cheaper one has room, so the rest can be left out.
     """
+    stability = problem.stability_weight
     grouped: dict[tuple[int, int], list[Segment]] = {}
     for index, candidate in enumerate(problem.candidates):
         segments = grouped.setdefault((candidate.country, candidate.provider), [])
         if candidate.keep:
-            segments.append(Segment(index, candidate.keep, candidate.preference - problem.stability_weight))
+            segments.append(Segment(index, candidate.keep, candidate.preference - stability))
         if candidate.capacity > candidate.keep:
             segments.append(Segment(index, candidate.capacity - candidate.keep, candidate.preference))
     pairs = []
     for (country, provider), segments in sorted(grouped.items()):
         need = min(problem.replicas, problem.country_limit[country], problem.provider_limit[provider])
-        chosen: list[Segment] = []
-        for segment in sorted(segments, key=lambda s: (s.cost, s.candidate)):
-            if need <= 0:
-                break
-            chosen.append(segment)
-            need -= segment.capacity
-        pairs.append((country, provider, tuple(chosen)))
+        if need <= 0:
+            segments.clear()
+        elif len(segments) > 1:
+            segments.sort(key=lambda s: (s.cost, s.candidate))
+            for kept, segment in enumerate(segments):
+                need -= segment.capacity
+                if need <= 0:
+                    del segments[kept + 1 :]
+                    break
+        pairs.append((country, provider, tuple(segments)))
     return Layout(pairs=tuple(pairs), reward=problem.stability_weight * (problem.replicas + 1))
 
 
