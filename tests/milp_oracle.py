@@ -6,7 +6,9 @@ rules are read again from the spec, so that the solver is checked against a seco
 The model: an integer x_m per member (0..room), a binary y_c per country and z_p per provider that may
 be 1 only if the country/provider holds a replica (sum x >= y), sum x = replicas, every max rule as a
 row (every alliance of the table for maxPerAlliance), sum y >= minJurisdictions, sum z >= minProviders.
-The objective maximises kept replicas k_m <= min(x_m, current_m), the solver's first preference.
+`solve` maximises kept replicas k_m <= min(x_m, current_m), the solver's first preference: enough to
+check feasibility and stability, and quick. `solve_exact` optimises the solver's whole lexicographic
+objective (kept replicas, spread, then the soft preferences): the same problem the solver solves.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, replace
 import highspy
 import numpy as np
 
-from samizdat.placement.snapshot import NodeShape, Request, Snapshot
+from samizdat.placement.snapshot import Member, NodeShape, Request, Snapshot
 
 RULES = (
     "replicas",
@@ -113,37 +115,110 @@ def check(snapshot: Snapshot, request: Request, assignments: Mapping[str, int]) 
     return broken
 
 
-def solve(snapshot: Snapshot, request: Request) -> Answer:
-    """The oracle's answer: feasibility, one optimal placement and the most replicas it can keep."""
-    started = time.perf_counter()
+def preference_parts(snapshot: Snapshot) -> dict[str, tuple[int, int, int]]:
+    """Per member, what the solver's soft preferences sum per replica, read again from the spec: the cost
+    and latency gaps to the best member (both normalised to 0..100 over the fleet), then the name rank."""
+    def gaps(values: dict[str, float]) -> dict[str, int]:
+        low, high = min(values.values()), max(values.values())
+        if high == low:
+            return dict.fromkeys(values, 0)
+        return {name: 100 - round(100 * (high - value) / (high - low)) for name, value in values.items()}
+
+    cost = gaps({m.name: m.cost_per_gpu_hour for m in snapshot.members})
+    latency = gaps({m.name: m.latency_ms for m in snapshot.members})
+    ranks = {name: rank for rank, name in enumerate(sorted(m.name for m in snapshot.members))}
+    return {name: (cost[name], latency[name], ranks[name]) for name in ranks}
+
+
+def score(snapshot: Snapshot, request: Request, assignments: Mapping[str, int]) -> tuple[int, ...]:
+    """The solver's lexicographic objective of a placement, lower is better: (-kept replicas, spread, cost
+    gaps, latency gaps, name ranks), spread being the pairs of replicas sharing a country or a provider."""
+    by_name = {member.name: member for member in snapshot.members}
+    parts = preference_parts(snapshot)
+    countries: dict[str, int] = {}
+    providers: dict[str, int] = {}
+    sums = [0, 0, 0]
+    for name, n in assignments.items():
+        countries[by_name[name].country] = countries.get(by_name[name].country, 0) + n
+        providers[by_name[name].provider] = providers.get(by_name[name].provider, 0) + n
+        sums = [total + n * part for total, part in zip(sums, parts[name], strict=True)]
+    kept = sum(min(assignments.get(name, 0), max(0, n)) for name, n in request.current.items())
+    spread = sum(n * (n - 1) // 2 for n in [*countries.values(), *providers.values()])
+    return (-kept, spread, *sums)
+
+
+@dataclass
+class _Model:
+    """The rule rows and columns both oracles share: x (replicas per member), kept, y (country used),
+    z (provider used), in that order."""
+
+    highs: highspy.Highs
+    members: list[Member]
+    room: list[int]
+    keep: list[int]
+    by_country: dict[str, list[int]]
+    by_provider: dict[str, list[int]]
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def placed(self) -> dict[str, int]:
+        values = self.highs.getSolution().col_value
+        return {m.name: round(values[i]) for i, m in enumerate(self.members) if round(values[i]) > 0}
+
+
+def _add_rows(highs: highspy.Highs, rows: list[tuple[float, float, list[int], list[float]]]) -> None:
+    starts, indices, values = [], [], []
+    for _, _, columns_of_row, coefficients in rows:
+        starts.append(len(indices))
+        indices += columns_of_row
+        values += coefficients
+    highs.addRows(
+        len(rows),
+        np.array([row[0] for row in rows], dtype=float),
+        np.array([row[1] for row in rows], dtype=float),
+        len(indices),
+        np.array(starts, dtype=np.int32),
+        np.array(indices, dtype=np.int32),
+        np.array(values, dtype=float),
+    )
+
+
+def _add_columns(highs: highspy.Highs, lower: list[float], upper: list[float], integer: bool) -> int:
+    """Add columns (cost 0) and return the index of the first."""
+    first = highs.getNumCol()
+    empty_int = np.array([], dtype=np.int32)
+    count = len(lower)
+    highs.addCols(count, np.zeros(count), np.array(lower), np.array(upper), 0, empty_int, empty_int, np.array([]))
+    if integer:
+        columns = np.arange(first, first + count, dtype=np.int32)
+        highs.changeColsIntegrality(count, columns, np.ones(count, dtype=np.uint8))
+    return first
+
+
+def _model(snapshot: Snapshot, request: Request) -> _Model | None:
+    """Every hard rule as rows over eligible members; None when no member is eligible."""
     replicas, rules = max(0, request.replicas), request.rules
-    if replicas == 0:
-        return Answer(True, {}, 0, time.perf_counter() - started)
     limits = room(snapshot, request)
     members = [member for member in snapshot.members if limits[member.name] > 0]
     if not members:
-        return Answer(False, {}, 0, time.perf_counter() - started)
-    countries = sorted({member.country for member in members})
-    providers = sorted({member.provider for member in members})
+        return None
     n = len(members)
-    # columns: x (n), kept (n), y (countries), z (providers)
-    x0, k0, y0, z0 = 0, n, 2 * n, 2 * n + len(countries)
-    columns = z0 + len(providers)
     keep = [min(max(0, request.current.get(m.name, 0)), limits[m.name]) for m in members]
-    lower = np.zeros(columns)
-    upper = np.array(
-        [limits[m.name] for m in members] + keep + [1.0] * (len(countries) + len(providers)), dtype=float
-    )
-    cost = np.array([0.0] * n + [-1.0] * n + [0.0] * (len(countries) + len(providers)))
-    rows: list[tuple[float, float, list[int], list[float]]] = []
-    rows.append((replicas, replicas, list(range(n)), [1.0] * n))
-    for index in range(n):
-        rows.append((-np.inf, 0.0, [k0 + index, x0 + index], [1.0, -1.0]))
     by_country: dict[str, list[int]] = {}
     by_provider: dict[str, list[int]] = {}
     for index, m in enumerate(members):
         by_country.setdefault(m.country, []).append(index)
         by_provider.setdefault(m.provider, []).append(index)
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    _add_columns(highs, [0.0] * n, [float(limits[m.name]) for m in members], integer=True)
+    _add_columns(highs, [0.0] * n, [float(k) for k in keep], integer=False)
+    y0 = _add_columns(highs, [0.0] * len(by_country), [1.0] * len(by_country), integer=True)
+    z0 = _add_columns(highs, [0.0] * len(by_provider), [1.0] * len(by_provider), integer=True)
+    rows: list[tuple[float, float, list[int], list[float]]] = [(replicas, replicas, list(range(n)), [1.0] * n)]
+    rows += [(-np.inf, 0.0, [n + index, index], [1.0, -1.0]) for index in range(n)]
     for groups, base, cap, minimum in (
         (by_country, y0, rules.max_per_jurisdiction, rules.min_jurisdictions),
         (by_provider, z0, rules.max_per_provider, rules.min_providers),
@@ -160,38 +235,97 @@ def solve(snapshot: Snapshot, request: Request) -> Answer:
             inside = [i for country in sorted(alliance) for i in by_country.get(country, ())]
             if inside:
                 rows.append((-np.inf, rules.max_per_alliance, inside, [1.0] * len(inside)))
+    _add_rows(highs, rows)
+    return _Model(highs, members, [limits[m.name] for m in members], keep, by_country, by_provider)
 
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    empty_int = np.array([], dtype=np.int32)
-    highs.addCols(columns, cost, lower, upper, 0, empty_int, empty_int, np.array([]))
-    starts, indices, values = [], [], []
-    for _, _, columns_of_row, coefficients in rows:
-        starts.append(len(indices))
-        indices += columns_of_row
-        values += coefficients
-    highs.addRows(
-        len(rows),
-        np.array([row[0] for row in rows], dtype=float),
-        np.array([row[1] for row in rows], dtype=float),
-        len(indices),
-        np.array(starts, dtype=np.int32),
-        np.array(indices, dtype=np.int32),
-        np.array(values, dtype=float),
-    )
-    integer = [*range(n), *range(y0, columns)]
-    highs.changeColsIntegrality(len(integer), np.array(integer, dtype=np.int32), np.ones(len(integer), dtype=np.uint8))
-    highs.run()
-    status = highs.getModelStatus()
+
+def _status(model: _Model) -> bool:
+    """Whether the model has a solution (an optimal one); anything but infeasible is a bug here."""
+    status = model.highs.getModelStatus()
+    if status == highspy.HighsModelStatus.kOptimal:
+        return True
+    if status != highspy.HighsModelStatus.kInfeasible:
+        raise RuntimeError(f"oracle: unexpected status {model.highs.modelStatusToString(status)}")
+    return False
+
+
+def solve(snapshot: Snapshot, request: Request) -> Answer:
+    """The oracle's answer: feasibility, one placement that keeps the most replicas, and how many."""
+    started = time.perf_counter()
+    if max(0, request.replicas) == 0:
+        return Answer(True, {}, 0, time.perf_counter() - started)
+    model = _model(snapshot, request)
+    if model is None:
+        return Answer(False, {}, 0, time.perf_counter() - started)
+    costs = np.zeros(model.highs.getNumCol())
+    costs[model.size : 2 * model.size] = -1.0  # maximise kept replicas
+    model.highs.changeColsCost(len(costs), np.arange(len(costs), dtype=np.int32), costs)
+    model.highs.run()
+    feasible = _status(model)
     seconds = time.perf_counter() - started
-    if status != highspy.HighsModelStatus.kOptimal:
-        if status != highspy.HighsModelStatus.kInfeasible:
-            raise RuntimeError(f"oracle: unexpected status {highs.modelStatusToString(status)}")
+    if not feasible:
         return Answer(False, {}, 0, seconds)
-    values_out = highs.getSolution().col_value
-    placed = {m.name: round(values_out[x0 + i]) for i, m in enumerate(members) if round(values_out[x0 + i]) > 0}
-    kept = sum(min(placed.get(m.name, 0), keep[i]) for i, m in enumerate(members))
+    placed = model.placed()
+    kept = sum(min(placed.get(m.name, 0), model.keep[i]) for i, m in enumerate(model.members))
     return Answer(True, placed, kept, seconds)
+
+
+@dataclass(frozen=True)
+class ExactAnswer:
+    feasible: bool
+    assignments: dict[str, int]
+    objective: tuple[int, ...] | None  # see `score`
+    seconds: float
+
+
+def solve_exact(snapshot: Snapshot, request: Request) -> ExactAnswer:
+    """An optimal placement for the solver's whole objective (see `score`), as five lexicographic
+    objectives of one HiGHS model: spread is linear in per-unit columns (the k-th replica of a country
+    or provider costs k-1, rising, so a minimum fills them in order), the rest is linear already."""
+    started = time.perf_counter()
+    if max(0, request.replicas) == 0:
+        return ExactAnswer(True, {}, score(snapshot, request, {}), time.perf_counter() - started)
+    model = _model(snapshot, request)
+    if model is None:
+        return ExactAnswer(False, {}, None, time.perf_counter() - started)
+    highs, n, replicas = model.highs, model.size, max(0, request.replicas)
+    spread_units: list[tuple[int, int]] = []  # (column, its unit cost)
+    rows: list[tuple[float, float, list[int], list[float]]] = []
+    for groups in (model.by_country, model.by_provider):
+        for inside in groups.values():
+            units = min(replicas, sum(model.room[i] for i in inside))
+            first = _add_columns(highs, [0.0] * units, [1.0] * units, integer=False)
+            spread_units += [(first + k, k) for k in range(units)]
+            rows.append((0.0, 0.0, [*inside, *range(first, first + units)], [1.0] * len(inside) + [-1.0] * units))
+    _add_rows(highs, rows)
+    parts = preference_parts(snapshot)
+    columns = highs.getNumCol()
+    objectives = [np.zeros(columns) for _ in range(5)]
+    objectives[0][n : 2 * n] = -1.0
+    for column, cost in spread_units:
+        objectives[1][column] = cost
+    for index, member in enumerate(model.members):
+        for level in range(3):
+            objectives[2 + level][index] = parts[member.name][level]
+    highs.setOptionValue("blend_multi_objectives", False)
+    highs.setOptionValue("mip_rel_gap", 0.0)
+    highs.setOptionValue("mip_abs_gap", 0.5)  # every objective is integral at a vertex
+    for level, coefficients in enumerate(objectives):
+        objective = highspy.HighsLinearObjective()
+        objective.weight = 1.0
+        objective.offset = 0.0
+        objective.coefficients = coefficients
+        objective.abs_tolerance = 0.5
+        objective.rel_tolerance = 0.0
+        objective.priority = len(objectives) - level
+        highs.addLinearObjective(objective)
+    highs.run()
+    feasible = _status(model)
+    seconds = time.perf_counter() - started
+    if not feasible:
+        return ExactAnswer(False, {}, None, seconds)
+    placed = model.placed()
+    return ExactAnswer(True, placed, score(snapshot, request, placed), seconds)
 
 
 def relax(snapshot: Snapshot, request: Request, rule: str) -> tuple[Snapshot, Request]:

@@ -18,7 +18,7 @@ from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 from samizdat import placement
-from samizdat.placement import index, problem, search
+from samizdat.placement import problem, search
 
 COUNTRIES = ("DE", "FR", "NL", "US", "GB", "CH", "JP", "NO")
 PROVIDERS = ("p1", "p2", "p3", "p4")
@@ -234,22 +234,6 @@ def _every_pair(ranked: Any, signature: Any, evaluate: Any, keeping: Any, *_: An
     return [pair for country, provider in every if country in signature and (pair := evaluate(country, provider, False))]
 
 
-def _score(snapshot: placement.Snapshot, request: placement.Request, assignments: Any) -> tuple[Any, ...]:
-    """The solver's objective recomputed from a placement: kept, spread, then preference keys summed."""
-    facts = index.of(snapshot)
-    countries: dict[str, int] = {}
-    providers: dict[str, int] = {}
-    keys = [0] * len(next(iter(facts.preference.values())))
-    for name, n in assignments.items():
-        member = facts.by_name[name]
-        countries[member.country] = countries.get(member.country, 0) + n
-        providers[member.provider] = providers.get(member.provider, 0) + n
-        keys = [total + n * part for total, part in zip(keys, facts.preference[name], strict=True)]
-    kept = sum(min(assignments.get(name, 0), n) for name, n in request.current.items())
-    spread = sum(n * (n - 1) // 2 for n in [*countries.values(), *providers.values()])
-    return (-kept, spread, *keys)
-
-
 @MANY
 @given(wide())
 def test_pruning_pairs_loses_no_optimum(instance: tuple[placement.Snapshot, placement.Request]) -> None:
@@ -261,4 +245,20 @@ def test_pruning_pairs_loses_no_optimum(instance: tuple[placement.Snapshot, plac
     assert pruned.feasible == whole.feasible == milp_oracle.solve(snapshot, request).feasible
     if pruned.feasible:
         event(f"feasible, replicas {request.replicas}")
-        assert _score(snapshot, request, pruned.assignments) == _score(snapshot, request, whole.assignments)
+        assert milp_oracle.score(snapshot, request, pruned.assignments) == milp_oracle.score(
+            snapshot, request, whole.assignments
+        )
+
+
+@given(st.one_of(instances(), crowded(), wide()))
+def test_solver_finds_an_optimum_of_its_whole_objective(instance: tuple[placement.Snapshot, placement.Request]) -> None:
+    """Against an exact MILP of the same lexicographic objective: kept replicas, spread, preferences.
+    (With the search's budget for soft preferences lifted: past it only kept replicas are exact.)"""
+    snapshot, request = instance
+    with mock.patch.object(search, "SOFT_BUDGET", 10**9):
+        decision = placement.solve(snapshot, request)
+    exact = milp_oracle.solve_exact(snapshot, request)
+    note(f"decision={decision}\nexact={exact}")
+    assert decision.feasible == exact.feasible
+    if decision.feasible:
+        assert milp_oracle.score(snapshot, request, decision.assignments) == exact.objective

@@ -11,9 +11,13 @@ Prints one JSON object. Method, in the JSON too:
   workload that had a replica on one of them is re-placed with its placement as `current`; throughput
   is re-placed workloads per second of wall time, single process. Members' free GPUs are not consumed
   between workloads (the solver is what is measured, not a capacity ledger).
-* versus_oracle: the same instances solved by the solver and by the HiGHS MILP oracle of the tests
-  (`tests/milp_oracle.py`, model build + solve, maximising kept replicas); `speedup` is the ratio of
-  total times (the target's measure), `speedup_of_medians` the ratio of median times.
+* versus_oracle: the same instances solved by the solver and by two HiGHS MILP models of the tests
+  (`tests/milp_oracle.py`, model build + solve). `same_objective` is the exact model of the problem the
+  solver solves: every rule, and its whole lexicographic objective (kept replicas, spread, cost,
+  latency, name) as five prioritised objectives of one run; `objective_agrees` counts instances where
+  the solver's placement scores exactly the MILP optimum. `stability_only` is the quicker model the
+  property tests use for feasibility, which maximises kept replicas only (an easier problem).
+  `speedup` is the ratio of total times (the target's measure), `speedup_of_medians` of median times.
 """
 
 from __future__ import annotations
@@ -114,23 +118,35 @@ def bulk(snapshot: placement.Snapshot, requests: list[placement.Request], rng: r
 
 
 def versus_oracle(snapshot: placement.Snapshot, requests: list[placement.Request]) -> dict[str, Any]:
-    solver_seconds, oracle_seconds, agree = [], [], 0
+    solver_seconds: list[float] = []
+    oracles: dict[str, list[float]] = {"same_objective": [], "stability_only": []}
+    feasibility_agrees = objective_agrees = 0
     for request in requests:
         decision, took = _timed(snapshot, request)
-        answer = milp_oracle.solve(snapshot, request)
         solver_seconds.append(took)
-        oracle_seconds.append(answer.seconds)
-        agree += decision.feasible == answer.feasible
-    return {
+        exact = milp_oracle.solve_exact(snapshot, request)
+        quick = milp_oracle.solve(snapshot, request)
+        oracles["same_objective"].append(exact.seconds)
+        oracles["stability_only"].append(quick.seconds)
+        feasibility_agrees += decision.feasible == exact.feasible == quick.feasible
+        mine = milp_oracle.score(snapshot, request, decision.assignments) if decision.feasible else None
+        objective_agrees += mine == exact.objective
+    solver_total, solver_median = sum(solver_seconds), statistics.median(solver_seconds)
+    report: dict[str, Any] = {
         "instances": len(requests),
-        "feasibility_agrees": agree,
-        "solver_total_s": round(sum(solver_seconds), 3),
-        "oracle_total_s": round(sum(oracle_seconds), 3),
-        "solver_median_ms": round(1000 * statistics.median(solver_seconds), 2),
-        "oracle_median_ms": round(1000 * statistics.median(oracle_seconds), 2),
-        "speedup": round(sum(oracle_seconds) / sum(solver_seconds), 1),
-        "speedup_of_medians": round(statistics.median(oracle_seconds) / statistics.median(solver_seconds), 1),
+        "feasibility_agrees": feasibility_agrees,
+        "objective_agrees": objective_agrees,
+        "solver_total_s": round(solver_total, 3),
+        "solver_median_ms": round(1000 * solver_median, 2),
     }
+    for name, seconds in oracles.items():
+        report[name] = {
+            "oracle_total_s": round(sum(seconds), 3),
+            "oracle_median_ms": round(1000 * statistics.median(seconds), 2),
+            "speedup": round(sum(seconds) / solver_total, 1),
+            "speedup_of_medians": round(statistics.median(seconds) / solver_median, 1),
+        }
+    return report
 
 
 def main() -> None:
@@ -172,7 +188,7 @@ def main() -> None:
     report["meets_targets"] = {
         "latency_p99_ms": report["latency"]["p99_ms"] <= TARGETS["latency_p99_ms"],
         "replaced_per_second": (report["bulk"]["replaced_per_second"] or 0) >= TARGETS["replaced_per_second"],
-        "speedup_vs_milp": report["versus_oracle"]["speedup"] >= TARGETS["speedup_vs_milp"],
+        "speedup_vs_milp": report["versus_oracle"]["same_objective"]["speedup"] >= TARGETS["speedup_vs_milp"],
     }
     json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")
