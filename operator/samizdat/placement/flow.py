@@ -84,8 +84,11 @@ def _shortest_tree(network: Network, source: int) -> tuple[list[int], list[int]]
     return distance, via
 
 
-def _shortest_paths(network: Network, potential: list[int], source: int, sink: int) -> tuple[list[int], list[int]]:
-    """Dijkstra on reduced costs from `source`, stopped at `sink`: distances and the arc reaching each."""
+def _shortest_paths(
+    network: Network, potential: list[int], source: int, sink: int | None, barred: Collection[int] = ()
+) -> tuple[list[int], list[int]]:
+    """Dijkstra on reduced costs from `source` (stopped at `sink` when given), never leaving `source`
+    along an arc in `barred`: distances and the arc reaching each node."""
     adjacency, heads, capacities, costs = network.adjacency, network.heads, network.capacities, network.costs
     distance = [UNREACHED] * len(adjacency)
     via = [-1] * len(adjacency)
@@ -99,7 +102,10 @@ def _shortest_paths(network: Network, potential: list[int], source: int, sink: i
             # Stopping at the sink is safe: nodes not yet settled get the sink's distance (see caller).
             break
         offset = here + potential[node]
-        for arc in adjacency[node]:
+        arcs = adjacency[node]
+        if node == source and barred:
+            arcs = [arc for arc in arcs if arc not in barred]
+        for arc in arcs:
             if capacities[arc]:
                 head = heads[arc]
                 candidate = offset + costs[arc] - potential[head]
@@ -164,21 +170,7 @@ def cheapest_cut_back(network: Network, start: int, arcs: Collection[int]) -> in
     under the potentials the flow left and add up to the true cost around any cycle.
     """
     heads, capacities, costs, potential = network.heads, network.capacities, network.costs, network.potential
-    distance = [UNREACHED] * len(network.adjacency)
-    distance[start] = 0
-    frontier = [(0, start)]
-    while frontier:
-        here, node = heapq.heappop(frontier)
-        if here != distance[node]:
-            continue
-        offset = here + potential[node]
-        for arc in network.adjacency[node]:
-            if capacities[arc] and not (node == start and arc in arcs):
-                head = heads[arc]
-                candidate = offset + costs[arc] - potential[head]
-                if candidate < distance[head]:
-                    distance[head] = candidate
-                    heapq.heappush(frontier, (candidate, head))
+    distance, _ = _shortest_paths(network, potential, start, None, arcs)
     back = [
         distance[heads[arc]] + costs[arc ^ 1] + potential[heads[arc]] - potential[start]
         for arc in arcs
