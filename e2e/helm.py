@@ -37,15 +37,17 @@ def release_status(sandbox: Sandbox) -> dict[str, Any] | None:
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
-def install_chart(sandbox: Sandbox) -> dict[str, Any]:
-    """Install (or upgrade to) the chart from the working tree with its default values; return the status.
+def install_chart(sandbox: Sandbox, *settings: str) -> dict[str, Any]:
+    """Install (or upgrade to) the chart from the working tree with its default values but `settings`
+    (`key=value`, as `--set` takes them); return the status.
 
-    `--reset-values`: without values given, `helm upgrade` would keep those of the previous revision.
+    `--reset-values`: otherwise `helm upgrade` would keep the values of the previous revision.
 
     The hub has no nodes, so the operator's pod stays Pending: the release is still deployed, because
     Helm waits for nothing but hooks by default, and every object it created exists.
     """
-    helm(sandbox, "upgrade", "--install", "--reset-values", RELEASE, str(CHART), "-n", NAMESPACE)
+    sets = [f"--set={setting}" for setting in settings]
+    helm(sandbox, "upgrade", "--install", "--reset-values", *sets, RELEASE, str(CHART), "-n", NAMESPACE)
     status = release_status(sandbox)
     assert status is not None, "helm upgrade --install succeeded but the release is missing"
     return status

@@ -17,16 +17,17 @@ class OperatorProcess:
     """Start, SIGKILL and restart `python -m samizdat run`, logging to the sandbox directory."""
 
     def __init__(self, sandbox: Sandbox, kubeconfig: Path | None = None, quarantine_seconds: float = 10,
-                 metrics_port: int | None = None) -> None:
+                 metrics_port: int | None = None, name: str = "operator", args: tuple[str, ...] = ()) -> None:
         self.sandbox = sandbox
         self.quarantine_seconds = quarantine_seconds
         # next to the sandbox's own ports, so parallel sandboxes do not collide
         self.metrics_port = metrics_port or sandbox.state.port_base + OPERATOR_METRICS_OFFSET
         self.kubeconfig = kubeconfig or sandbox.admin_kubeconfig("hub")
-        self.log = sandbox.directory / "logs" / "operator.log"
+        self.args = args  # more `samizdat run` options
+        self.log = sandbox.directory / "logs" / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         # `python -m e2e.sandbox down` stops an operator left running by the demo through this file.
-        self.pid_file = sandbox.directory / "operator.pid"
+        self.pid_file = sandbox.directory / f"{name}.pid"
 
     def start(self) -> None:
         kill_recorded(self.pid_file)
@@ -35,7 +36,7 @@ class OperatorProcess:
             log.write(f"\n===== operator started at {time.strftime('%H:%M:%S')} =====\n".encode())
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "samizdat", "run", "--quarantine-seconds", str(self.quarantine_seconds),
-                 "--metrics-port", str(self.metrics_port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                 "--metrics-port", str(self.metrics_port), *self.args], env=env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
         self.pid_file.write_text(str(self.process.pid))

@@ -100,7 +100,8 @@ class Sandbox:
         self.kubectl(HUB).apply([members.member_secret(name, kubeconfig.read_text())])
 
     def down(self) -> None:
-        kill_recorded(self.directory / "operator.pid")  # an operator the demo left running
+        for pid_file in self.directory.glob("operator*.pid"):  # operators the demo or a test left running
+            kill_recorded(pid_file)
         self.launcher.stop(self.state)
         self.state.file.unlink(missing_ok=True)
         self.state.clusters = {}

@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="coordinate replicas through this kopf peering object (HA); default: standalone")
     run.add_argument("--metrics-port", type=int, default=8080)
     run.add_argument("--priority", type=int, default=None,
-                     help="peering priority; the highest runs, the others stand by (default: start time, "
+                     help="peering priority; the highest runs, the others stand by (default: start time in µs, "
                           "so the newest replica takes over)")
     run.add_argument("--quarantine-seconds", type=float, default=300.0,
                      help="how long a member that censored takes no replicas")

@@ -25,6 +25,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 30
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # With peering (HA), a replica killed while active keeps its claim until it lapses: 10 s instead of
+    # kopf's 60 lets a standby take over within seconds, for one keep-alive PATCH every few seconds.
+    settings.peering.lifetime = 10
     memo.fleet = Fleet(MemberSettings(quarantine_s=memo.get("quarantine_seconds", 300.0)))
     memo.hub = hub.connect()
     port = memo.get("metrics_port", 0)
