@@ -116,20 +116,15 @@ FORBIDDEN = [
 ]
 
 
-@pytest.mark.parametrize(("verb", "resource", "extra"), ALLOWED)
-def test_chart_identity_may_do_what_the_operator_does(
-    as_operator: members.Kubectl, verb: str, resource: str, extra: list[str],
+@pytest.mark.parametrize(("verb", "resource", "extra", "answer"), [
+    *(pytest.param(*case.values, "yes", id=f"may-{case.id}") for case in ALLOWED),
+    *(pytest.param(*case.values, "no", id=f"may-not-{case.id}") for case in FORBIDDEN),
+])
+def test_chart_identity_may_do_what_the_operator_does_and_nothing_else(
+    as_operator: members.Kubectl, verb: str, resource: str, extra: list[str], answer: str,
 ) -> None:
     result = as_operator.run("auth", "can-i", verb, resource, *extra, check=False)
-    assert result.stdout.strip() == "yes", result.stdout + result.stderr
-
-
-@pytest.mark.parametrize(("verb", "resource", "extra"), FORBIDDEN)
-def test_chart_identity_may_do_nothing_else(
-    as_operator: members.Kubectl, verb: str, resource: str, extra: list[str],
-) -> None:
-    result = as_operator.run("auth", "can-i", verb, resource, *extra, check=False)
-    assert result.stdout.strip() == "no", result.stdout + result.stderr
+    assert result.stdout.strip() == answer, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("request_args", [

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from samizdat import health, metrics
@@ -25,6 +26,9 @@ from samizdat.placement.snapshot import Snapshot
 logger = logging.getLogger(__name__)
 
 LOST_PHASES = (Phase.DOWN, Phase.QUARANTINED)
+# How long after start the fleet may still be learning what its members hold (see `settling`): enough
+# for a member's first probe to fail into Down (health's 3 s) and for a fence over complete views.
+SETTLE_S = 15.0
 
 
 class Fleet:
@@ -39,6 +43,7 @@ class Fleet:
         self._subscribers: dict[str, asyncio.Event] = {}
         self._member_listeners: dict[str, asyncio.Event] = {}
         self._fencing: dict[str, asyncio.Task[None]] = {}
+        self._started = time.monotonic()
 
     # ----- membership
 
@@ -138,6 +143,22 @@ class Fleet:
         return decision is None or decision.get(member, 0) > 0
 
     # ----- what placement and status read
+
+    def settling(self, expected: Iterable[str]) -> bool:
+        """Whether what members hold may still be unknown: shortly after start, some `expected` member
+        is not connected yet, not probed yet, or reachable but not yet fenced. Deciding then would
+        count its replicas as missing and move them for nothing (an operator restart does exactly
+        that to every member); waiting is bounded by SETTLE_S, so a member that never connects cannot
+        hold every workload back."""
+        if time.monotonic() - self._started > SETTLE_S:
+            return False
+        for name in expected:
+            member = self.members.get(name)
+            if member is None or member.health.phase is Phase.PENDING:
+                return True
+            if member.health.phase in (Phase.READY, Phase.SUSPECT) and name not in self.fenced:
+                return True
+        return False
 
     def countable(self, name: str) -> bool:
         """Replicas here count: fenced, views complete, and Ready or merely Suspect (one lost probe must

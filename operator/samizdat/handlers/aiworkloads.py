@@ -29,6 +29,7 @@ from samizdat.placement import from_model
 RESYNC_S = 30.0  # a full reconcile at least this often, even when nothing was heard
 RETRY_S = 1.0  # after a failed write to a member
 COALESCE_S = 0.05  # events arriving together are handled by one reconcile
+SETTLE_POLL_S = 0.5  # while the fleet settles after start (fences also wake the reconciler at once)
 
 
 @dataclass
@@ -90,6 +91,9 @@ async def run_workload(
                 written = await _write(memo, body, _invalid_status(body, error), written, logger)
                 said = _say(body, said, [("Warning", "InvalidSpec", _first_error(error))])
                 await _sleep(wake, stopped, RESYNC_S)
+                continue
+            if fleet.settling(kwargs["member_names"]):
+                await _sleep(wake, stopped, SETTLE_POLL_S)
                 continue
             outcome = await reconcile(workload, fleet, alliance_table(alliance_index))
             clock, last_failover = _time_failover(fleet, workload, outcome, clock, last_failover)

@@ -90,6 +90,12 @@ def _comparable(status: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@kopf.index(model.GROUP, model.VERSION, "memberclusters")
+def member_names(name: str, **_: Any) -> dict[str, bool]:
+    """Every MemberCluster, complete before any daemon starts: workloads wait for them to settle."""
+    return {name: True}
+
+
 @kopf.daemon(model.GROUP, model.VERSION, "memberclusters", cancellation_timeout=5.0)
 async def run_member(
     body: kopf.Body, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **kwargs: Any
