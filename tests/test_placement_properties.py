@@ -231,7 +231,9 @@ def wide(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
 def _every_pair(ranked: Any, signature: Any, evaluate: Any, keeping: Any, *_: Any) -> list[Any]:
     """Every pair `_select` may choose from: those where a replica fits, and those with replicas to keep."""
     every = dict.fromkeys([(country, provider) for _, country, provider in ranked] + list(keeping))
-    return [pair for country, provider in every if country in signature and (pair := evaluate(country, provider, False))]
+    return [
+        pair for country, provider in every if country in signature and (pair := evaluate(country, provider, False))
+    ]
 
 
 @MANY

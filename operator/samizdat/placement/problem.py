@@ -199,8 +199,11 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
         country: frozenset(name for name in facts.alliances_of[country] if name in binding_names)
         for country in limit_of
     }
-    class_room = {group: min((room for name, room in binding if name in group), default=remaining)
-                  for group in set(signature.values())}
+    # the most replicas each class may take: its smallest alliance room
+    class_room = {
+        group: min((room for name, room in binding if name in group), default=remaining)
+        for group in set(signature.values())
+    }
     pairs = _select(
         kind.ranked(),
         signature,

@@ -19,8 +19,9 @@ independent of the number of members. Bounds prune it: a node whose relaxation c
 placement found is dropped, and a child is bounded before it is solved: capping a piece below its
 current load costs at least that excess times the cheapest way to move one replica out of it (a
 shortest cycle in the parent's residual network; the cost of each further one only rises), so most
-children of a split are dropped without a flow of their own. The objective is exact for kept replicas (stability) always, and for the
-softer preferences for the first `SOFT_BUDGET` nodes; past that only stability can reopen a branch.
+children of a split are dropped without a flow of their own. The objective is exact for kept
+replicas (stability) always, and for the softer preferences for the first `SOFT_BUDGET` nodes; past
+that only stability can reopen a branch.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from samizdat.placement.problem import Alliance, Problem, packed
 
 # Flows solved while spread, cost and latency may still reopen a branch; keeps the worst case cheap.
 SOFT_BUDGET = 16
-
 
 
 @dataclass(frozen=True, slots=True)
