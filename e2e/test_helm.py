@@ -43,10 +43,11 @@ def test_operator_deployment_and_its_pod_exist(hub: Sandbox, release: dict[str, 
     deployment = kubectl.get_json("deployment", RELEASE, "-n", NAMESPACE)
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
-    pods = eventually(
-        lambda: kubectl.get_json("pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}")["items"],
-        timeout=30, what="the operator's pod created by the hub's controllers",
-    )
+    def one_pod() -> list[dict[str, Any]] | None:
+        found = kubectl.get_json("pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}")["items"]
+        return found if len(found) == 1 else None  # (pods of an earlier revision may still be going)
+
+    pods = eventually(one_pod, timeout=30, what="the operator's one pod created by the hub's controllers")
     assert [pod["status"]["phase"] for pod in pods] == ["Pending"]  # no node in the hub to run it
 
 
