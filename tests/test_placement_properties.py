@@ -9,7 +9,7 @@ members that are gone or no longer eligible, many members for few replicas (so p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from unittest import mock
 
@@ -91,28 +91,57 @@ def instances(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
     return placement.Snapshot(members=members, alliances=alliances), request
 
 
+@dataclass(frozen=True)
+class _Regular:
+    """How a regular fleet is drawn: members spread round the countries and providers in turn, each
+    straying by up to a jitter (hypothesis likes drawing one value many times, this does not)."""
+
+    countries: tuple[int, int]
+    alliances: tuple[int, int]
+    alliance_size: tuple[int, int]
+    members: tuple[int, int]
+    country_jitter: int
+    provider_stride: int
+    free_gpus: st.SearchStrategy[int]
+    cost_latency: tuple[int, int]
+
+
+def _regular_fleet(draw: Draw, regular: _Regular) -> placement.Snapshot:
+    countries = draw(st.lists(st.sampled_from(COUNTRIES), min_size=regular.countries[0],
+                              max_size=regular.countries[1], unique=True))
+    providers = PROVIDERS[: draw(st.integers(2, 4))]
+    low, high = regular.alliance_size
+    alliances = {
+        f"x{index}": frozenset(draw(st.lists(st.sampled_from(countries), min_size=low, max_size=high, unique=True)))
+        for index in range(draw(st.integers(*regular.alliances)))
+    }
+    cost, latency = regular.cost_latency
+    members = tuple(
+        placement.Member(
+            name=f"m{index:02d}",
+            country=countries[(index + draw(st.integers(0, regular.country_jitter))) % len(countries)],
+            provider=providers[(index // regular.provider_stride + draw(st.integers(0, 1))) % len(providers)],
+            cost_per_gpu_hour=draw(st.integers(0, cost)),
+            latency_ms=draw(st.integers(0, latency)),
+            shapes=(placement.NodeShape("H100", 80000, False, draw(regular.free_gpus), 1),),
+        )
+        for index in range(draw(st.integers(*regular.members)))
+    )
+    return placement.Snapshot(members=members, alliances=alliances)
+
+
+def _current(draw: Draw, snapshot: placement.Snapshot, most: int) -> dict[str, int]:
+    names = [member.name for member in snapshot.members]
+    return draw(st.dictionaries(st.sampled_from(names), st.integers(1, 2), max_size=most))
+
+
 @st.composite
 def crowded(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
     """Plenty of capacity but crossing alliances with small caps and min rules: the search's hard case."""
-    countries = draw(st.lists(st.sampled_from(COUNTRIES), min_size=3, max_size=7, unique=True))
-    providers = PROVIDERS[: draw(st.integers(2, 4))]
-    alliances = {
-        f"x{index}": frozenset(draw(st.lists(st.sampled_from(countries), min_size=2, max_size=4, unique=True)))
-        for index in range(draw(st.integers(2, 4)))
-    }
-    members = tuple(
-        placement.Member(
-            name=f"m{index}",
-            # spread over the countries by construction: hypothesis likes drawing one value many times
-            country=countries[(index + draw(st.integers(0, 1))) % len(countries)],
-            provider=providers[(index + draw(st.integers(0, 1))) % len(providers)],
-            cost_per_gpu_hour=draw(st.integers(0, 4)),
-            latency_ms=draw(st.integers(0, 3)),
-            shapes=(placement.NodeShape("H100", 80000, False, draw(st.integers(1, 4)), 1),),
-        )
-        for index in range(draw(st.integers(5, 10)))
-    )
-    names = [member.name for member in members]
+    snapshot = _regular_fleet(draw, _Regular(
+        countries=(3, 7), alliances=(2, 4), alliance_size=(2, 4), members=(5, 10), country_jitter=1,
+        provider_stride=1, free_gpus=st.integers(1, 4), cost_latency=(4, 3),
+    ))
     rules = placement.Rules(
         min_jurisdictions=draw(st.sampled_from((2, 3, 2, 3, 4))),
         max_per_jurisdiction=draw(_maybe(st.integers(1, 3))),
@@ -121,12 +150,8 @@ def crowded(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
         max_per_cluster=draw(_maybe(st.integers(1, 3))),
         min_providers=draw(st.sampled_from((1, 2, 1, 3))),
     )
-    request = placement.Request(
-        replicas=draw(st.integers(2, 8)),
-        rules=rules,
-        current=draw(st.dictionaries(st.sampled_from(names), st.integers(1, 2), max_size=4)),
-    )
-    return placement.Snapshot(members=members, alliances=alliances), request
+    request = placement.Request(replicas=draw(st.integers(2, 8)), rules=rules, current=_current(draw, snapshot, 4))
+    return snapshot, request
 
 
 @MANY
@@ -195,24 +220,10 @@ def test_a_vanished_member_moves_only_its_own_replicas_when_possible(
 @st.composite
 def wide(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
     """Many members for few replicas, so that the exact pruning of (country, provider) pairs bites."""
-    countries = draw(st.lists(st.sampled_from(COUNTRIES), min_size=4, max_size=8, unique=True))
-    providers = PROVIDERS[: draw(st.integers(2, 4))]
-    alliances = {
-        f"x{index}": frozenset(draw(st.lists(st.sampled_from(countries), min_size=2, max_size=5, unique=True)))
-        for index in range(draw(st.integers(0, 3)))
-    }
-    members = tuple(
-        placement.Member(
-            name=f"m{index:02d}",
-            country=countries[(index + draw(st.integers(0, 2))) % len(countries)],
-            provider=providers[(index // 2 + draw(st.integers(0, 1))) % len(providers)],
-            cost_per_gpu_hour=draw(st.integers(0, 3)),
-            latency_ms=draw(st.integers(0, 2)),
-            shapes=(placement.NodeShape("H100", 80000, False, draw(st.sampled_from((1, 2, 0))), 1),),
-        )
-        for index in range(draw(st.integers(12, 30)))
-    )
-    names = [member.name for member in members]
+    snapshot = _regular_fleet(draw, _Regular(
+        countries=(4, 8), alliances=(0, 3), alliance_size=(2, 5), members=(12, 30), country_jitter=2,
+        provider_stride=2, free_gpus=st.sampled_from((1, 2, 0)), cost_latency=(3, 2),
+    ))
     rules = placement.Rules(
         min_jurisdictions=draw(st.integers(1, 3)),
         max_per_jurisdiction=draw(_maybe(st.integers(1, 2))),
@@ -220,12 +231,8 @@ def wide(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
         max_per_provider=draw(_maybe(st.integers(1, 2))),
         min_providers=draw(st.integers(1, 2)),
     )
-    request = placement.Request(
-        replicas=draw(st.integers(1, 4)),
-        rules=rules,
-        current=draw(st.dictionaries(st.sampled_from(names), st.integers(1, 2), max_size=3)),
-    )
-    return placement.Snapshot(members=members, alliances=alliances), request
+    request = placement.Request(replicas=draw(st.integers(1, 4)), rules=rules, current=_current(draw, snapshot, 3))
+    return snapshot, request
 
 
 def _every_pair(ranked: Any, signature: Any, evaluate: Any, keeping: Any, *_: Any) -> list[Any]:
