@@ -12,9 +12,8 @@ import pytest
 from e2e.helm import CHART
 from e2e.operator import OperatorProcess
 from e2e.sandbox.world import Sandbox
-from e2e.test_operator import apply, delete
 from e2e.waiting import eventually
-from e2e.workloads import aiworkload, copies, wait_settled
+from e2e.workloads import aiworkload, apply_manifest, copies, delete_workload, wait_settled
 
 PEERING = "samizdat"  # the chart's default peering.name
 RULES = {"minJurisdictions": 2}
@@ -53,21 +52,21 @@ def test_a_standby_takes_over_when_the_active_operator_is_killed(
     hub: Sandbox, peered: tuple[OperatorProcess, OperatorProcess]
 ) -> None:
     standby, active = peered
-    apply(hub, aiworkload("peered", 2, RULES))
+    apply_manifest(hub, aiworkload("peered", 2, RULES))
     try:
         uid = wait_settled(hub, "peered", 2)["metadata"]["uid"]
         assert "peered" not in standby.tail(400), "the paused standby handled the workload"
         before = len(standby.log.read_text(errors="replace"))
         active.kill()
         killed = time.monotonic()
-        apply(hub, aiworkload("peered", 3, RULES))
+        apply_manifest(hub, aiworkload("peered", 3, RULES))
         wait_settled(hub, "peered", 3, timeout=60)
         took = time.monotonic() - killed
         assert "Resuming operations" in standby.log.read_text(errors="replace")[before:]
         assert took < 30, f"the standby took {took:.0f}s to take over"
         assert sum(copy["spec"]["replicas"] for copy in copies(hub, uid).values()) == 3
     finally:
-        delete(hub, "peered")
+        delete_workload(hub, "peered")
         eventually(lambda: not _workload_exists(hub), timeout=60, what="peered removed")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -14,9 +13,10 @@ from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import (
     aiworkload,
+    apply_manifest,
     condition,
     copies,
-    get_workload,
+    delete_workload,
     member_pods,
     rule_violations,
     wait_condition,
@@ -27,20 +27,12 @@ from e2e.workloads import (
 SAMPLE_RULES = {"minJurisdictions": 3, "maxPerJurisdiction": 2, "deniedAlliances": ["five-eyes"]}
 
 
-def apply(sandbox: Sandbox, manifest: dict[str, Any]) -> None:
-    sandbox.kubectl("hub").run("apply", "-f", "-", stdin=json.dumps(manifest))
-
-
-def delete(sandbox: Sandbox, name: str) -> None:
-    sandbox.kubectl("hub").run("delete", "aiworkload", name, "-n", "default", "--wait=false", "--ignore-not-found")
-
-
 @pytest.fixture
 def sample(hub: Sandbox, operator: OperatorProcess) -> Any:
-    apply(hub, aiworkload("sample", 4, SAMPLE_RULES))
+    apply_manifest(hub, aiworkload("sample", 4, SAMPLE_RULES))
     workload = wait_settled(hub, "sample", 4)
     yield workload
-    delete(hub, "sample")
+    delete_workload(hub, "sample")
     uid = workload["metadata"]["uid"]
     eventually(lambda: not copies(hub, uid), timeout=60, what="sample's copies removed")
 
@@ -60,7 +52,7 @@ def test_sample_workload_runs_in_members_that_satisfy_every_rule(hub: Sandbox, s
 
 def test_scaling_up_keeps_every_replica_where_it_was(hub: Sandbox, sample: dict[str, Any]) -> None:
     before = {p["cluster"]: p["replicas"] for p in sample["status"]["placements"]}
-    apply(hub, aiworkload("sample", 5, SAMPLE_RULES))
+    apply_manifest(hub, aiworkload("sample", 5, SAMPLE_RULES))
     after = {p["cluster"]: p["replicas"] for p in wait_settled(hub, "sample", 5)["status"]["placements"]}
     assert all(after.get(member, 0) >= n for member, n in before.items()), (before, after)
     assert sum(after.values()) == 5
@@ -70,7 +62,7 @@ def test_scaling_up_keeps_every_replica_where_it_was(hub: Sandbox, sample: dict[
 def test_tightening_a_rule_moves_only_what_breaks_it(hub: Sandbox, sample: dict[str, Any]) -> None:
     before = {p["cluster"]: p["replicas"] for p in sample["status"]["placements"]}
     rules = {**SAMPLE_RULES, "maxPerCluster": 1}
-    apply(hub, aiworkload("sample", 4, rules))
+    apply_manifest(hub, aiworkload("sample", 4, rules))
     after = {p["cluster"]: p["replicas"] for p in wait_settled(hub, "sample", 4)["status"]["placements"]}
     assert all(n <= 1 for n in after.values())
     kept = sum(min(n, after.get(member, 0)) for member, n in before.items())
@@ -79,7 +71,7 @@ def test_tightening_a_rule_moves_only_what_breaks_it(hub: Sandbox, sample: dict[
 
 def test_infeasible_rules_name_the_rule_and_create_nothing(hub: Sandbox, operator: OperatorProcess) -> None:
     # Outside the Five Eyes the default layout has DE, CH and FR: four countries cannot be had.
-    apply(hub, aiworkload("impossible", 4, {"minJurisdictions": 4, "deniedAlliances": ["five-eyes"]}))
+    apply_manifest(hub, aiworkload("impossible", 4, {"minJurisdictions": 4, "deniedAlliances": ["five-eyes"]}))
     try:
         workload = wait_condition(hub, "impossible", "RulesSatisfied")
         rules = condition(workload, "RulesSatisfied")
@@ -93,7 +85,7 @@ def test_infeasible_rules_name_the_rule_and_create_nothing(hub: Sandbox, operato
         ).stdout
         assert "Infeasible" in events
     finally:
-        delete(hub, "impossible")
+        delete_workload(hub, "impossible")
 
 
 def test_a_training_job_grows_in_place_when_its_member_gets_more_replicas(
@@ -102,12 +94,12 @@ def test_a_training_job_grows_in_place_when_its_member_gets_more_replicas(
     # Only Switzerland is allowed, so every replica lands on ch-zurich and its one Job must grow
     # while it runs (the sandbox keeps training pods running, as a long training run would be).
     rules = {"minJurisdictions": 1, "allowedJurisdictions": ["CH"]}
-    apply(hub, aiworkload("trainer", 2, rules, mode="Train"))
+    apply_manifest(hub, aiworkload("trainer", 2, rules, mode="Train"))
     try:
         trainer = wait_settled(hub, "trainer", 2)
         uid = trainer["metadata"]["uid"]
         assert "training replicas running or done" in condition(trainer, "Available")["message"]
-        apply(hub, aiworkload("trainer", 3, rules, mode="Train"))
+        apply_manifest(hub, aiworkload("trainer", 3, rules, mode="Train"))
         wait_settled(hub, "trainer", 3)
         found = hub.kubectl("ch-zurich").get_json(
             "jobs", "-n", members.WORKLOAD_NAMESPACE, "-l", f"samizdat.io/workload-uid={uid}"
@@ -116,14 +108,14 @@ def test_a_training_job_grows_in_place_when_its_member_gets_more_replicas(
         assert (found[0]["spec"]["completions"], found[0]["spec"]["parallelism"]) == (3, 3)
         assert member_pods(hub, uid) == {"ch-zurich": 3}
     finally:
-        delete(hub, "trainer")
+        delete_workload(hub, "trainer")
 
 
 def test_deleting_a_workload_removes_every_member_copy(hub: Sandbox, operator: OperatorProcess) -> None:
-    apply(hub, aiworkload("short-lived", 3, {"minJurisdictions": 3}))
+    apply_manifest(hub, aiworkload("short-lived", 3, {"minJurisdictions": 3}))
     uid = wait_settled(hub, "short-lived", 3)["metadata"]["uid"]
     assert len(copies(hub, uid)) >= 3
-    delete(hub, "short-lived")
+    delete_workload(hub, "short-lived")
     eventually(lambda: not copies(hub, uid) and not member_pods(hub, uid, running=False), timeout=60,
                what="every copy and pod gone")
     eventually(lambda: hub.kubectl("hub").run("get", "aiw", "short-lived", "-n", "default", check=False).returncode,

@@ -35,6 +35,14 @@ def aiworkload(name: str, replicas: int, placement: dict[str, Any], gpus: int = 
     }
 
 
+def apply_manifest(sandbox: Sandbox, manifest: dict[str, Any]) -> None:
+    sandbox.kubectl("hub").run("apply", "-f", "-", stdin=json.dumps(manifest))
+
+
+def delete_workload(sandbox: Sandbox, name: str) -> None:
+    sandbox.kubectl("hub").run("delete", "aiworkload", name, "-n", "default", "--wait=false", "--ignore-not-found")
+
+
 def get_workload(sandbox: Sandbox, name: str) -> dict[str, Any]:
     result: dict[str, Any] = sandbox.kubectl("hub").get_json("aiworkload", name, "-n", "default")
     return result

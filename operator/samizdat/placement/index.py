@@ -19,6 +19,8 @@ from samizdat.placement.snapshot import GPURequest, Member, Snapshot
 RECENT = 4
 # Kinds of replica (GPU request and TEE) whose per-member fit is kept per snapshot.
 KINDS = 256
+# Radix sets of packed preferences kept per snapshot (one per count of replicas left to place).
+WEIGHTINGS = 64
 
 KindKey = tuple[int, frozenset[str], int, bool]
 
@@ -62,7 +64,7 @@ class Index:
         """The member's preference key as one integer, with `weights` as the radixes of its parts."""
         memo = self._packed.get(weights)
         if memo is None:
-            if len(self._packed) >= KINDS:
+            if len(self._packed) >= WEIGHTINGS:
                 self._packed.clear()
             memo = self._packed[weights] = {}
         found = memo.get(member.name)

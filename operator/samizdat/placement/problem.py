@@ -199,7 +199,8 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
         country: frozenset(name for name in facts.alliances_of[country] if name in binding_names)
         for country in limit_of
     }
-    # the most replicas each class may take: its smallest alliance room
+    # the most replicas each class may take: its smallest alliance room (a binding alliance's room is
+    # below the replicas left, by the definition of binding) or all that are left
     class_room = {
         group: min((room for name, room in binding if name in group), default=remaining)
         for group in set(signature.values())
@@ -329,13 +330,13 @@ def _select(
     nothing else (same country, so same alliances; a fresh provider; and no dearer). So a country's
     pairs past that many are not even evaluated, and the classes are scanned over what is left.
     """
-    quota = {group: min(room, replicas) + replicas - 1 for group, room in class_room.items()}
+    quota = {group: room + replicas - 1 for group, room in class_room.items()}
     # A class with fewer countries than its quota can never fill its matching: see its pairs whole.
     sizes = Counter(signature.values())
     fillable = {group for group, size in sizes.items() if size >= quota[group]}
     per_country = replicas + len(floored_providers)
     per_provider = {
-        group: min(room, replicas) + sum(1 for country in floored_countries if signature.get(country) == group)
+        group: room + sum(1 for country in floored_countries if signature.get(country) == group)
         for group, room in class_room.items()
     }
     in_country: dict[str, int] = {}
@@ -378,8 +379,9 @@ def _select(
     for group in list(open_classes):
         take_up_to(group, None)
     # A class whose matching never filled up may need a pair to take several new replicas.
+    unfilled = open_classes & fillable
     for (country, provider), pair in list(taken.items()):
-        if not pair.whole and signature[country] in open_classes & fillable:
+        if not pair.whole and signature[country] in unfilled:
             taken[country, provider] = evaluate(country, provider, False) or pair
     for country, provider in keeping:
         if (country, provider) not in taken and (

@@ -12,9 +12,9 @@ The network, from source to sink:
   whose arc to the sink must carry `minProviders` units, so at least that many providers are used.
 * `minJurisdictions` is the same counter on the country side (countries and providers holding floors
   count already and get no counter arc; their spread cost starts at their floors). A counter must sit
-  directly above the countries, so a cell that is aggregated under the alliance tree counts its own first replicas: a
-  quota the search decided (a lower bound, like the counter) or, until decided, an optimistic credit
-  of as many countries as it could possibly use. The solution's real country count is checked after.
+  directly above the countries, so a cell that is aggregated under the alliance tree counts its own
+  first replicas: a quota the search decided (a lower bound, like the counter) or, until decided, an
+  optimistic credit of as many countries as it could possibly use. The solution's real country count is checked after.
 * `family` holds the laminar sets of cells with a cap (the alliances embedded at the root, and the
   pieces branching added); they become the tree. Alliances not in it are checked on the solution.
 * A country (provider) that no counter arc touches is one node, not two: its single arc in (out)
