@@ -1,14 +1,21 @@
-"""The `samizdat` command: `run` starts the operator, `plan` answers "where would this go?" offline."""
+"""The `samizdat` command: `run` starts the operator, `plan` answers "where would this go?" offline, `join`
+and `unjoin` register a member cluster and take it out (also as `kubectl samizdat ...`, a kubectl plugin)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from samizdat.commands import join, unjoin
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="samizdat", description=__doc__)
+# kubectl runs a plugin `kubectl-samizdat` for `kubectl samizdat ...`: help then names the command typed.
+PLUGIN = "kubectl-samizdat"
+
+
+def build_parser(prog: str = "samizdat") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     plan = commands.add_parser("plan", help="show where a workload would be placed, and why not elsewhere")
@@ -29,11 +36,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quarantine-seconds", type=float, default=300.0,
                      help="how long a member that censored takes no replicas")
     run.add_argument("--health-port", type=int, default=0, help="serve /healthz for liveness probes (0: off)")
+
+    join.add_arguments(commands.add_parser(
+        "join", help="register a member cluster: its identity, a bounded credential, the hub's Secret and MemberCluster",
+        description=join.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    ))
+    unjoin.add_arguments(commands.add_parser(
+        "unjoin", help="re-place a member's replicas elsewhere, then remove samizdat from it and from the hub",
+        description=unjoin.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    ))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    invoked = os.path.basename(sys.argv[0]) if sys.argv else ""
+    args = build_parser("kubectl samizdat" if invoked == PLUGIN else "samizdat").parse_args(argv)
+    if args.command == "join":
+        return join.main(args)
+    if args.command == "unjoin":
+        return unjoin.main(args)
     if args.command == "plan":
         from samizdat.commands import plan
 

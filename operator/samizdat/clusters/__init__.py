@@ -6,6 +6,7 @@ One `MemberClient` per member, every request under a deadline, every failure one
 
 from samizdat.clusters import kubeconfig, resources
 from samizdat.clusters.applying import apply
+from samizdat.clusters.creating import create
 from samizdat.clusters.client import Deadlines, MemberClient, Reply
 from samizdat.clusters.deleting import delete
 from samizdat.clusters.errors import (
@@ -22,12 +23,15 @@ from samizdat.clusters.errors import (
 )
 from samizdat.clusters.fetching import Listing, get, list_objects, read_secret
 from samizdat.clusters.kubeconfig import Credentials, KubeconfigError
+from samizdat.clusters.minting import Minted, mint
 from samizdat.clusters.probing import Failure, Probe, probe
 from samizdat.clusters.resources import Resource
+from samizdat.clusters.reviewing import Access, allowed
 from samizdat.clusters.scaling import scale
 from samizdat.clusters.watching import EventType, WatchEvent, list_then_watch, watch
 
 __all__ = [
+    "Access",
     "Conflict",
     "Credentials",
     "Deadlines",
@@ -44,17 +48,21 @@ __all__ = [
     "MemberTimeout",
     "MemberUnauthorized",
     "MemberUnreachable",
+    "Minted",
     "NotFound",
     "Probe",
     "Reply",
     "Resource",
     "WatchEvent",
+    "allowed",
     "apply",
+    "create",
     "delete",
     "get",
     "kubeconfig",
     "list_objects",
     "list_then_watch",
+    "mint",
     "probe",
     "read_secret",
     "resources",
