@@ -88,7 +88,7 @@ def identity_objects() -> list[dict[str, Any]]:
         {
             "apiVersion": f"{RBAC}/v1", "kind": "ClusterRole", "metadata": _meta(READER_ROLE),
             # GPU inventory, readiness, and whether our namespace still exists
-            "rules": [{"apiGroups": [""], "resources": ["nodes", "pods", "namespaces"], "verbs": _READ}],
+            "rules": [{"apiGroups": [""], "resources": ["nodes", "pods", "namespaces"], "verbs": list(_READ)}],
         },
         {
             "apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": _meta(READER_ROLE),
@@ -97,12 +97,12 @@ def identity_objects() -> list[dict[str, Any]]:
         {
             "apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": _meta(WORKLOADS_ROLE, WORKLOAD_NAMESPACE),
             "rules": [
-                {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"], "verbs": _MANAGE},
-                {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": _MANAGE},
-                {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": _READ},
+                {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"], "verbs": list(_MANAGE)},
+                {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": list(_MANAGE)},
+                {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": list(_READ)},
                 # fencing: stale replicas are stopped at once even when the member's controllers lag
                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "deletecollection"]},
-                {"apiGroups": [""], "resources": ["events"], "verbs": _READ},
+                {"apiGroups": [""], "resources": ["events"], "verbs": list(_READ)},
             ],
         },
         {

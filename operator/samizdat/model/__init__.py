@@ -26,6 +26,7 @@ from samizdat.model.member_cluster import (
     MemberClusterConditionType,
     MemberClusterSpec,
     MemberClusterStatus,
+    MemberCredentials,
     Phase,
     SecretKeyRef,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "MemberClusterConditionType",
     "MemberClusterSpec",
     "MemberClusterStatus",
+    "MemberCredentials",
     "MemberPlacement",
     "Mode",
     "ModelRef",
