@@ -93,9 +93,12 @@ ALLOWED = [
     pytest.param("create", "events", ["-n", "default"], id="post-events-of-workloads"),
     pytest.param("create", "events", ["-n", NAMESPACE], id="post-events-of-members"),
     pytest.param("get", "secrets", ["-n", NAMESPACE], id="read-member-kubeconfig"),
+    pytest.param("patch", "secrets", ["-n", NAMESPACE], id="renew-member-kubeconfig"),
 ]
 FORBIDDEN = [
     pytest.param("list", "secrets", ["-n", NAMESPACE], id="list-member-secrets"),
+    pytest.param("create", "secrets", ["-n", NAMESPACE], id="create-secrets"),
+    pytest.param("patch", "secrets", ["-n", "default"], id="patch-secrets-elsewhere"),
     pytest.param("get", "secrets", ["-n", "kube-system"], id="read-secrets-elsewhere"),
     pytest.param("get", "secrets", ["-n", "default"], id="read-secrets-in-default"),
     pytest.param("delete", "nodes", [], id="delete-nodes"),

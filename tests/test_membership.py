@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -13,22 +12,9 @@ import yaml
 
 from samizdat import membership, model
 from samizdat.clusters import kubeconfig, resources
+from tokens import bound_claims, jwt
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def jwt(claims: dict[str, Any]) -> str:
-    """A token shaped like the API server's (the signature is never read by samizdat)."""
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
-
-
-def bound_claims(issued: int = 1_000, expires: int = 1_600, secret: dict[str, str] | None = None) -> dict[str, Any]:
-    kubernetes: dict[str, Any] = {"namespace": "samizdat-system", "serviceaccount": {"name": "samizdat", "uid": "u1"}}
-    if secret is not None:
-        kubernetes["secret"] = secret
-    return {"iat": issued, "exp": expires, "nbf": issued, "kubernetes.io": kubernetes}
 
 
 def test_the_guide_lists_exactly_the_member_identity_join_creates() -> None:

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from samizdat import membership
 from samizdat.commands import join, unjoin
 
 # kubectl runs a plugin `kubectl-samizdat` for `kubectl samizdat ...`: help then names the command typed.
@@ -36,6 +37,8 @@ def build_parser(prog: str = "samizdat") -> argparse.ArgumentParser:
     run.add_argument("--quarantine-seconds", type=float, default=300.0,
                      help="how long a member that censored takes no replicas")
     run.add_argument("--health-port", type=int, default=0, help="serve /healthz for liveness probes (0: off)")
+    run.add_argument("--renew-credentials-at", type=_fraction, default=membership.DEFAULT_RENEW_AT,
+                     help="renew a member's token once this fraction of its lifetime has passed")
 
     join.add_arguments(commands.add_parser(
         "join", help="register a member cluster: its identity, a bounded credential, the hub's Secret and MemberCluster",
@@ -46,6 +49,13 @@ def build_parser(prog: str = "samizdat") -> argparse.ArgumentParser:
         description=unjoin.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     ))
     return parser
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError("a fraction between 0 and 1 (exclusive)")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
