@@ -58,7 +58,9 @@ def hub(sandbox: Sandbox) -> Sandbox:
 @pytest.fixture(scope="session")
 def operator(hub: Sandbox) -> Iterator[OperatorProcess]:
     # The chart's own ServiceAccount, not an admin: every scenario proves the chart's RBAC suffices.
-    process = OperatorProcess(hub, kubeconfig=chart_operator_kubeconfig(hub))
+    # Tokens renewed at 5 % of their lifetime: e2e/test_join.py sees a 10-minute token renewed within a
+    # minute; the day-long tokens of the other members are not renewed within a session.
+    process = OperatorProcess(hub, kubeconfig=chart_operator_kubeconfig(hub), args=("--renew-credentials-at", "0.05"))
     process.start()
     time.sleep(3)
     if process.process is None or process.process.poll() is not None:
