@@ -82,6 +82,8 @@ async def _unjoin(name: str, secret_namespace: str, member: Context, hub: Contex
             reachable = False
         try:
             registered = await _exists(hub, name)
+            if not registered:
+                say(f"hub: no MemberCluster {name}")
             if registered and reachable:
                 await _drain(name, member, hub, timeout)
             if registered:
@@ -105,7 +107,6 @@ async def _exists(hub: Context, name: str) -> bool:
     try:
         await fetching.get(hub.client, resources.MEMBERCLUSTERS, name)
     except errors.NotFound:
-        say(f"hub: no MemberCluster {name}")
         return False
     return True
 
@@ -146,19 +147,11 @@ async def _deregister(name: str, hub: Context, timeout: float) -> None:
     await deleting.delete(hub.client, resources.MEMBERCLUSTERS, name)
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if not await _exists_quietly(hub, name):
+        if not await _exists(hub, name):
             say(f"hub: deleted MemberCluster {name}")
             return
         await asyncio.sleep(POLL_S)
     say(f"hub: MemberCluster {name} is being deleted, waiting for the operator to release it")
-
-
-async def _exists_quietly(hub: Context, name: str) -> bool:
-    try:
-        await fetching.get(hub.client, resources.MEMBERCLUSTERS, name)
-    except errors.NotFound:
-        return False
-    return True
 
 
 async def _clean_member(member: Context) -> None:
