@@ -35,6 +35,7 @@ from samizdat.manifests import WORKLOAD_NAMESPACE
 from samizdat.model import GROUP, VERSION
 
 POLL_S = 1.0
+IDENTITY_CHECKS = 20  # every 0.5 s: how long the new identity may be refused while RBAC caches catch up
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # What a dry run shows in place of the token a real join mints.
 TOKEN_PLACEHOLDER = "<minted by the TokenRequest API at join>"
@@ -233,10 +234,22 @@ async def _write_member(found: membership.Registration, member: Context, lifetim
 
 
 async def _check_identity(name: str, kubeconfig: str) -> None:
-    """The new identity reads what the operator reads first, before the hub is told to use it."""
+    """The new identity reads what the operator reads first, before the hub is told to use it.
+
+    The API server authorizes from a cache of RBAC objects: for a moment after they are written, the new
+    identity may still be refused, so refusals are retried for a few seconds.
+    """
     async with MemberClient(name, parsing.parse(kubeconfig), deadlines=contexts.DEADLINES) as identity:
-        await identity.request("GET", resources.NODES.path(), params={"limit": "1"})
-        await identity.request("GET", resources.DEPLOYMENTS.path(namespace=WORKLOAD_NAMESPACE), params={"limit": "1"})
+        for attempt in range(IDENTITY_CHECKS):
+            try:
+                await identity.request("GET", resources.NODES.path(), params={"limit": "1"})
+                await identity.request("GET", resources.DEPLOYMENTS.path(namespace=WORKLOAD_NAMESPACE),
+                                       params={"limit": "1"})
+                return
+            except (errors.MemberForbidden, errors.MemberUnauthorized):
+                if attempt == IDENTITY_CHECKS - 1:
+                    raise
+                await asyncio.sleep(0.5)
 
 
 async def _write_hub(found: membership.Registration, hub: Context, kubeconfig: str) -> None:
