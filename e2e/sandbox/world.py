@@ -77,6 +77,13 @@ class Sandbox:
         self.state.save()
         for cluster in self.state.clusters.values():
             self.launcher.wait_ready(cluster)
+            # kube-controller-manager gives up (exits) when its API server is not healthy within 20 s,
+            # which a loaded machine starting seven of them at once can exceed: start it again now.
+            manager = cluster.pids.get("controller-manager")
+            if manager is not None and not alive(manager):
+                self.launcher.stop_controllers(cluster)
+                self.launcher.start_controllers(cluster)
+        self.state.save()
         timings["apiservers_ready_s"] = time.monotonic() - started
         hub = self.kubectl(HUB)
         hub.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": members.SYSTEM_NAMESPACE}}])
