@@ -183,10 +183,8 @@ def test_unjoin_replaces_replicas_first_and_leaves_nothing(hub: Sandbox, operato
         assert drained < cleaned, result.stdout  # re-placed by the operator, not deleted with the namespace
         wait_settled(hub, "unjoined", 5)
         assert VICTIM not in wait_running(hub, uid, 5)
-        assert samizdat_objects(hub) == []
-        eventually(lambda: hub.kubectl(VICTIM).run("get", "namespace", members.WORKLOAD_NAMESPACE,
-                                                   check=False).returncode != 0,
-                   timeout=60, what="the workload namespace gone")
+        eventually(lambda: samizdat_objects(hub) == [], timeout=60,  # the namespace takes a moment to go
+                   what="no samizdat object left in the member")
         assert member_cluster(hub) is None
         assert hub.kubectl(HUB).run("get", "secret", f"member-{VICTIM}", "-n", members.SYSTEM_NAMESPACE,
                                     check=False).returncode != 0
