@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,14 @@ def credential_secrets(sandbox: Sandbox) -> set[str]:
 def hub_events(sandbox: Sandbox, reason: str) -> list[dict[str, Any]]:
     events = sandbox.kubectl(HUB).get_json("events", "-A", "--field-selector", f"involvedObject.name={VICTIM}")
     return [event for event in events["items"] if event["reason"] == reason]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def leave_the_victim_joined(hub: Sandbox) -> Iterator[None]:
+    """Whatever happens here, the rest of the session finds the victim registered as before."""
+    yield
+    if member_cluster(hub) is None:
+        join(hub)
 
 
 # ----- bad input
@@ -190,12 +199,12 @@ def test_unjoin_replaces_replicas_first_and_leaves_nothing(hub: Sandbox, operato
                                     check=False).returncode != 0
     finally:
         delete_workload(hub, "unjoined")
-        if member_cluster(hub) is None:
-            join(hub)
 
 
 def test_join_makes_a_fresh_member_ready_and_it_takes_a_workload(hub: Sandbox, operator: OperatorProcess) -> None:
-    assert member_cluster(hub) is None and samizdat_objects(hub) == []
+    if member_cluster(hub) is not None:  # run on its own, without the unjoin before
+        assert unjoin(hub).returncode == 0
+    eventually(lambda: samizdat_objects(hub) == [], timeout=60, what="a member without samizdat")
     result = join(hub)
     assert f"{VICTIM} is Ready" in result.stdout, result.stdout
     apply_manifest(hub, aiworkload("joined", 1, {"allowedJurisdictions": ["FR"]}))
