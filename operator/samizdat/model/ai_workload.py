@@ -221,6 +221,13 @@ class MemberPlacement(Model):
     """Replicas on the member that are ready."""
 
 
+class FailoverReason(StrEnum):
+    """Why replicas left a member: it was lost, or it censored (and was quarantined)."""
+
+    MEMBER_DOWN = "MemberDown"
+    CENSORING = "Censoring"
+
+
 class Failover(Model):
     """One move of replicas away from a member that failed or censored."""
 
@@ -229,7 +236,7 @@ class Failover(Model):
     from_cluster: Annotated[str, Field(min_length=1, max_length=253)]
     """The member the replicas left."""
     reason: Annotated[str, Field(min_length=1, max_length=1024)]
-    """Why, as one CamelCase word (e.g. MemberDown, Censoring)."""
+    """Why, as one CamelCase word (a `FailoverReason`: MemberDown, Censoring)."""
     seconds: NonNegativeNumber
     """How long it took until the moved replicas were ready again elsewhere."""
 
