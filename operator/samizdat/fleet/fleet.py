@@ -19,7 +19,6 @@ from typing import Any
 
 from samizdat import health, jurisdictions, metrics, model
 from samizdat.clusters import errors, kubeconfig
-from samizdat.clusters.client import MemberClient
 from samizdat.fleet.member import Copy, Member, MemberSettings, MemberState
 from samizdat.model import MemberCluster, Phase
 from samizdat.placement import from_model
@@ -31,7 +30,7 @@ logger = logging.getLogger(__name__)
 # for a member's first probe to fail into Down (health's 3 s) and for a fence over complete views.
 SETTLE_S = 15.0
 
-MemberFactory = Callable[[str, MemberClient, MemberSettings, Callable[[Member, str], None]], Member]
+MemberFactory = Callable[[str, kubeconfig.Credentials, MemberSettings, Callable[[Member, str], None]], Member]
 # kopf's indexes, as the fleet reads them: key -> the stored values
 Index = Mapping[Any, Iterable[Any]]
 
@@ -83,7 +82,7 @@ class Fleet:
         name = spec.metadata.name
         credentials = kubeconfig.parse(kubeconfig_text)
         await self.disconnect(name)
-        member = self._new_member(name, MemberClient(name, credentials), self._member_settings(spec), self._changed)
+        member = self._new_member(name, credentials, self._member_settings(spec), self._changed)
         self._members[name] = member
         self._specs[name] = spec
         self._bump()
@@ -256,7 +255,7 @@ class Fleet:
                 member=name,
                 why=model.unschedulable(member.health.phase, member.health.message),
                 reason=model.FailoverReason.CENSORING if censored else model.FailoverReason.MEMBER_DOWN,
-                since=member.lost_since if member.lost_since is not None else time.monotonic(),
+                since=member.lost_since if member.lost_since is not None else member.clock(),
             )
         return losses
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from samizdat import health, inventory, manifests, metrics
-from samizdat.clusters import applying, deleting, errors, probing, resources, scaling, watching, writing
+from samizdat.clusters import applying, deleting, errors, kubeconfig, probing, resources, scaling, watching, writing
 from samizdat.clusters.client import MemberClient
 from samizdat.clusters.fetching import Listing
 from samizdat.model import CensorshipKind, Phase
@@ -110,15 +110,18 @@ class Member:
     def __init__(
         self,
         name: str,
-        client: MemberClient,
+        credentials: kubeconfig.Credentials,
         settings: MemberSettings,
         on_change: Callable[[Member, str], None],
     ) -> None:
         self.name = name
-        self.client = client
+        self._credentials = credentials
+        self._client: MemberClient | None = None
         self.settings = settings
         self.on_change = on_change
         self.health = health.MemberHealth()
+        # What health judges time by (monotonic seconds); the fleet compares loss times on the same clock.
+        self.clock: Callable[[], float] = time.monotonic
         self.nodes: dict[str, dict[str, Any]] = {}
         self.pods: dict[str, dict[str, Any]] = {}
         self.copies: dict[str, Copy] = {}  # by workload uid
@@ -153,7 +156,15 @@ class Member:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+
+    @property
+    def client(self) -> MemberClient:
+        """The member's API, connected on first use (its TLS context is costly to build)."""
+        if self._client is None:
+            self._client = MemberClient(self.name, self._credentials)
+        return self._client
 
     @property
     def views_complete(self) -> bool:
@@ -186,7 +197,7 @@ class Member:
         if result.failure is health.Failure.UNAUTHORIZED and self._answering:
             self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"API answered 401: {result.message}"))
         failure = None if result.ok else (result.failure or health.Failure.ERROR)
-        self._set_health(health.observe_probe(self.health, self.settings.policy, time.monotonic(), failure,
+        self._set_health(health.observe_probe(self.health, self.settings.policy, self.clock(), failure,
                                               result.message))
 
     @property
@@ -201,7 +212,7 @@ class Member:
             lost = health.lost(new.phase)
             if lost and self.lost_since is None:
                 # A failure started when the first probe failed, not when it was judged Down.
-                self.lost_since = new.failing_since if new.failing_since is not None else time.monotonic()
+                self.lost_since = new.failing_since if new.failing_since is not None else self.clock()
             elif not lost:
                 self.lost_since = None
             logger.info("member %s: %s -> %s (%s)", self.name, old.phase, new.phase, new.message)
@@ -214,7 +225,7 @@ class Member:
         self.censorship = evidence
         metrics.member_censored(self.name, evidence.kind.value)
         self._set_health(health.observe_censorship(
-            self.health, time.monotonic(), self.settings.quarantine_s, evidence.kind.value, evidence.message
+            self.health, self.clock(), self.settings.quarantine_s, evidence.kind.value, evidence.message
         ))
         self.on_change(self, "censorship")
 

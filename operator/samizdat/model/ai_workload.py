@@ -236,7 +236,7 @@ class Failover(Model):
     from_cluster: Annotated[str, Field(min_length=1, max_length=253)]
     """The member the replicas left."""
     reason: Annotated[str, Field(min_length=1, max_length=1024)]
-    """Why, as one CamelCase word (a `FailoverReason`: MemberDown, Censoring)."""
+    """Why, as one CamelCase word (e.g. MemberDown, Censoring)."""
     seconds: NonNegativeNumber
     """How long it took until the moved replicas were ready again elsewhere."""
 
