@@ -295,6 +295,17 @@ async def test_after_a_restart_the_fleet_settles_and_nothing_moves(world: World)
                       "violations": 0}
 
 
+async def test_reconciles_share_one_snapshot_until_something_changes(world: World) -> None:
+    await world.connect()
+    first = world.fleet.snapshot()
+    await reconcile(workload(), world.fleet)  # writes copies: the members' views change
+    placed = world.fleet.snapshot()
+    assert placed is not first
+    assert world.fleet.snapshot() is placed, "nothing changed: the same snapshot, and its placement index"
+    world.fleet.alliances_changed()
+    assert world.fleet.snapshot() is not placed
+
+
 def test_settling_ends_after_a_bound_even_if_a_member_never_connects(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])

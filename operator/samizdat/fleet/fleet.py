@@ -259,11 +259,9 @@ class Fleet:
             )
         return losses
 
-    def phases(self) -> dict[str, Phase]:
-        return {name: member.health.phase for name, member in self._members.items()}
-
     def guard(self) -> health.EvictionGuard:
-        return health.eviction_guard(self.phases().values())
+        """The self-partition guard over every member's phase now."""
+        return health.eviction_guard(member.health.phase for member in self._members.values())
 
     def state(self, name: str) -> MemberState | None:
         """The member as its status reports it now, or None when it is not connected."""
