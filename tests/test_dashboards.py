@@ -75,7 +75,9 @@ def exported_series() -> set[str]:
 def test_generated_dashboards_are_up_to_date() -> None:
     generated = GENERATOR.render()
     on_disk = {path.name: path.read_text() for path in OUT.glob("*.json")}
-    assert generated == on_disk, "run `.venv/bin/python -m samizdat.dashboards helm/samizdat/dashboards` and commit the result"
+    assert generated == on_disk, (
+        "run `.venv/bin/python -m samizdat.dashboards helm/samizdat/dashboards` and commit the result"
+    )
 
 
 def test_queries_use_only_metrics_the_operator_exports() -> None:

@@ -286,7 +286,7 @@ async def test_after_a_restart_the_fleet_settles_and_nothing_moves(world: World)
     await world.connect({"de": (running(placed["de"]), running(orphan)), "fr": (running(placed["fr"]),)})
 
     assert not world.fleet.settling(COUNTRIES), "every member connected, probed and fenced"
-    assert world.members["de"].erased == [orphan["metadata"]["name"]], "the orphan sweep removed a deleted workload's copy"
+    assert world.members["de"].erased == [orphan["metadata"]["name"]], "the orphan sweep removed a gone workload's copy"
     outcome = await reconcile(workload(), world.fleet)
     assert outcome.converged and outcome.changes == [], "a restart moves and rewrites nothing"
     status, gauges = aiworkloads.build_status(workload(), world.fleet, outcome, None)
