@@ -52,7 +52,7 @@ class Fleet:
     and `counted` (replicas that count), `losses` (which holders of a workload are lost, why and since
     when), `guard`, `settling`, `state` (one member for its status), `is_fenced`. Commands: `connect`,
     `disconnect`, `update_spec`, `track`, `alliances_changed`, `record_decision`, `forget`, `place`,
-    `retire`, `remove`, `close`. Change notification: `subscribe`, `notify_workloads`.
+    `retire`, `remove`, `close`. Change notification: `subscribe`, `unsubscribe`.
     """
 
     def __init__(self, settings: MemberSettings, member: MemberFactory = Member) -> None:
@@ -94,7 +94,7 @@ class Fleet:
         if self._specs.get(spec.metadata.name) != spec:
             self._specs[spec.metadata.name] = spec
             self._bump()
-        self.notify_workloads()
+        self._notify_workloads()
 
     async def disconnect(self, name: str) -> None:
         member = self._members.pop(name, None)
@@ -107,7 +107,7 @@ class Fleet:
         if member is not None:
             metrics.forget_member(name)
             await member.stop()
-            self.notify_workloads()
+            self._notify_workloads()
 
     async def close(self) -> None:
         for name in list(self._members):
@@ -124,7 +124,7 @@ class Fleet:
     def alliances_changed(self) -> None:
         self._alliances = None
         self._bump()
-        self.notify_workloads()
+        self._notify_workloads()
 
     def _member_settings(self, spec: MemberCluster) -> MemberSettings:
         policy = spec.spec.health
@@ -148,7 +148,7 @@ class Fleet:
     def unsubscribe(self, key: str, *, member: bool = False) -> None:
         (self._member_listeners if member else self._subscribers).pop(key, None)
 
-    def notify_workloads(self) -> None:
+    def _notify_workloads(self) -> None:
         for event in self._subscribers.values():
             event.set()
 
@@ -167,7 +167,7 @@ class Fleet:
         listener = self._member_listeners.get(member.name)
         if listener is not None:
             listener.set()
-        self.notify_workloads()
+        self._notify_workloads()
 
     # ----- fencing
 
@@ -190,7 +190,7 @@ class Fleet:
                 return  # the member is not counted until a later fence succeeds
         self._fenced.add(member.name)
         self._bump()
-        self.notify_workloads()
+        self._notify_workloads()
 
     def _wanted(self, member: str, copy: Copy, live: set[str] | None) -> bool:
         if live is not None and copy.workload_uid not in live:
