@@ -177,7 +177,9 @@ class _Pruning:
             if group is None or group not in self.open or self.full(group, country, provider):
                 continue
             self.take(group, key)
-            if group in self.open and (pair := self.reader.read(country, provider, self.classes[group].fillable)) is not None:
+            if group not in self.open:
+                continue
+            if (pair := self.reader.read(country, provider, self.classes[group].fillable)) is not None:
                 heapq.heappush(self.classes[group].waiting, (pair.best, country, provider, pair))
         for group in list(self.open):
             self.take(group, None)
