@@ -80,6 +80,20 @@ def test_faulted_nodes_hold_nothing_and_unhealthy_gpus_are_not_free() -> None:
     )
 
 
+def test_replicas_on_faulted_gpus_are_lost_once_the_member_cannot_place_them() -> None:
+    faulted = node("x", {**H100, **OBSERVED})
+    faulted["spec"]["taints"] = [{"key": inventory.FAULT_TAINT, "value": "Xid79", "effect": "NoExecute"}]
+    nodes = {"x": faulted, "y": node("y", H100)}
+    stranded, moved = pod("x", 1), pod("y", 1)
+    unschedulable = pod(None, 1, phase="Pending")
+    unschedulable["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]
+    evicted = {**pod("x", 1), "metadata": {"deletionTimestamp": "2026-12-01T00:00:00Z"}}
+    waiting = pod(None, 1, phase="Pending")  # not tried yet: the member's scheduler goes first
+    assert inventory.replicas_lost_to_faults([stranded, moved, unschedulable, evicted, waiting], nodes) == 2
+    # without a faulted node, an unschedulable pod is not the agent's business
+    assert inventory.replicas_lost_to_faults([unschedulable], {"y": node("y", H100)}) == 0
+
+
 def test_free_gpus_subtract_every_bound_unfinished_pod() -> None:
     nodes = [node("a", H100), node("b", H100), node("c", H100)]
     pods = [pod("a", 4), pod("a", 2), pod("b", 8), pod("c", 8, phase="Succeeded"), pod(None, 8)]

@@ -107,6 +107,30 @@ def _node_ready(node: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def _unschedulable(pod: Mapping[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable" for c in conditions)
+
+
+def replicas_lost_to_faults(pods: Iterable[Mapping[str, Any]], nodes: Mapping[str, Mapping[str, Any]]) -> int:
+    """Replicas among `pods` (one copy's) that a member holds only on paper because its agents found GPUs
+    fatally faulted: pods still bound to a node tainted for a fault, and, while the member has such a
+    node, pods its scheduler finds no room for. The member's scheduler gets the first try: a replica it
+    moves to a healthy node of the same member is not lost. With no faulted node this is zero; a pod
+    that waits for room on a healthy member is a matter for start deadlines, not for the agent."""
+    faulted = {name for name, node in nodes.items() if gpu_faulted(node)}
+    if not faulted:
+        return 0
+    lost = 0
+    for pod in pods:
+        if pod.get("metadata", {}).get("deletionTimestamp") or pod.get("status", {}).get("phase") in FINISHED_POD_PHASES:
+            continue  # going or gone: its replacement is what counts
+        node_name = pod.get("spec", {}).get("nodeName")
+        if node_name in faulted or (not node_name and _unschedulable(pod)):
+            lost += 1
+    return lost
+
+
 def node_shapes(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> tuple[NodeShape, ...]:
     """Group schedulable GPU nodes by (product, memory, TEE, observed TEE, free GPUs); sorted for stable
     output."""

@@ -173,8 +173,12 @@ class Fleet:
         return {name: m.copies[uid] for name, m in self.members.items() if uid in m.copies}
 
     def current(self, uid: str) -> dict[str, int]:
-        """Replicas placed per member that may be counted: lost or unfenced members hold none."""
-        return {name: copy.desired for name, copy in self.copies_of(uid).items() if self.countable(name)}
+        """Replicas placed per member that may be counted: lost or unfenced members hold none, and
+        replicas stranded by fatally faulted GPUs (the agent's taint) do not count where they are."""
+        return {
+            name: max(0, copy.desired - self.members[name].replicas_lost_to_gpu_faults(uid))
+            for name, copy in self.copies_of(uid).items() if self.countable(name)
+        }
 
     def phases(self) -> dict[str, Phase]:
         return {name: member.health.phase for name, member in self.members.items()}
