@@ -72,7 +72,7 @@ def test_a_healthy_node_is_read_and_labelled_as_gfd_would() -> None:
     assert published.condition == {"type": "GPUHealthy", "status": "True", "reason": "GPUsHealthy",
                                    "message": "2 GPUs healthy"}
     assert published.annotations[inventory.AGENT_VERSION_ANNOTATION] == "0.1.0"
-    assert json.loads(published.annotations[inventory.OBSERVATION_ANNOTATION])["ccState"] == "off"
+    assert json.loads(published.annotations[inventory.OBSERVATION_ANNOTATION])["cc_state"] == "off"
 
 
 @pytest.mark.parametrize(

@@ -124,8 +124,8 @@ class Observation:
         document = asdict(self)
         for gpu in document["gpus"]:
             gpu["xids"] = {str(xid): count for xid, count in gpu["xids"].items()}
-        document["ccState"] = self.cc_state
-        document["healthyGPUs"] = self.healthy_gpus
+        document["cc_state"] = self.cc_state
+        document["healthy_gpus"] = self.healthy_gpus
         return document
 
 
