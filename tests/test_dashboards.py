@@ -23,9 +23,11 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 from samizdat import metrics
+from samizdat.agent import metrics as agent_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "helm" / "samizdat" / "dashboards"
+AGENT_OUT = ROOT / "helm" / "samizdat-agent" / "dashboards"
 ALERTS = ROOT / "helm" / "samizdat" / "files" / "alerts.yaml"
 GRAFANA_BUILTINS = {"__rate_interval", "__interval", "__range"}
 PANEL_TYPES = {"stat", "timeseries", "state-timeline", "geomap", "table", "heatmap"}
@@ -43,6 +45,7 @@ def load_generator() -> ModuleType:
 
 GENERATOR = load_generator()
 DASHBOARDS = {path.name: json.loads(path.read_text()) for path in sorted(OUT.glob("*.json"))}
+AGENT_DASHBOARDS = {path.name: json.loads(path.read_text()) for path in sorted(AGENT_OUT.glob("*.json"))}
 
 
 def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -54,24 +57,27 @@ def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
     return walk(dashboard["panels"])
 
 
-def queries() -> Iterator[tuple[str, str]]:
-    """(where, PromQL) of every panel target, template variable and alert rule shipped."""
-    for name, dashboard in DASHBOARDS.items():
+def queries(dashboards: dict[str, Any] = DASHBOARDS) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every panel target, template variable and alert rule shipped (with the operator
+    chart's dashboards; the agent chart ships no alerts)."""
+    for name, dashboard in dashboards.items():
         for panel in panels(dashboard):
             for target in panel["targets"]:
                 yield f"{name}/{panel['title']}/{target['refId']}", target["expr"]
         for variable in dashboard["templating"]["list"]:
             if variable["type"] == "query":
                 yield f"{name}/${variable['name']}", variable["query"]["query"]
+    if dashboards is not DASHBOARDS:
+        return
     for group in yaml.safe_load(ALERTS.read_text())["groups"]:
         for rule in group["rules"]:
             yield f"alerts/{rule['alert']}", rule["expr"]
 
 
-def exported_series() -> set[str]:
-    """Every series name samizdat.metrics can expose, as Prometheus stores it."""
+def exported_series(module: ModuleType = metrics) -> set[str]:
+    """Every series name `module` (samizdat.metrics unless told) can expose, as Prometheus stores it."""
     names: set[str] = set()
-    for metric in vars(metrics).values():
+    for metric in vars(module).values():
         if not isinstance(metric, MetricWrapperBase):
             continue
         base = metric._name  # prometheus_client keeps the name without the type's suffix
@@ -85,25 +91,37 @@ def exported_series() -> set[str]:
     return names
 
 
-def test_generated_dashboards_are_up_to_date() -> None:
-    generated = GENERATOR.render()
-    on_disk = {path.name: path.read_text() for path in OUT.glob("*.json")}
+CHARTS = [
+    pytest.param(OUT, GENERATOR.DASHBOARDS, DASHBOARDS, metrics, id="operator"),
+    pytest.param(AGENT_OUT, GENERATOR.AGENT_DASHBOARDS, AGENT_DASHBOARDS, agent_metrics, id="agent"),
+]
+
+
+@pytest.mark.parametrize(("out", "builders", "shipped", "module"), CHARTS)
+def test_generated_dashboards_are_up_to_date(out: Path, builders: dict[str, Any], shipped: dict[str, Any],
+                                             module: ModuleType) -> None:
+    generated = GENERATOR.render(builders)
+    on_disk = {path.name: path.read_text() for path in out.glob("*.json")}
     assert generated == on_disk, "run `.venv/bin/python docs/dashboards/generate.py` and commit the result"
 
 
-def test_queries_use_only_metrics_the_operator_exports() -> None:
-    exported = exported_series()
+@pytest.mark.parametrize(("out", "builders", "shipped", "module"), CHARTS)
+def test_queries_use_only_metrics_the_component_exports(out: Path, builders: dict[str, Any],
+                                                        shipped: dict[str, Any], module: ModuleType) -> None:
+    exported = exported_series(module)
     unknown = {
-        (where, name) for where, expr in queries() for name in re.findall(r"\bsamizdat_[a-z_]+", expr)
+        (where, name) for where, expr in queries(shipped) for name in re.findall(r"\bsamizdat_[a-z_]+", expr)
         if name not in exported
     }
     assert not unknown, sorted(unknown)
 
 
-def test_every_metric_is_shown_or_alerted_on() -> None:
-    used = {name for _, expr in queries() for name in re.findall(r"\bsamizdat_[a-z_]+", expr)}
+@pytest.mark.parametrize(("out", "builders", "shipped", "module"), CHARTS)
+def test_every_metric_is_shown_or_alerted_on(out: Path, builders: dict[str, Any], shipped: dict[str, Any],
+                                             module: ModuleType) -> None:
+    used = {name for _, expr in queries(shipped) for name in re.findall(r"\bsamizdat_[a-z_]+", expr)}
     families = {re.sub(r"_(bucket|count|sum|created)$", "", name) for name in used}
-    unshown = {name for name in exported_series() if not name.endswith("_created")
+    unshown = {name for name in exported_series(module) if not name.endswith("_created")
                and re.sub(r"_(bucket|count|sum)$", "", name) not in families}
     assert not unshown, f"exported but on no dashboard and in no alert: {sorted(unshown)}"
 
@@ -114,9 +132,9 @@ def test_state_timeline_knows_every_member_phase() -> None:
     assert len(set(codes)) == len(codes) and 0 not in codes  # 0 would read as "no phase"
 
 
-@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+@pytest.mark.parametrize("name", sorted([*DASHBOARDS, *AGENT_DASHBOARDS]))
 def test_dashboard_is_well_formed(name: str) -> None:
-    dashboard = DASHBOARDS[name]
+    dashboard = {**DASHBOARDS, **AGENT_DASHBOARDS}[name]
     assert name == f"{dashboard['uid']}.json"
     assert "samizdat" in dashboard["tags"]
     variables = {v["name"] for v in dashboard["templating"]["list"]}
@@ -166,7 +184,7 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     """promtool parses every panel query, template variables replaced, as a recording rule."""
     values = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h", "namespace": "ns", "workload": "w"}
     records = []
-    for number, (where, expr) in enumerate(queries()):
+    for number, (where, expr) in enumerate([*queries(), *queries(AGENT_DASHBOARDS)]):
         if where.startswith("alerts/"):
             continue  # tests/test_alerts.py checks the rule file itself
         match = re.fullmatch(r"label_values\((.+),\s*\w+\)", expr)

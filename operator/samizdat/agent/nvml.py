@@ -207,14 +207,16 @@ class Recorded:
     def __init__(self, answers: Mapping[str, Any] | None = None, path: Path | None = None) -> None:
         self._answers: Mapping[str, Any] = answers or {}
         self._path = path
-        self._mtime_ns = -1
+        self._version: tuple[int, int] | None = None  # (inode, mtime) of the file last read
         self._xids_delivered = 0
 
     def _current(self) -> Mapping[str, Any]:
         if self._path is not None:
-            mtime = self._path.stat().st_mtime_ns
-            if mtime != self._mtime_ns:
-                self._answers, self._mtime_ns = json.loads(self._path.read_text(encoding="utf-8")), mtime
+            stat = self._path.stat()
+            # a rewrite by rename changes the inode even within one tick of the file system's clock
+            version = (stat.st_ino, stat.st_mtime_ns)
+            if version != self._version:
+                self._answers, self._version = json.loads(self._path.read_text(encoding="utf-8")), version
         return self._answers
 
     @staticmethod
