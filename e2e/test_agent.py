@@ -79,8 +79,8 @@ def test_observed_tee_is_required_where_asked(agents: Agents, hub: Sandbox) -> N
 
 def test_a_fatal_xid_moves_the_replica_off_the_gpu(agents: Agents, hub: Sandbox) -> None:
     """XID 79 (GPU fallen off the bus) on the node of a replica: the agent taints the node, and the replica
-    runs elsewhere with the rules held; first where the member still has room, then, with every GPU node
-    of that member faulted, in another member."""
+    runs elsewhere with the rules held: in the same member when its scheduler finds room there (then every
+    GPU node of that member is faulted, and it must leave), else in another member."""
     name, rules, replicas = "xid", {"minJurisdictions": 2, "maxPerJurisdiction": 1}, 2
     hub.kubectl("hub").apply([aiworkload(name, replicas, rules, gpus=4)])
     try:
@@ -107,14 +107,17 @@ def test_a_fatal_xid_moves_the_replica_off_the_gpu(agents: Agents, hub: Sandbox)
         health = next(c for c in faulted["status"]["conditions"] if c["type"] == "GPUHealthy")
         assert (health["status"], health["reason"]) == ("False", "FatalGPUFault")
 
-        started = time.monotonic()
-        for other in gpu_nodes:
-            if other != node:
-                agents.inject_xid(member, other, 79)
-        after_all = eventually(lambda: moved(set(gpu_nodes)), timeout=90, what="replica out of the faulted member")
-        all_s = time.monotonic() - started
-        assert member not in {m for m, _ in after_all}
-        print(json.dumps({"xid79_node_to_running_elsewhere_s": round(first_s, 1), "first_move": after_first,
-                          "xid79_member_to_running_elsewhere_s": round(all_s, 1), "second_move": after_all}))
+        timings = {"xid79_node_to_running_elsewhere_s": round(first_s, 1), "first_move": after_first}
+        if member in {m for m, _ in after_first or []}:
+            # the member's scheduler found room on another of its nodes; now fault every one of them
+            started = time.monotonic()
+            for other in gpu_nodes:
+                if other != node:
+                    agents.inject_xid(member, other, 79)
+            after_all = eventually(lambda: moved(set(gpu_nodes)), timeout=90, what="replica out of the faulted member")
+            timings |= {"xid79_member_to_running_elsewhere_s": round(time.monotonic() - started, 1),
+                        "second_move": after_all}
+            assert member not in {m for m, _ in after_all or []}
+        print(json.dumps(timings))
     finally:
         delete_workload(hub, name)
