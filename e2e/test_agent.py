@@ -7,16 +7,19 @@ Ground truth is read from the members: which nodes the pods run on, what those n
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from e2e.operator import OperatorProcess
 from e2e.sandbox import members
 from e2e.sandbox.agents import FAULT_TAINT, Agents
-from e2e.sandbox.world import Sandbox
+from e2e.sandbox.launcher import kubeconfig_yaml
+from e2e.sandbox.world import REPO_ROOT, Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import UID_LABEL, aiworkload, delete_workload, rule_violations, wait_settled
 
@@ -121,3 +124,49 @@ def test_a_fatal_xid_moves_the_replica_off_the_gpu(agents: Agents, hub: Sandbox)
         print(json.dumps(timings))
     finally:
         delete_workload(hub, name)
+
+
+def test_the_agent_charts_identity_may_change_only_its_own_node(hub: Sandbox) -> None:
+    """The agent chart in a member, its DaemonSet's pods bound to kwok GPU nodes: a token bound to the pod
+    on node A may label A and write A's status, and nothing of node B (the admission policy), nor list
+    anything (RBAC)."""
+    member, namespace = "gb-london", members.SYSTEM_NAMESPACE
+    rendered = subprocess.run(
+        [str(hub.binaries.path("helm")), "template", "agent", str(REPO_ROOT / "helm" / "samizdat-agent"),
+         "-n", namespace, "--set", "runtimeClassName=", "--set", "dashboards.enabled=false"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    objects = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    kubectl = hub.kubectl(member)
+    kubectl.apply(objects)
+    try:
+        def agent_pods() -> dict[str, str] | None:
+            pods = kubectl.get_json("pods", "-n", namespace, "-l", "app.kubernetes.io/component=agent")["items"]
+            bound = {p["spec"]["nodeName"]: p["metadata"]["name"] for p in pods
+                     if p["spec"].get("nodeName") and p["status"].get("phase") == "Running"}
+            return bound if len(bound) >= 2 else None
+
+        bound: dict[str, str] = {}
+        bound = eventually(agent_pods, timeout=60, what="agent pods running on two GPU nodes") or {}
+        own, other = sorted(bound)[:2]
+        token = kubectl.run("create", "token", "agent-samizdat-agent", "-n", namespace, "--bound-object-kind=Pod",
+                            f"--bound-object-name={bound[own]}", "--duration=10m").stdout.strip()
+        config = hub.directory / "agent-token.kubeconfig"
+        config.write_text(kubeconfig_yaml(member, hub.server(member), hub.ca_file.read_text(), "agent", token))
+        as_agent = members.Kubectl(hub.binaries.path("kubectl"), config)
+
+        assert as_agent.run("label", "node", own, "samizdat.io/probe=1", "--overwrite", check=False).returncode == 0
+        denied = as_agent.run("label", "node", other, "samizdat.io/probe=1", "--overwrite", check=False)
+        assert denied.returncode != 0 and "only the Node it runs on" in denied.stderr, denied.stderr
+        condition = {"status": {"conditions": [{"type": "GPUHealthy", "status": "True", "reason": "Probe"}]}}
+        patch = ["patch", "node", "--subresource=status", "--type=strategic", "-p", json.dumps(condition)]
+        assert as_agent.run(*patch[:2], own, *patch[2:], check=False).returncode == 0
+        assert as_agent.run(*patch[:2], other, *patch[2:], check=False).returncode != 0
+        assert as_agent.run("get", "nodes", check=False).returncode != 0  # no list: just its own node, by name
+    finally:
+        kubectl.run("label", "node", "--all", "samizdat.io/probe-", check=False)
+        drop = {"status": {"conditions": [{"type": "GPUHealthy", "$patch": "delete"}]}}
+        for node in bound:
+            kubectl.run("patch", "node", node, "--subresource=status", "--type=strategic", "-p", json.dumps(drop),
+                        check=False)
+        kubectl.run("delete", "-f", "-", "--wait=false", stdin=rendered, check=False)
