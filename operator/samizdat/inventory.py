@@ -60,7 +60,6 @@ class GPUFacts:
 def gpu_facts(labels: Mapping[str, str]) -> GPUFacts | None:
     """The node's GPUs, observed facts preferred over claimed ones; None for a node without (parsable)
     GPU labels."""
-    observed = OBSERVED_PRODUCT_LABEL in labels
     product = labels.get(OBSERVED_PRODUCT_LABEL) or labels.get(PRODUCT_LABEL)
     if not product:
         return None
@@ -70,10 +69,11 @@ def gpu_facts(labels: Mapping[str, str]) -> GPUFacts | None:
         healthy = int(labels[OBSERVED_HEALTHY_LABEL]) if OBSERVED_HEALTHY_LABEL in labels else None
     except ValueError:
         return None
-    tee_observed = labels.get(OBSERVED_CC_LABEL) == CC_READY
+    cc = labels.get(OBSERVED_CC_LABEL)
+    tee_observed = cc == CC_READY
     # GFD and NVIDIA's CC manager say "on" for confidential-computing mode ("devtools"/"off" otherwise);
-    # where the agent looked, only what it saw counts.
-    tee = tee_observed if observed else labels.get(CC_MODE_LABEL) == "on"
+    # where the agent could look (NVML answered), only what it saw counts.
+    tee = tee_observed if cc not in (None, "unknown") else labels.get(CC_MODE_LABEL) == "on"
     return GPUFacts(product=product, memory_mib=memory, count=count, tee=tee, tee_observed=tee_observed,
                     healthy=healthy)
 
