@@ -40,6 +40,7 @@ async def report(
     node: str, library: nvml.Library, client: MemberClient, settings: Settings, stop: asyncio.Event
 ) -> None:
     """Report on `node` until `stop` is set."""
+    metrics.node_started(node)
     reader = reading.Reader(library)
     written: observation.Publication | None = None
     last_write = 0.0

@@ -28,6 +28,11 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
     start_http_server(port, addr=address)
 
 
+def node_started(node: str) -> None:
+    """Counters exist at 0 from the start, so that `increase()` sees their first event too."""
+    PUBLISH_ERRORS.labels(node)
+
+
 def observed(node: str, observation: Observation, new_xids: list[tuple[int, int]]) -> None:
     NVML_UP.labels(node).set(0 if observation.nvml_error else 1)
     GPUS.labels(node).set(len(observation.gpus))

@@ -45,7 +45,8 @@ async def _run(args: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     settings = daemon.Settings(interval_s=args.interval, refresh_s=args.refresh)
-    async with MemberClient("local", _credentials(args.kubeconfig)) as client:
+    # the agent's own cluster, named so in errors ("member 'this cluster': …")
+    async with MemberClient("this cluster", _credentials(args.kubeconfig)) as client:
         await asyncio.gather(*(
             daemon.report(node, library, client, settings, stop) for node, library in libraries.items()
         ))
