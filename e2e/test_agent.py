@@ -10,6 +10,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,9 @@ from e2e.sandbox.launcher import kubeconfig_yaml
 from e2e.sandbox.world import REPO_ROOT, Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import UID_LABEL, aiworkload, delete_workload, rule_violations, wait_settled
+from samizdat.agent import observation, publishing
+from samizdat.clusters import errors, kubeconfig
+from samizdat.clusters.client import MemberClient
 
 
 @pytest.fixture
@@ -126,10 +130,10 @@ def test_a_fatal_xid_moves_the_replica_off_the_gpu(agents: Agents, hub: Sandbox)
         delete_workload(hub, name)
 
 
-def test_the_agent_charts_identity_may_change_only_its_own_node(hub: Sandbox) -> None:
-    """The agent chart in a member, its DaemonSet's pods bound to kwok GPU nodes: a token bound to the pod
-    on node A may label A and write A's status, and nothing of node B (the admission policy), nor list
-    anything (RBAC)."""
+async def test_the_agent_charts_identity_may_change_only_its_own_node(hub: Sandbox) -> None:
+    """The agent chart in a member, its DaemonSet's pods bound to kwok GPU nodes: with a token bound to the
+    pod on node A, the agent's own publishing code writes A (labels, annotations, taints, condition) and
+    is refused B (the admission policy), and it may list nothing (RBAC)."""
     member, namespace = "gb-london", members.SYSTEM_NAMESPACE
     rendered = subprocess.run(
         [str(hub.binaries.path("helm")), "template", "agent", str(REPO_ROOT / "helm" / "samizdat-agent"),
@@ -146,27 +150,30 @@ def test_the_agent_charts_identity_may_change_only_its_own_node(hub: Sandbox) ->
                      if p["spec"].get("nodeName") and p["status"].get("phase") == "Running"}
             return bound if len(bound) >= 2 else None
 
-        bound: dict[str, str] = {}
         bound = eventually(agent_pods, timeout=60, what="agent pods running on two GPU nodes") or {}
         own, other = sorted(bound)[:2]
         token = kubectl.run("create", "token", "agent-samizdat-agent", "-n", namespace, "--bound-object-kind=Pod",
                             f"--bound-object-name={bound[own]}", "--duration=10m").stdout.strip()
         config = hub.directory / "agent-token.kubeconfig"
         config.write_text(kubeconfig_yaml(member, hub.server(member), hub.ca_file.read_text(), "agent", token))
+        now = datetime.now(UTC)
+        seen = observation.Observation(driver_version="550.54.15", gpus=(
+            observation.GPU(index=0, uuid="GPU-e2e", name="NVIDIA A100-SXM4-40GB", memory_mib=40960),))
+        published = observation.publication(seen, now, "e2e")
+        async with MemberClient(member, kubeconfig.load(config)) as client:
+            await publishing.publish(client, own, published, now)
+            with pytest.raises(errors.MemberForbidden, match="only the Node it runs on"):
+                await publishing.publish(client, other, published, now)
+        node = kubectl.get_json("node", own)
+        assert node["metadata"]["labels"]["samizdat.io/gpu.healthy"] == "1"
+        assert any(c["type"] == "GPUHealthy" and c["status"] == "True" for c in node["status"]["conditions"])
+        assert "samizdat.io/gpu.healthy" not in kubectl.get_json("node", other)["metadata"]["labels"]
         as_agent = members.Kubectl(hub.binaries.path("kubectl"), config)
-
-        assert as_agent.run("label", "node", own, "samizdat.io/probe=1", "--overwrite", check=False).returncode == 0
-        denied = as_agent.run("label", "node", other, "samizdat.io/probe=1", "--overwrite", check=False)
-        assert denied.returncode != 0 and "only the Node it runs on" in denied.stderr, denied.stderr
-        condition = {"status": {"conditions": [{"type": "GPUHealthy", "status": "True", "reason": "Probe"}]}}
-        patch = ["patch", "node", "--subresource=status", "--type=strategic", "-p", json.dumps(condition)]
-        assert as_agent.run(*patch[:2], own, *patch[2:], check=False).returncode == 0
-        assert as_agent.run(*patch[:2], other, *patch[2:], check=False).returncode != 0
         assert as_agent.run("get", "nodes", check=False).returncode != 0  # no list: just its own node, by name
     finally:
-        kubectl.run("label", "node", "--all", "samizdat.io/probe-", check=False)
+        Agents(hub).stop(member)  # wipes what was published
         drop = {"status": {"conditions": [{"type": "GPUHealthy", "$patch": "delete"}]}}
-        for node in bound:
-            kubectl.run("patch", "node", node, "--subresource=status", "--type=strategic", "-p", json.dumps(drop),
-                        check=False)
+        for node_name in kubectl.get_json("nodes")["items"]:
+            kubectl.run("patch", "node", node_name["metadata"]["name"], "--subresource=status", "--type=strategic",
+                        "-p", json.dumps(drop), check=False)
         kubectl.run("delete", "-f", "-", "--wait=false", stdin=rendered, check=False)
