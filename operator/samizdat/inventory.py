@@ -100,6 +100,11 @@ def pod_gpu_request(pod: Mapping[str, Any]) -> int:
     return total
 
 
+def allocatable_gpus(node: Mapping[str, Any]) -> int:
+    """GPUs the node offers pods (its allocatable `nvidia.com/gpu`), 0 when absent or unparsable."""
+    return _quantity(node.get("status", {}).get("allocatable", {}).get(GPU_RESOURCE, 0))
+
+
 def _node_ready(node: Mapping[str, Any]) -> bool:
     if node.get("spec", {}).get("unschedulable"):
         return False
@@ -144,7 +149,7 @@ def node_shapes(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, 
         facts = gpu_facts(node.get("metadata", {}).get("labels", {}))
         if facts is None or not _node_ready(node) or gpu_faulted(node):
             continue
-        usable = _quantity(node.get("status", {}).get("allocatable", {}).get(GPU_RESOURCE, 0))
+        usable = allocatable_gpus(node)
         if facts.healthy is not None:
             usable = min(usable, facts.healthy)
         free = max(0, usable - used[node["metadata"]["name"]])

@@ -1,6 +1,7 @@
-"""samizdat's Grafana dashboards, as code: `python docs/dashboards/generate.py` writes the JSON the chart ships.
+"""samizdat's Grafana dashboards, as code: `python -m samizdat.dashboards helm/samizdat/dashboards
+helm/samizdat-agent/dashboards` writes the JSON the two charts ship.
 
-The JSON files in helm/samizdat/dashboards/ are generated from this file and committed; reviewers read
+The JSON files in helm/samizdat/dashboards/ are generated from this module and committed; reviewers read
 this file, and tests/test_dashboards.py fails when the two disagree. Every query uses only the metrics
 of operator/samizdat/metrics.py (checked by the same test) and runs against a real Prometheus in
 e2e/test_prometheus.py. The GPU agent's dashboard goes to helm/samizdat-agent/dashboards/ instead: the
@@ -15,21 +16,21 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from samizdat.inventory import CC_STATES
 from samizdat.metrics import PHASES
+from samizdat.model import Phase
 
-OUT = Path(__file__).resolve().parents[2] / "helm" / "samizdat" / "dashboards"
-AGENT_OUT = OUT.parents[1] / "samizdat-agent" / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 FAILOVER_TARGET_S = 10  # the SamizdatFailoverSlow alert's threshold, drawn on the duration panels
 
 # Phase -> (code on the state timeline, colour): codes start at 1 so that "no series" is not "Pending".
-PHASE_STYLE = {
-    "Pending": (1, "blue"), "Ready": (2, "green"), "Suspect": (3, "yellow"), "Down": (4, "red"),
-    "Quarantined": (5, "purple"),
+PHASE_STYLE: dict[str, tuple[int, str]] = {
+    Phase.PENDING: (1, "blue"), Phase.READY: (2, "green"), Phase.SUSPECT: (3, "yellow"), Phase.DOWN: (4, "red"),
+    Phase.QUARANTINED: (5, "purple"),
 }
 
 Panel = dict[str, Any]
@@ -350,14 +351,17 @@ def render(dashboards: dict[str, Any] = DASHBOARDS) -> dict[str, str]:
     return {f"{name}.json": json.dumps(build(), indent=2) + "\n" for name, build in dashboards.items()}
 
 
-def main() -> int:
-    for out, dashboards in ((OUT, DASHBOARDS), (AGENT_OUT, AGENT_DASHBOARDS)):
-        out.mkdir(parents=True, exist_ok=True)
+def main(argv: Sequence[str]) -> int:
+    if len(argv) not in (1, 2):
+        print("usage: python -m samizdat.dashboards DIRECTORY [AGENT_DIRECTORY]", file=sys.stderr)
+        return 2
+    for directory, dashboards in zip(map(Path, argv), (DASHBOARDS, AGENT_DASHBOARDS), strict=False):
+        directory.mkdir(parents=True, exist_ok=True)
         for name, text in render(dashboards).items():
-            (out / name).write_text(text, encoding="utf-8")
-            print(f"wrote {out / name}", file=sys.stderr)
+            (directory / name).write_text(text, encoding="utf-8")
+            print(f"wrote {directory / name}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
