@@ -163,10 +163,12 @@ class Launcher:
             "--profiling=false", "--v=0",
         ]
 
-    def start_cluster(self, cluster: ClusterState) -> None:
+    def start_apiserver(self, cluster: ClusterState) -> None:
+        """Start (or restart, with its data in etcd) the cluster's API server; its controllers follow once
+        it is ready (`start_controllers`), as kube-controller-manager gives up on one slow to become healthy."""
         self.write_kubeconfig(self.admin_kubeconfig(cluster.name), cluster, ADMIN_TOKEN_USER, self.admin_token)
+        self.wait_port_free(cluster.name, "apiserver", cluster.api_port)
         cluster.pids["apiserver"] = self._spawn(cluster.name, "apiserver", self.apiserver_argv(cluster))
-        self.start_controllers(cluster)
 
     def controllers(self, cluster: ClusterState) -> tuple[str, ...]:
         return HUB_CONTROLLERS if cluster.role == HUB else MEMBER_CONTROLLERS
@@ -206,10 +208,6 @@ class Launcher:
         """Everything but the API server (or only `components`): the controllers that make a member run pods."""
         for component in components or self.controllers(cluster):
             cluster.pids[component] = self._spawn(cluster.name, component, self._controller_argv(cluster, component))
-
-    def restart_apiserver(self, cluster: ClusterState) -> None:
-        self.wait_port_free(cluster.name, "apiserver", cluster.api_port)
-        cluster.pids["apiserver"] = self._spawn(cluster.name, "apiserver", self.apiserver_argv(cluster))
 
     def stop_controllers(self, cluster: ClusterState, components: tuple[str, ...] = ()) -> None:
         """Stop them and return only once each process is gone and its port free, so that whatever

@@ -99,10 +99,12 @@ class Sandbox:
             for index, name in enumerate(names)
         }
         for cluster in self.state.clusters.values():
-            self.launcher.start_cluster(cluster)
+            self.launcher.start_apiserver(cluster)
         self.state.save()
         for cluster in self.state.clusters.values():
             self.launcher.wait_ready(cluster)
+            self.launcher.start_controllers(cluster)
+        self.state.save()
         timings["apiservers_ready_s"] = time.monotonic() - started
         hub = self.kubectl(HUB)
         hub.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": members.SYSTEM_NAMESPACE}}])
@@ -222,7 +224,7 @@ class Sandbox:
         cluster = self._member(name)
         faults = set(cluster.faults)
         if "killed" in faults:
-            self.launcher.restart_apiserver(cluster)
+            self.launcher.start_apiserver(cluster)
         elif "partitioned" in faults:
             os.killpg(cluster.pids["apiserver"], signal.SIGCONT)
         self.launcher.wait_ready(cluster)
