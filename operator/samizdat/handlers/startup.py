@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import kopf
@@ -22,6 +23,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.finalizer = "samizdat.io/cleanup"
     # Per-object log lines become Events only when they warn; decisions are posted explicitly.
     settings.posting.level = logging.WARNING
+    # Events say samizdat did it (`From:` in `kubectl describe`), and which replica (the pod's hostname).
+    settings.posting.reporting_component = "samizdat"
+    settings.posting.reporting_instance = socket.gethostname()[:128]
+    settings.posting.event_name_prefix = "samizdat-"
     settings.networking.request_timeout = 30
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -25,7 +25,8 @@ class Failure(StrEnum):
     TIMEOUT = "timeout"  # partitioned: packets vanish
     UNAUTHORIZED = "unauthorized"  # credentials revoked
     FORBIDDEN = "forbidden"
-    ERROR = "error"  # answered, but not healthy (5xx, garbage)
+    MALFORMED = "malformed"  # answered 200, but not as an API server does: broken or hostile
+    ERROR = "error"  # answered, but not healthy (5xx)
 
 
 @dataclass(frozen=True, slots=True)
