@@ -24,6 +24,7 @@ from samizdat.clusters.errors import (
 from samizdat.clusters.fetching import Listing, get, list_objects, read_secret
 from samizdat.clusters.kubeconfig import Credentials, KubeconfigError
 from samizdat.clusters.probing import Failure, Probe, probe
+from samizdat.clusters.recording import Recorder, Regarding
 from samizdat.clusters.resources import Resource
 from samizdat.clusters.scaling import scale
 from samizdat.clusters.watching import EventType, WatchEvent, list_then_watch, watch
@@ -48,6 +49,8 @@ __all__ = [
     "MemberUnreachable",
     "NotFound",
     "Probe",
+    "Recorder",
+    "Regarding",
     "Reply",
     "Resource",
     "WatchEvent",
