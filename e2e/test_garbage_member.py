@@ -13,10 +13,10 @@ import pytest
 
 from e2e.garbage import GarbageServer
 from e2e.sandbox import pki
-from samizdat import clusters
-from samizdat.clusters import kubeconfig, resources, watching
+from samizdat.clusters import errors, fetching, kubeconfig, probing, resources, watching
+from samizdat.clusters.client import Deadlines, MemberClient
 
-FAST = clusters.Deadlines(connect=1.0, read=2.0, request=3.0, watch=5, watch_grace=1.0)
+FAST = Deadlines(connect=1.0, read=2.0, request=3.0, watch=5, watch_grace=1.0)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,14 +28,14 @@ def garbage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GarbageServer]
         yield server
 
 
-def client_of(garbage: GarbageServer) -> clusters.MemberClient:
-    return clusters.MemberClient("garbage", kubeconfig.parse(garbage.kubeconfig("garbage")), deadlines=FAST)
+def client_of(garbage: GarbageServer) -> MemberClient:
+    return MemberClient("garbage", kubeconfig.parse(garbage.kubeconfig("garbage")), deadlines=FAST)
 
 
 async def test_the_probe_calls_a_garbage_member_malformed_not_ready(garbage: GarbageServer) -> None:
     before = garbage.requests
     async with client_of(garbage) as client:
-        result = await clusters.probe(client)
+        result = await probing.probe(client)
     assert (result.ok, result.failure) == (False, "malformed"), result
     assert result.message == "GET /readyz: answered 200 without the API server's 'ok'", result
     assert garbage.requests > before, "the probe never reached the endpoint"
@@ -43,18 +43,18 @@ async def test_the_probe_calls_a_garbage_member_malformed_not_ready(garbage: Gar
 
 async def test_reads_of_a_garbage_member_are_malformed(garbage: GarbageServer) -> None:
     async with client_of(garbage) as client:
-        with pytest.raises(clusters.MemberMalformed, match="reply is not JSON"):
-            await clusters.get(client, resources.NODES, "gpu-0")
-        with pytest.raises(clusters.MemberMalformed, match="reply is not JSON"):
-            await clusters.list_objects(client, resources.PODS)
+        with pytest.raises(errors.MemberMalformed, match="reply is not JSON"):
+            await fetching.get(client, resources.NODES, "gpu-0")
+        with pytest.raises(errors.MemberMalformed, match="reply is not JSON"):
+            await fetching.list_objects(client, resources.PODS)
 
 
 async def test_watches_of_a_garbage_member_are_malformed(garbage: GarbageServer) -> None:
     async with client_of(garbage) as client:
-        with pytest.raises(clusters.MemberMalformed, match="watch of nodes carries a line that is not JSON"):
-            async for _ in clusters.watch(client, resources.NODES, resource_version="1"):
+        with pytest.raises(errors.MemberMalformed, match="watch of nodes carries a line that is not JSON"):
+            async for _ in watching.watch(client, resources.NODES, resource_version="1"):
                 pass
         stream = watching.list_then_watch(client, resources.NODES)
-        with pytest.raises(clusters.MemberMalformed):
+        with pytest.raises(errors.MemberMalformed):
             await anext(stream)
         await stream.aclose()

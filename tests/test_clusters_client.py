@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from samizdat import clusters
 from samizdat.clusters import client as client_module
-from samizdat.clusters import resources, scaling
+from samizdat.clusters import errors, resources, scaling
 from samizdat.clusters.kubeconfig import Credentials, KubeconfigError
 
 SERVER = "https://member.invalid:6443"
@@ -132,7 +132,7 @@ REPLIES: list[Any] = [
 @pytest.mark.parametrize(("body", "complaint"), REPLIES)
 def test_replies_that_are_not_objects_are_malformed(body: bytes, complaint: str) -> None:
     reply = clusters.Reply("m", 200, body)
-    with pytest.raises(clusters.MemberMalformed, match=complaint):
+    with pytest.raises(errors.MemberMalformed, match=complaint):
         reply.json()
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from samizdat import clusters
 from samizdat.clusters import errors, fetching, probing, resources, watching
+from samizdat.clusters.client import Reply
 from samizdat.clusters.kubeconfig import Credentials
 
 
@@ -124,7 +125,7 @@ async def test_the_deadline_bounds_the_whole_block() -> None:
 
 async def test_a_deadline_is_quoted_rounded_so_repeats_read_the_same() -> None:
     # What is left of a budget (0.049998s…) must not make each repeat of an Event a new message.
-    with pytest.raises(clusters.MemberTimeout, match=r"no complete response within 0.05s$"):
+    with pytest.raises(errors.MemberTimeout, match=r"no complete response within 0.05s$"):
         async with errors.deadline("m", 0.0499987):
             await asyncio.sleep(10)
 
@@ -207,13 +208,13 @@ MALFORMED_PROBE_ANSWERS: list[Any] = [
 
 @pytest.mark.parametrize(("path", "body"), MALFORMED_PROBE_ANSWERS)
 def test_a_probe_believes_200_only_with_an_api_servers_answer(path: str, body: bytes) -> None:
-    with pytest.raises(clusters.MemberMalformed):
-        probing._check_answer(path, clusters.Reply("m", 200, body))
+    with pytest.raises(errors.MemberMalformed):
+        probing._check_answer(path, Reply("m", 200, body))
 
 
 def test_an_api_servers_answers_pass_the_probe() -> None:
-    probing._check_answer("/readyz", clusters.Reply("m", 200, b"ok"))
-    probing._check_answer("/api", clusters.Reply("m", 200, b'{"kind": "APIVersions", "versions": ["v1"]}'))
+    probing._check_answer("/readyz", Reply("m", 200, b"ok"))
+    probing._check_answer("/api", Reply("m", 200, b'{"kind": "APIVersions", "versions": ["v1"]}'))
 
 
 MALFORMED_ITEMS: list[Any] = [
@@ -227,7 +228,7 @@ MALFORMED_ITEMS: list[Any] = [
 
 @pytest.mark.parametrize("items", MALFORMED_ITEMS)
 def test_list_items_without_the_metadata_of_api_objects_are_malformed(items: Any) -> None:
-    with pytest.raises(clusters.MemberMalformed, match="nodes"):
+    with pytest.raises(errors.MemberMalformed, match="nodes"):
         list(fetching._with_kind("m", items, resources.NODES))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from samizdat import clusters
-from samizdat.clusters import resources, watching
+from samizdat.clusters import errors, resources, watching
 
 PATHS: list[Any] = [
     pytest.param(resources.NODES, {}, "/api/v1/nodes", id="core-cluster-scoped-collection"),
@@ -75,11 +75,11 @@ WATCH_ERRORS: list[Any] = [
     pytest.param(b'{"type":"ERROR","object":{"kind":"Status","code":500,"message":"internal"}}',
                  clusters.MemberAPIError, id="server-error"),
     pytest.param(b'{"type":"ERROR","object":{"kind":"Status"}}', clusters.MemberAPIError, id="error-without-code"),
-    pytest.param(b"{not json", clusters.MemberMalformed, id="not-json"),
-    pytest.param(b'{"type":"ADDED","object":null}', clusters.MemberMalformed, id="no-object"),
-    pytest.param(b'{"type":"ADDED","object":{"kind":"Node"}}', clusters.MemberMalformed, id="no-metadata"),
-    pytest.param(b'{"type":"MODIFIED","object":{"metadata":{"name":"n"}}}', clusters.MemberMalformed, id="no-uid"),
-    pytest.param(b'{"type":"DELETED","object":{"metadata":{"name":7,"uid":"u"}}}', clusters.MemberMalformed,
+    pytest.param(b"{not json", errors.MemberMalformed, id="not-json"),
+    pytest.param(b'{"type":"ADDED","object":null}', errors.MemberMalformed, id="no-object"),
+    pytest.param(b'{"type":"ADDED","object":{"kind":"Node"}}', errors.MemberMalformed, id="no-metadata"),
+    pytest.param(b'{"type":"MODIFIED","object":{"metadata":{"name":"n"}}}', errors.MemberMalformed, id="no-uid"),
+    pytest.param(b'{"type":"DELETED","object":{"metadata":{"name":7,"uid":"u"}}}', errors.MemberMalformed,
                  id="name-not-a-string"),
 ]
 
