@@ -48,6 +48,22 @@ def test_down_state_names_the_failure() -> None:
     assert state.reason == "ProbeUnauthorized"
 
 
+def test_a_member_that_answers_garbage_is_never_ready_and_says_why() -> None:
+    state = MemberHealth()
+    for now in range(10):
+        state = health.observe_probe(state, POLICY, now, Failure.MALFORMED,
+                                     "GET /readyz: answered 200 without the API server's 'ok'")
+        assert state.phase is not Phase.READY
+    assert (state.phase, state.reason) == (Phase.DOWN, "ProbeMalformed")
+
+
+def test_views_that_cannot_be_listed_fail_a_member_like_probes() -> None:
+    state = run([(0, None)])
+    for now in (1, 2, 5):
+        state = health.observe_probe(state, POLICY, now, Failure.MALFORMED, "pods: reply is not JSON", seen_by="View")
+    assert (state.phase, state.reason, state.message) == (Phase.DOWN, "ViewMalformed", "pods: reply is not JSON")
+
+
 def test_quarantine_ignores_probes_until_it_ends_then_requires_recovery() -> None:
     state = health.observe_censorship(run([(0, None)]), now=10, quarantine_seconds=30, kind="ObjectDeleted",
                                       message="deployment deleted")

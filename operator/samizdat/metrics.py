@@ -52,6 +52,11 @@ DECISION_DURATION = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
 )
 EVICTIONS_HALTED = Gauge("samizdat_evictions_halted", "1 while the self-partition guard halts evictions.")
+MEMBER_VIEW_ERRORS = Counter(
+    "samizdat_member_view_errors_total",
+    "Failed lists and watches of a member's views (nodes, pods, namespaces, copies), by failure kind.",
+    ["member", "view", "reason"],
+)
 
 _countries_by_workload: dict[tuple[str, str], Mapping[str, int]] = {}
 _published_countries: set[str] = set()
@@ -90,6 +95,10 @@ def member_phase(member: str, phase: str, quarantined_members: int) -> None:
 
 def member_censored(member: str, kind: str) -> None:
     CENSORSHIP_EVENTS.labels(member, kind).inc()
+
+
+def member_view_failed(member: str, view: str, reason: str) -> None:
+    MEMBER_VIEW_ERRORS.labels(member, view, reason).inc()
 
 
 def member_gpus(member: str, total: int, free: int) -> None:

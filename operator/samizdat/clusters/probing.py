@@ -61,10 +61,14 @@ async def probe(client: MemberClient, timeout: float | None = None) -> Probe:
         except errors.MemberTimeout:
             return _failed(client.member, started, "timeout", f"GET {path}: no answer within {budget:g}s")
         except errors.MemberError as error:
-            failure: Failure = next((name for kind, name in _FAILURES if isinstance(error, kind)), "error")
-            return _failed(client.member, started, failure, f"GET {path}: {error.message}")
+            return _failed(client.member, started, failure_of(error), f"GET {path}: {error.message}")
         return Probe(client.member, True, time.monotonic() - started, None, f"GET {path}: ok")
     raise AssertionError("unreachable: the last path always returns")
+
+
+def failure_of(error: errors.MemberError) -> Failure:
+    """The failure-model word for `error`, as probes and views report it."""
+    return next((name for kind, name in _FAILURES if isinstance(error, kind)), "error")
 
 
 def _check_answer(path: str, reply: Reply) -> None:
