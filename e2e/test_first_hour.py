@@ -154,12 +154,13 @@ def garbage_member(hub: Sandbox, operator: OperatorProcess, tmp_path: Path) -> I
 def test_a_garbage_member_is_never_ready_says_why_and_others_fail_over_as_usual(
     hub: Sandbox, operator: OperatorProcess, garbage_member: GarbageServer
 ) -> None:
-    def ready_condition() -> dict[str, Any]:
+    def malformed() -> dict[str, Any] | None:
         status = hub.kubectl("hub").get_json("mc", GARBAGE).get("status", {})
-        return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+        ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+        return ready if ready.get("reason") == "ProbeMalformed" else None
 
-    why = eventually(lambda: ready_condition().get("reason") == "ProbeMalformed" and ready_condition(),
-                     timeout=30, what=f"{GARBAGE} not Ready, saying why")
+    why = eventually(malformed, timeout=30, what=f"{GARBAGE} not Ready, saying why")
+    assert why is not None
     assert why["status"] == "False" and "answered 200 without the API server's 'ok'" in why["message"], why
     assert garbage_member.requests > 0
     log_lines_before = len(operator.tail(100000).splitlines())
