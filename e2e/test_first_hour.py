@@ -156,7 +156,7 @@ def test_a_garbage_member_is_never_ready_says_why_and_others_fail_over_as_usual(
 ) -> None:
     def malformed() -> dict[str, Any] | None:
         status = hub.kubectl("hub").get_json("mc", GARBAGE).get("status", {})
-        ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+        ready: dict[str, Any] = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
         return ready if ready.get("reason") == "ProbeMalformed" else None
 
     why = eventually(malformed, timeout=30, what=f"{GARBAGE} not Ready, saying why")
