@@ -70,7 +70,8 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
 for _reason in ("MemberDown", "Censoring"):
     FAILOVERS.labels(_reason)
 CENSORSHIP_KINDS = ("ObjectDeleted", "ScaledToZero", "SpecAltered", "CredentialsRevoked", "NamespaceRemoved")
-FAILURE_KINDS = ("refused", "timeout", "unauthorized", "forbidden", "error")
+FAILURE_KINDS = ("refused", "timeout", "unauthorized", "forbidden", "malformed", "error")
+VIEWS = ("nodes", "pods", "namespaces", "deployments", "jobs")  # what a member's informers list and watch
 
 
 def member_connected(member: str) -> None:
@@ -78,6 +79,8 @@ def member_connected(member: str) -> None:
         CENSORSHIP_EVENTS.labels(member, kind)
     for kind in FAILURE_KINDS:
         MEMBER_API_ERRORS.labels(member, kind)
+        for view in VIEWS:
+            MEMBER_VIEW_ERRORS.labels(member, view, kind)
 
 
 def member_probed(member: str, ok: bool, seconds: float, failure: str | None) -> None:
