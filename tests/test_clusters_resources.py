@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from samizdat import clusters
 from samizdat.clusters import errors, resources, watching
 
 PATHS: list[Any] = [
@@ -71,10 +70,10 @@ def test_watch_events(line: bytes, kind: str, version: str | None) -> None:
 
 WATCH_ERRORS: list[Any] = [
     pytest.param(b'{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired",'
-                 b'"message":"too old resource version: 1 (737)"}}', clusters.Gone, id="expired-version"),
+                 b'"message":"too old resource version: 1 (737)"}}', errors.Gone, id="expired-version"),
     pytest.param(b'{"type":"ERROR","object":{"kind":"Status","code":500,"message":"internal"}}',
-                 clusters.MemberAPIError, id="server-error"),
-    pytest.param(b'{"type":"ERROR","object":{"kind":"Status"}}', clusters.MemberAPIError, id="error-without-code"),
+                 errors.MemberAPIError, id="server-error"),
+    pytest.param(b'{"type":"ERROR","object":{"kind":"Status"}}', errors.MemberAPIError, id="error-without-code"),
     pytest.param(b"{not json", errors.MemberMalformed, id="not-json"),
     pytest.param(b'{"type":"ADDED","object":null}', errors.MemberMalformed, id="no-object"),
     pytest.param(b'{"type":"ADDED","object":{"kind":"Node"}}', errors.MemberMalformed, id="no-metadata"),
@@ -85,7 +84,7 @@ WATCH_ERRORS: list[Any] = [
 
 
 @pytest.mark.parametrize(("line", "expected"), WATCH_ERRORS)
-def test_watch_errors(line: bytes, expected: type[clusters.MemberError]) -> None:
+def test_watch_errors(line: bytes, expected: type[errors.MemberError]) -> None:
     with pytest.raises(expected):
         watching._parse("m", line, resources.NODES)
 

@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
-
 from samizdat.clusters import errors
 from samizdat.clusters.client import MemberClient, Reply
+from samizdat.health import Failure
 
-Failure = Literal["refused", "timeout", "unauthorized", "forbidden", "malformed", "error"]
 PATHS = ("/readyz", "/api")
 
 _FAILURES: tuple[tuple[type[errors.MemberError], Failure], ...] = (
-    (errors.MemberUnreachable, "refused"),
-    (errors.MemberTimeout, "timeout"),
-    (errors.MemberUnauthorized, "unauthorized"),
-    (errors.MemberForbidden, "forbidden"),
-    (errors.MemberMalformed, "malformed"),
+    (errors.MemberUnreachable, Failure.REFUSED),
+    (errors.MemberTimeout, Failure.TIMEOUT),
+    (errors.MemberUnauthorized, Failure.UNAUTHORIZED),
+    (errors.MemberForbidden, Failure.FORBIDDEN),
+    (errors.MemberMalformed, Failure.MALFORMED),
 )
 
 
@@ -57,9 +55,9 @@ async def probe(client: MemberClient, timeout: float | None = None) -> Probe:
         except errors.MemberForbidden:
             if index + 1 < len(PATHS):
                 continue  # this identity may not read PATHS[index]; try the next
-            return _failed(client.member, started, "forbidden", f"GET {path} is forbidden to our identity")
+            return _failed(client.member, started, Failure.FORBIDDEN, f"GET {path} is forbidden to our identity")
         except errors.MemberTimeout:
-            return _failed(client.member, started, "timeout", f"GET {path}: no answer within {budget:g}s")
+            return _failed(client.member, started, Failure.TIMEOUT, f"GET {path}: no answer within {budget:g}s")
         except errors.MemberError as error:
             return _failed(client.member, started, failure_of(error), f"GET {path}: {error.message}")
         return Probe(client.member, True, time.monotonic() - started, None, f"GET {path}: ok")
@@ -68,7 +66,7 @@ async def probe(client: MemberClient, timeout: float | None = None) -> Probe:
 
 def failure_of(error: errors.MemberError) -> Failure:
     """The failure-model word for `error`, as probes and views report it."""
-    return next((name for kind, name in _FAILURES if isinstance(error, kind)), "error")
+    return next((name for kind, name in _FAILURES if isinstance(error, kind)), Failure.ERROR)
 
 
 def _check_answer(path: str, reply: Reply) -> None:
