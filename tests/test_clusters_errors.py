@@ -235,3 +235,12 @@ def test_list_items_get_their_kind_and_a_null_list_is_empty() -> None:
     node = {"metadata": {"name": "a", "uid": "u"}}
     assert list(fetching._with_kind("m", [node], resources.NODES)) == [{**node, "apiVersion": "v1", "kind": "Node"}]
     assert list(fetching._with_kind("m", None, resources.NODES)) == []
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    pytest.param(b"[+]ping ok\n[-]etcd failed: reason withheld\n[-]informer-sync failed\nreadyz check failed\n",
+                 "not ready (etcd, informer-sync failing)", id="failing-checks"),
+    pytest.param(b"[+]ping ok\n[+]log ok\n" * 40, "not ready (HTTP 500)", id="failing-check-cut-off"),
+])
+def test_a_probe_of_an_api_server_not_ready_names_only_its_failing_checks(body: bytes, said: str) -> None:
+    assert probing._in_short(errors.for_response("m", 500, body)) == said

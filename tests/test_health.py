@@ -42,6 +42,13 @@ def test_probe_outcomes_move_phases_with_hysteresis(outcomes: list[tuple[float, 
     assert run(outcomes).phase is phase
 
 
+def test_a_member_never_ready_stays_pending_with_the_reason_until_down() -> None:
+    state = run([(0, Failure.TIMEOUT), (1, Failure.TIMEOUT)])
+    assert (state.phase, state.reason) == (Phase.PENDING, "ProbeTimeout")
+    assert run([(0, Failure.TIMEOUT), (1, None)]).phase is Phase.READY, "a slow first probe costs nothing"
+    assert run([(0, Failure.TIMEOUT), (1, Failure.TIMEOUT), (3, Failure.TIMEOUT)]).phase is Phase.DOWN
+
+
 def test_down_state_names_the_failure() -> None:
     state = run([(0, Failure.UNAUTHORIZED), (10, Failure.UNAUTHORIZED)])
     assert state.phase is Phase.DOWN and state.lost

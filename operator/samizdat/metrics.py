@@ -29,7 +29,7 @@ MEMBER_PROBE_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 MEMBER_GPUS = Gauge("samizdat_member_gpus", "Allocatable GPUs on the member's GPU nodes.", ["member"])
-MEMBER_GPUS_FREE = Gauge("samizdat_member_gpus_free", "GPUs not requested by any pod on the member.", ["member"])
+MEMBER_GPUS_FREE = Gauge("samizdat_member_gpus_free", "GPUs not requested by any pod on a Ready member.", ["member"])
 MEMBER_API_ERRORS = Counter("samizdat_member_api_errors_total", "Failed probes of a member, by failure kind.",
                             ["member", "kind"])
 CENSORSHIP_EVENTS = Counter("samizdat_censorship_events_total", "Censorship seen in a member, by kind.",
@@ -108,9 +108,13 @@ def member_view_failed(member: str, view: str, reason: str) -> None:
     MEMBER_VIEW_ERRORS.labels(member, view, reason).inc()
 
 
-def member_gpus(member: str, total: int, free: int) -> None:
+def member_gpus(member: str, total: int, free: int | None) -> None:
+    """`free` is None while the member is not Ready: the series goes, rather than show a stale count."""
     MEMBER_GPUS.labels(member).set(total)
-    MEMBER_GPUS_FREE.labels(member).set(free)
+    if free is None:
+        _remove(MEMBER_GPUS_FREE, member)
+    else:
+        MEMBER_GPUS_FREE.labels(member).set(free)
 
 
 def forget_member(member: str) -> None:

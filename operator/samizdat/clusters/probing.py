@@ -14,6 +14,7 @@ duration, only the budget, so a member that keeps failing the same way reads the
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from samizdat.clusters import errors
@@ -59,7 +60,7 @@ async def probe(client: MemberClient, timeout: float | None = None) -> Probe:
         except errors.MemberTimeout:
             return _failed(client.member, started, Failure.TIMEOUT, f"GET {path}: no answer within {budget:g}s")
         except errors.MemberError as error:
-            return _failed(client.member, started, failure_of(error), f"GET {path}: {error.message}")
+            return _failed(client.member, started, failure_of(error), f"GET {path}: {_in_short(error)}")
         return Probe(client.member, True, time.monotonic() - started, None, f"GET {path}: ok")
     raise AssertionError("unreachable: the last path always returns")
 
@@ -67,6 +68,15 @@ async def probe(client: MemberClient, timeout: float | None = None) -> Probe:
 def failure_of(error: errors.MemberError) -> Failure:
     """The failure-model word for `error`, as probes and views report it."""
     return next((name for kind, name in _FAILURES if isinstance(error, kind)), Failure.ERROR)
+
+
+def _in_short(error: errors.MemberError) -> str:
+    """What a failed probe says, briefly: an API server not ready lists its checks (`[+]ping ok [-]etcd
+    failed …`), of which only the failing ones tell anything."""
+    if error.status is None or error.status < 500:
+        return error.message
+    failing = re.findall(r"\[-\]([^\s\[]+)", error.message)
+    return f"not ready ({', '.join(failing)} failing)" if failing else f"not ready (HTTP {error.status})"
 
 
 def _check_answer(path: str, reply: Reply) -> None:

@@ -13,6 +13,7 @@ failure to record one is logged and never stops the caller.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
@@ -77,6 +78,18 @@ class Recorder:
         self.component = component
         self.instance = instance[:128]
         self._counts: OrderedDict[str, int] = OrderedDict()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def say(self, regarding: Regarding, type_: EventType, reason: str, message: str) -> None:
+        """Record in the background: a reconciler must not wait on the hub for an Event."""
+        task = asyncio.create_task(self.record(regarding, type_, reason, message), name=f"event {reason}")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def aclose(self) -> None:
+        """Wait for Events still being recorded (at shutdown: they say what was last decided)."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=5)
 
     async def record(self, regarding: Regarding, type_: EventType, reason: str, message: str) -> None:
         """Say `message` about `regarding`: a new Event, or one more count on the Event that said it before."""

@@ -18,6 +18,7 @@ import pydantic
 
 from samizdat import health, metrics, model
 from samizdat.clusters import errors, kubeconfig
+from samizdat.clusters.recording import EventType
 from samizdat.fleet import Fleet, MemberState
 from samizdat.handlers import conditions, hub, startup
 from samizdat.handlers.conditions import Observed
@@ -41,9 +42,14 @@ def build_status(spec: model.MemberCluster, member: MemberState, now: datetime) 
     reachable = probe.ok if probe is not None else None
     censoring = member.censorship
     ready = member.ready
+    if ready:
+        why_not = ("Ready", "member counts for placement")
+    elif health.schedulable(state.phase):
+        why_not = ("Syncing", "views of the member not complete yet, or its stale copies being fenced")
+    else:
+        why_not = (state.reason, state.message)
     observed = [
-        Observed(Type.READY, ready, "Ready" if ready else state.reason,
-                 "member counts for placement" if ready else state.message),
+        Observed(Type.READY, ready, *why_not),
         Observed(Type.REACHABLE, reachable, "ProbeSucceeded" if reachable else state.reason,
                  f"last probe {probe.latency_s * 1000:.0f} ms" if probe is not None and probe.ok else state.message),
         Observed(Type.CENSORING, censoring is not None,
@@ -66,12 +72,13 @@ def build_status(spec: model.MemberCluster, member: MemberState, now: datetime) 
             for s in shapes
         ),
         total_gpus=member.total_gpus,
-        free_gpus=sum(s.free_gpus * s.nodes for s in shapes),
+        # Only a member that counts has a current free count; any other figure may be stale.
+        free_gpus=sum(s.free_gpus * s.nodes for s in shapes) if ready else None,
         observed_generation=spec.metadata.generation,
     )
     dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     # A merge patch keeps what it does not mention: clear what no longer applies explicitly.
-    for key in ("quarantinedUntil", "censorshipEvidence", "lastProbeLatencyMs"):
+    for key in ("quarantinedUntil", "censorshipEvidence", "lastProbeLatencyMs", "freeGPUs"):
         dumped.setdefault(key, None)
     return dumped
 
@@ -102,7 +109,7 @@ async def run_member(
             try:
                 spec = parse(body)
             except pydantic.ValidationError as error:
-                kopf.warn(body, reason="InvalidSpec", message=str(error)[:1024])
+                hub.say(memo.recorder, body, "Warning", "InvalidSpec", str(error))
                 await stopped.wait(RETRY_CONNECT_S[1])
                 continue
             if not connected:
@@ -111,7 +118,7 @@ async def run_member(
                     text = await hub.read_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key)
                     server = await fleet.connect(spec, text)
                     connected, connected_with = True, text
-                    kopf.event(body, type="Normal", reason="Connecting", message=f"connecting to {server}")
+                    hub.say(memo.recorder, body, "Normal", "Connecting", f"connecting to {server}")
                     delay = RETRY_CONNECT_S[0]
                 except (errors.MemberError, kubeconfig.KubeconfigError) as error:
                     await _report_unusable(memo, body, spec, error)
@@ -149,7 +156,7 @@ async def _follow(
             if time.monotonic() - last_secret_check > SECRET_RECHECK_S:
                 last_secret_check = time.monotonic()
                 if await _credentials_changed(memo, spec, connected_with):
-                    kopf.event(body, type="Normal", reason="CredentialsChanged", message="reconnecting")
+                    hub.say(memo.recorder, body, "Normal", "CredentialsChanged", "reconnecting")
                     await fleet.disconnect(name)
                     return
             fleet.update_spec(spec)
@@ -160,7 +167,7 @@ async def _follow(
             status = build_status(spec, member, now)
             metrics.member_gpus(name, status["totalGPUs"], status["freeGPUs"])
             if member.health.phase is not last_phase:
-                _announce(body, member.health, last_phase)
+                _announce(memo, body, member.health, last_phase)
                 last_phase = member.health.phase
             stale = time.monotonic() - last_write > STATUS_REFRESH_S
             if written is None or stale or _comparable(status) != _comparable(written):
@@ -179,20 +186,19 @@ async def _follow(
         fleet.unsubscribe(name, member=True)
 
 
-def _announce(body: kopf.Body, state: health.MemberHealth, before: Phase | None) -> None:
+def _announce(memo: kopf.Memo, body: kopf.Body, state: health.MemberHealth, before: Phase | None) -> None:
+    """One Event per phase transition, in the member's own words (the probe's or a view's failure)."""
     phase = state.phase
     if before is None and phase is Phase.PENDING:
         return
     message = f"{before.value if before else 'New'} -> {phase.value}: {state.message}"
-    if health.lost(phase) or health.unreachable(phase):
-        kopf.warn(body, reason=f"Member{phase.value}", message=message)
-    else:
-        kopf.event(body, type="Normal", reason=f"Member{phase.value}", message=message)
+    kind: EventType = "Warning" if health.lost(phase) or health.unreachable(phase) else "Normal"
+    hub.say(memo.recorder, body, kind, f"Member{phase.value}", message)
 
 
 async def _report_unusable(memo: kopf.Memo, body: kopf.Body, spec: model.MemberCluster, error: Exception) -> None:
     reason = "KubeconfigInvalid" if isinstance(error, kubeconfig.KubeconfigError) else "SecretUnavailable"
-    kopf.warn(body, reason=reason, message=str(error)[:1024])
+    hub.say(memo.recorder, body, "Warning", reason, str(error))
     now = datetime.now(UTC)
     status = model.MemberClusterStatus(
         phase=Phase.PENDING,

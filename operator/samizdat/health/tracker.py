@@ -123,6 +123,8 @@ def _failure(
     phase = health.phase
     if now - failing_since >= policy.down_after_seconds or phase is Phase.DOWN:
         phase = Phase.DOWN
+    elif phase is Phase.PENDING:
+        pass  # never Ready yet, so nothing to suspect (a cold start's slow first probe warns no one)
     elif failures >= policy.suspect_after_failures:
         phase = Phase.SUSPECT
     return MemberHealth(
