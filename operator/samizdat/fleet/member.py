@@ -12,8 +12,8 @@ changed by someone else. Copies samizdat itself deletes are remembered until the
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import json
 import logging
 import time
