@@ -53,7 +53,7 @@ def _loss_for(uid: str, member: Member) -> str:
     phase = member.health.phase.value.lower()
     evidence = member.censorship
     if evidence is None:
-        return f"{phase} ({member.health.reason})"
+        return f"{phase} ({member.lost_reason or member.health.reason})"
     if evidence.workload_uid == uid:
         return f"{phase}: {evidence.message}"
     return f"{phase}: the member censors ({evidence.kind.value}); its evidence is on MemberCluster {member.name}"

@@ -137,6 +137,7 @@ class Member:
         self.censorship: Censorship | None = None
         self.last_probe: probing.Probe | None = None
         self.lost_since: float | None = None  # monotonic time the current loss began
+        self.lost_reason: str | None = None  # the health reason the current loss began with
         # Views whose list or watch keeps failing: view -> (failures in a row, the last failure, its message).
         self.view_failures: dict[str, tuple[int, health.Failure, str]] = {}
         self._deleting: set[str] = set()  # copy names samizdat itself is deleting
@@ -235,8 +236,11 @@ class Member:
             if lost and self.lost_since is None:
                 # A failure started when the first probe failed, not when it was judged Down.
                 self.lost_since = new.failing_since if new.failing_since is not None else self.clock()
+                # Why it was lost, kept while the loss lasts: a member restarting says other things on its
+                # way back (not ready, views refused), and the loss must read the same until it ends.
+                self.lost_reason = new.reason
             elif not lost:
-                self.lost_since = None
+                self.lost_since = self.lost_reason = None
             logger.info("member %s: %s -> %s (%s)", self.name, old.phase, new.phase, new.message)
             if new.phase is Phase.READY:
                 self.censorship = None
