@@ -19,6 +19,7 @@ import kopf
 import pydantic
 
 from samizdat import metrics, model, placement
+from samizdat.clusters.recording import EventType
 from samizdat.fleet import Fleet
 from samizdat.handlers import conditions, hub, startup
 from samizdat.handlers.conditions import Observed
@@ -69,7 +70,7 @@ async def run_workload(
                 workload = model.AIWorkload.model_validate(dict(body))
             except pydantic.ValidationError as error:
                 written = await _write(memo, body, _invalid_status(body, error), written, logger)
-                said = _say(body, said, [("Warning", "InvalidSpec", _first_error(error))])
+                said = _say(memo, body, said, [("Warning", "InvalidSpec", _first_error(error))])
                 await _sleep(wake, stopped, RESYNC_S)
                 continue
             if fleet.settling(kwargs["member_names"]):
@@ -80,7 +81,7 @@ async def run_workload(
             status, gauges = build_status(workload, fleet, outcome, last_failover)
             metrics.workload_state(workload.metadata.namespace or "", workload.metadata.name, **gauges)
             written = await _write(memo, body, status, written, logger)
-            said = _say(body, said, _events(workload, outcome))
+            said = _say(memo, body, said, _events(workload, outcome))
             await _sleep(wake, stopped, RETRY_S if outcome.failures else RESYNC_S)
     finally:
         fleet.unsubscribe(uid)
@@ -91,7 +92,7 @@ async def delete_workload(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) 
     metrics.forget_workload(body.meta["namespace"], body.meta["name"])
     unreachable = await remove_everywhere(uid, memo.fleet)
     if unreachable:
-        kopf.warn(body, reason="CleanupDeferred", message=(
+        hub.say(memo.recorder, body, "Warning", "CleanupDeferred", (
             f"copies in {', '.join(unreachable)} could not be deleted now; they are deleted when "
             "those members are reachable again"
         ))
@@ -122,24 +123,27 @@ async def _write(
     return status
 
 
-def _say(body: kopf.Body, said: tuple[str, ...], events: list[tuple[str, str, str]]) -> tuple[str, ...]:
-    """Post each Event once per distinct message, not on every resync."""
+def _say(
+    memo: kopf.Memo, body: kopf.Body, said: tuple[str, ...], events: list[tuple[EventType, str, str]]
+) -> tuple[str, ...]:
+    """Say each Event once while it holds, not on every resync; said again after it stopped holding
+    (the same member lost a second time), the hub counts it on the Event that said it first."""
     keys = tuple(f"{reason}:{message}" for _, reason, message in events)
     for (kind, reason, message), key in zip(events, keys, strict=True):
         if key not in said:
-            kopf.event(body, type=kind, reason=reason, message=message)
-    return keys or said
+            hub.say(memo.recorder, body, kind, reason, message)
+    return keys
 
 
-def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[str, str, str]]:
-    events: list[tuple[str, str, str]] = []
+def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[EventType, str, str]]:
+    events: list[tuple[EventType, str, str]] = []
     if outcome.halted:
         events.append(("Warning", "EvictionsHalted", outcome.halted))
     decision = outcome.decision
     if decision is not None and not decision.feasible:
         events.append(("Warning", "Infeasible", _infeasible_message(decision)))
     for name, loss in sorted(outcome.lost.items()):
-        events.append(("Warning", "MemberLost", f"replicas in {name} no longer count ({loss.why})"))
+        events.append(("Warning", "MemberLost", f"replicas in {name} no longer count, the member is {loss.why}"))
     for change in outcome.changes:
         verb = {"placed": "Placed", "scaled": "Scaled", "updated": "Updated", "removed": "Removed"}[change.verb]
         events.append(("Normal", verb, f"{change.verb} {change.replicas} replica(s) in {change.member}"))
