@@ -80,6 +80,7 @@ def to_rules(placement: model.PlacementRules) -> snapshot.Rules:
         denied_alliances=frozenset(placement.denied_alliances),
         require_tee=placement.require_tee,
         cluster_selector=dict(placement.cluster_selector.match_labels),
+        when_unsatisfiable=placement.when_unsatisfiable,
     )
 
 
