@@ -29,6 +29,9 @@ STRICT = WhenUnsatisfiable.DO_NOT_SCHEDULE
 PROVIDERS = ("p1", "p2", "p3", "p4")
 # Thousands of instances under the default "ci" profile (300 examples a test), more with "thorough".
 MANY = settings(max_examples=4 * settings.default.max_examples)
+# The degraded-mode suites: as many as MANY under "ci", the profile's own count under "thorough" (four
+# times it would take hours on two cores).
+DEGRADED = settings(max_examples=max(1200, settings.default.max_examples))
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 
 
@@ -334,7 +337,7 @@ def starved(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
     return snapshot, request
 
 
-@MANY
+@DEGRADED
 @given(starved())
 def test_degraded_placement_keeps_every_limit_and_reaches_the_most_spread(
     instance: tuple[placement.Snapshot, placement.Request],
@@ -386,7 +389,7 @@ def recoveries(draw: Draw) -> tuple[placement.Snapshot, placement.Request, place
     return snapshot, replace(request, current=dict(during.assignments)), during
 
 
-@MANY
+@DEGRADED
 @given(recoveries())
 def test_spread_is_restored_with_the_fewest_moves_when_members_return(
     case: tuple[placement.Snapshot, placement.Request, placement.Decision],
