@@ -7,6 +7,7 @@ from samizdat.model.ai_workload import (
     AIWorkloadStatus,
     ClusterSelector,
     Failover,
+    FailoverReason,
     FailoverPolicy,
     GPURequirements,
     MemberPlacement,
@@ -29,6 +30,7 @@ from samizdat.model.member_cluster import (
     MemberClusterStatus,
     Phase,
     SecretKeyRef,
+    unschedulable,
 )
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "Failover",
+    "FailoverReason",
     "FailoverPolicy",
     "GPUNodeShape",
     "GPURequirements",
@@ -64,4 +67,5 @@ __all__ = [
     "PlacementRules",
     "SecretKeyRef",
     "WhenUnsatisfiable",
+    "unschedulable",
 ]
