@@ -310,6 +310,35 @@ async def test_reconciles_share_one_snapshot_until_something_changes(world: Worl
     assert world.fleet.snapshot() is not placed
 
 
+async def test_a_broad_outage_gives_up_spread_not_capacity_and_restores_it(world: World) -> None:
+    """Issue #12 in small: Japan down leaves Germany and France, at most 2 replicas each, for 4 replicas
+    that want 3 countries: all 4 run, the status says which minimum is given up, and healing restores it."""
+    spread = workload(4, minJurisdictions=3, maxPerJurisdiction=2)
+    await world.connect()
+    await reconcile(spread, world.fleet)
+    world.lose("jp")
+
+    outcome = await reconcile(spread, world.fleet)
+
+    assert outcome.decision is not None and outcome.decision.degraded
+    assert outcome.decision.assignments == {"de": 2, "fr": 2}
+    status, gauges = aiworkloads.build_status(spread, world.fleet, outcome, None)
+    conditions = {c["type"]: c for c in status["conditions"]}
+    rules = conditions["RulesSatisfied"]
+    assert (rules["status"], rules["reason"]) == ("False", "SpreadDegraded")
+    assert "minJurisdictions 3 not met: 2 reached, 1 short" in rules["message"]
+    assert conditions["Degraded"]["status"] == "True"  # MemberLost while Japan's copy is left behind
+    assert gauges["violations"] == 1 and gauges["jurisdictions"] == 2
+    assert "SpreadDegraded" in [reason for _, reason, _ in aiworkloads._events(spread, outcome)]
+
+    world.heal("jp")
+    await settle()
+    healed = await reconcile(spread, world.fleet)
+
+    assert healed.decision is not None and not healed.decision.degraded
+    assert healed.decision.moves == 1, "one replica moves back to restore the third country"
+
+
 def test_settling_ends_after_a_bound_even_if_a_member_never_connects(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])

@@ -142,6 +142,8 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[EventTyp
     decision = outcome.decision
     if decision is not None and not decision.feasible:
         events.append(("Warning", "Infeasible", _infeasible_message(decision)))
+    if decision is not None and decision.degraded:
+        events.append(("Warning", SPREAD_DEGRADED, _degraded_message(decision)))
     for name, loss in sorted(outcome.lost.items()):
         events.append(("Warning", "MemberLost", f"replicas in {name} no longer count, the member is {loss.why}"))
     for change in outcome.changes:
@@ -155,6 +157,16 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[EventTyp
 def _infeasible_message(decision: placement.Decision) -> str:
     rule = decision.binding_rule or "rules"
     return f"cannot place: {rule} binds: {decision.explanation or 'no placement satisfies every rule'}"
+
+
+# Reason of the RulesSatisfied condition and of the Event when a spread minimum is given up (see
+# docs/placement.md, "Limits and spread minimums").
+SPREAD_DEGRADED = "SpreadDegraded"
+
+
+def _degraded_message(decision: placement.Decision) -> str:
+    short = "; ".join(str(shortfall) for shortfall in decision.shortfalls)
+    return f"every replica placed under the limits, spread given up: {short} ({decision.explanation})"
 
 
 def _camel(rule: str | None) -> str:
@@ -269,6 +281,10 @@ def _rules(outcome: Outcome, violations: list[str], replicas: int, wanted: int) 
     decision = outcome.decision
     if decision is not None and not decision.feasible:
         return Observed(Type.RULES_SATISFIED, False, _camel(decision.binding_rule), _infeasible_message(decision))
+    given_up = {shortfall.rule for shortfall in decision.shortfalls} if decision is not None else set()
+    if decision is not None and given_up and all(v.split(":")[0] in given_up for v in violations):
+        # only what the decision gives up is broken: no limit is
+        return Observed(Type.RULES_SATISFIED, False, SPREAD_DEGRADED, _degraded_message(decision))
     if violations:
         return Observed(Type.RULES_SATISFIED, False, "RuleViolated", "; ".join(violations))
     if replicas < wanted:
@@ -284,6 +300,8 @@ def _degraded(outcome: Outcome, ready: int, wanted: int) -> Observed[Type]:
                         "; ".join(f"{m}: {loss.why}" for m, loss in outcome.lost.items()))
     if ready < wanted:
         return Observed(Type.DEGRADED, True, "ReplicasNotReady", f"{ready}/{wanted} ready")
+    if outcome.decision is not None and outcome.decision.degraded:
+        return Observed(Type.DEGRADED, True, SPREAD_DEGRADED, _degraded_message(outcome.decision))
     return Observed(Type.DEGRADED, False, "AsDesired", "all replicas ready")
 
 
