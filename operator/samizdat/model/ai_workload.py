@@ -123,7 +123,12 @@ class FailoverPolicy(Model):
     """Warm replicas kept beyond spec.replicas so a failover need not wait for a cold start; placement
     rules count them like every other replica."""
     quarantine_seconds: Count = 300
-    """After a member fails or censors, no replica of this workload returns to it for this many seconds."""
+    """After a member fails or censors, or starves a replica past its start deadline, no replica of this
+    workload returns to it for this many seconds."""
+    start_deadline_seconds: PositiveCount = 600
+    """A replica not Ready this many seconds after samizdat asked for it counts as lost and is placed
+    elsewhere. The default allows a large model server to pull its image and load tens of GiB of weights
+    onto its GPUs (minutes on a cold node), while a replica starved by its member waits at most 10 min."""
 
 
 class ModelRef(Model):
