@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from samizdat import manifests, starts
+from samizdat import manifests, placement, starts
+from samizdat.placement import Member, NodeShape, Request, Rules, Snapshot
 from samizdat.model import CensorshipKind
 from samizdat.starts import Cause, ReplicaStart, ReplicaState
 
@@ -181,3 +182,25 @@ def test_judge_overdue_replicas(
     verdict = starts.judge(replicas, images_elsewhere, ready_elsewhere)
     assert (verdict.lost, verdict.censorship, verdict.back_off) == (lost, censorship, back_off)
     assert bool(verdict.evidence) == bool(lost)
+
+
+def test_status_groups_unready_replicas_by_state_and_cause() -> None:
+    got = starts.summarise([replica(Cause.READY, False), replica(Cause.INSUFFICIENT_GPUS),
+                            replica(Cause.INSUFFICIENT_GPUS, overdue=False), replica(Cause.NO_SCHEDULER)])
+    assert [(g.reason, g.replicas, g.overdue) for g in got] == [
+        (Cause.INSUFFICIENT_GPUS, 2, 1), (Cause.NO_SCHEDULER, 1, 1)]
+
+
+def test_overdue_replicas_move_and_a_backed_off_member_keeps_only_what_runs() -> None:
+    """The reconcile's use of a verdict: the overdue replica counts as not placed, the member is backed
+    off (no new replicas of this workload), so the replica lands elsewhere and the stuck copy shrinks."""
+    gpus = (NodeShape("H100", 81559, False, 8, 1),)
+    snapshot = Snapshot(members=(Member("fr", "FR", "p1", shapes=gpus), Member("de", "DE", "p2", shapes=gpus),
+                                 Member("ch", "CH", "p3", shapes=gpus)))
+    rules = Rules(min_jurisdictions=2, max_per_jurisdiction=2)
+    verdict = starts.judge([replica(Cause.READY, False), replica(Cause.INSUFFICIENT_GPUS)], frozenset(), True)
+    current = {"fr": 2 - verdict.lost, "de": 1}
+    decision = placement.solve(placement.withhold(snapshot, {"fr": verdict.evidence}),
+                               Request(replicas=3, rules=rules, current=current))
+    assert decision.assignments == {"fr": 1, "de": 2} or decision.assignments == {"fr": 1, "de": 1, "ch": 1}
+    assert decision.assignments["fr"] == 1

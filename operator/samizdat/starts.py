@@ -24,39 +24,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from samizdat import inventory, manifests
+from samizdat import inventory, manifests, model
 from samizdat.model import CensorshipKind
 
 IMAGE_PULL_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"})
 CRASH_REASONS = frozenset({"CrashLoopBackOff"})
 
 
-class ReplicaState(StrEnum):
-    """Where a replica is on its way to Ready; a bounded label set for the metric."""
-
-    READY = "Ready"
-    STARTING = "Starting"
-    UNSCHEDULED = "Unscheduled"
-    CANNOT_START = "CannotStart"
-
-
-class Cause(StrEnum):
-    """Why a replica is in its state, CamelCase: the reason of its Event."""
-
-    READY = "Ready"
-    LOADING = "Loading"
-    INSUFFICIENT_GPUS = "InsufficientGPUs"
-    NO_FITTING_NODE = "NoFittingNode"
-    NODES_CORDONED = "NodesCordoned"
-    NODES_TAINTED = "NodesTainted"
-    QUOTA_EXCEEDED = "QuotaExceeded"
-    NO_SCHEDULER = "NoScheduler"
-    PODS_NOT_CREATED = "PodsNotCreated"
-    IMAGE_PULL_FAILED = "ImagePullFailed"
-    CRASH_LOOP = "CrashLoop"
+# The vocabulary lives in the model, where status and Events spell it too.
+ReplicaState = model.ReplicaState
+Cause = model.StartCause
 
 
 # Someone else's act on the member after our copy was admitted: censorship, not a shortage.
@@ -69,7 +48,8 @@ HOSTILE: Mapping[Cause, CensorshipKind] = {
 
 @dataclass(frozen=True, slots=True)
 class ReplicaStart:
-    """One replica of a copy as the member shows it."""
+    """One replica of a copy as the member shows it. The evidence stays the same while nothing changes
+    (no clock in it), so status and Events built from it are written once, not on every reconcile."""
 
     state: ReplicaState
     cause: Cause
@@ -190,7 +170,7 @@ def _pod_start(
         state, evidence = ReplicaState.CANNOT_START, f"pod {name}: {reason} {image}: {detail}".rstrip(": ")
     else:
         state, cause = ReplicaState.STARTING, Cause.LOADING
-        evidence = f"pod {name} {pod.get('status', {}).get('phase', 'Pending')}, not Ready for {waited:.0f}s"
+        evidence = f"pod {name} {pod.get('status', {}).get('phase', 'Pending')}, not Ready yet"
     return ReplicaStart(state, cause, evidence, waited, overdue, image)
 
 
@@ -269,3 +249,16 @@ def judge(starts: Iterable[ReplicaStart], images_elsewhere: frozenset[str], read
     first = lost[0]
     return Verdict(lost=len(lost), cause=first.cause,
                    evidence=f"{first.evidence} (past the start deadline)", back_off=True)
+
+
+def summarise(replicas: Iterable[ReplicaStart]) -> tuple[model.StartingReplicas, ...]:
+    """The replicas not Ready yet, grouped by state and cause for status (at most one entry each)."""
+    groups: dict[tuple[model.ReplicaState, model.StartCause], list[ReplicaStart]] = {}
+    for start in replicas:
+        if start.state is not ReplicaState.READY:
+            groups.setdefault((start.state, start.cause), []).append(start)
+    return tuple(
+        model.StartingReplicas(state=state, reason=cause, replicas=len(alike),
+                               overdue=sum(1 for s in alike if s.overdue), message=alike[0].evidence[:4096])
+        for (state, cause), alike in sorted(groups.items())
+    )
