@@ -204,3 +204,13 @@ def test_overdue_replicas_move_and_a_backed_off_member_keeps_only_what_runs() ->
                                Request(replicas=3, rules=rules, current=current))
     assert decision.assignments == {"fr": 1, "de": 2} or decision.assignments == {"fr": 1, "de": 1, "ch": 1}
     assert decision.assignments["fr"] == 1
+
+
+def test_back_off_runs_its_time_and_is_never_shortened() -> None:
+    verdict = starts.judge([replica(Cause.INSUFFICIENT_GPUS)], frozenset(), True)
+    table = starts.back_off({}, "fr", verdict, now=100.0, seconds=60)
+    assert table["fr"].until == 160.0 and table["fr"].cause is Cause.INSUFFICIENT_GPUS
+    table = starts.back_off(table, "fr", verdict, now=110.0, seconds=10)
+    assert table["fr"].until == 160.0
+    assert starts.active(table, 159.0).keys() == {"fr"}
+    assert starts.active(table, 160.0) == {}

@@ -262,3 +262,27 @@ def summarise(replicas: Iterable[ReplicaStart]) -> tuple[model.StartingReplicas,
                                overdue=sum(1 for s in alike if s.overdue), message=alike[0].evidence[:4096])
         for (state, cause), alike in sorted(groups.items())
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BackOff:
+    """A member kept from new replicas of one workload until `until` (monotonic seconds), and why."""
+
+    until: float
+    cause: Cause
+    evidence: str
+
+
+def back_off(table: Mapping[str, BackOff], member: str, verdict: Verdict, now: float, seconds: float
+             ) -> dict[str, BackOff]:
+    """`table` (member -> back-off) with `member` backed off for `seconds` from `now` for `verdict`'s
+    cause, never shortening one already running; expired entries dropped."""
+    kept = active(table, now)
+    until = max(now + seconds, kept[member].until if member in kept else 0.0)
+    kept[member] = BackOff(until, verdict.cause or Cause.LOADING, verdict.evidence)
+    return kept
+
+
+def active(table: Mapping[str, BackOff], now: float) -> dict[str, BackOff]:
+    """The back-offs still running at `now`."""
+    return {member: entry for member, entry in table.items() if entry.until > now}
