@@ -191,14 +191,15 @@ def _missing(copy: Mapping[str, Any], count: int, deadline_s: float, now: dateti
 
 def classify(
     copy: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], nodes: Iterable[Mapping[str, Any]],
-    deadline_s: float, now: datetime,
+    deadline_s: float, now: datetime, used: Mapping[str, int] | None = None,
 ) -> tuple[ReplicaStart, ...]:
-    """One `ReplicaStart` per replica the copy asks for (`pods` and `nodes`: the member's, all of them)."""
+    """One `ReplicaStart` per replica the copy asks for. `pods`: the member's (at least the copy's own),
+    `nodes`: all the member's; `used`: GPUs held per node by every pod there, when `pods` are only ours."""
     uid = copy.get("metadata", {}).get("labels", {}).get(manifests.UID_LABEL)
     spec = copy.get("spec", {})
     wanted = int(spec.get("replicas", spec.get("parallelism", 0)) or 0)
     pods, nodes = tuple(pods), tuple(nodes)
-    used = inventory.used_gpus(pods)
+    used = inventory.used_gpus(pods) if used is None else used
     ours = [
         p for p in pods
         if p.get("metadata", {}).get("labels", {}).get(manifests.UID_LABEL) == uid
