@@ -97,7 +97,8 @@ def test_starved_replicas_move_and_the_member_pays(hub: Sandbox, starving: dict[
     reason, hostile = STARVATION[action]
     name, uid = starving["name"], starving["uid"]
     victim = sorted(p["cluster"] for p in starving["workload"]["status"]["placements"])[0]
-    hub.censor(victim, action)
+    image = starving["workload"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    hub.censor(victim, action, image=image if action == "block-image" else None)
     # The admin drains our pods: their replacements meet the obstacle.
     hub.kubectl(victim).run("delete", "pods", "-n", members.WORKLOAD_NAMESPACE, "-l", f"{UID_LABEL}={uid}",
                             "--wait=false")
