@@ -7,6 +7,7 @@ from samizdat.model.ai_workload import (
     AIWorkloadStatus,
     ClusterSelector,
     Failover,
+    FailoverReason,
     FailoverPolicy,
     GPURequirements,
     MemberPlacement,
@@ -31,6 +32,7 @@ from samizdat.model.member_cluster import (
     MemberClusterStatus,
     Phase,
     SecretKeyRef,
+    unschedulable,
 )
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "Failover",
+    "FailoverReason",
     "FailoverPolicy",
     "GPUNodeShape",
     "GPURequirements",
@@ -68,4 +71,5 @@ __all__ = [
     "Phase",
     "PlacementRules",
     "SecretKeyRef",
+    "unschedulable",
 ]

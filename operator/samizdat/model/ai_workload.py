@@ -271,6 +271,13 @@ class MemberPlacement(Model):
     """Replicas not Ready yet, grouped by state and cause, with the member's evidence."""
 
 
+class FailoverReason(StrEnum):
+    """Why replicas left a member: it was lost, or it censored (and was quarantined)."""
+
+    MEMBER_DOWN = "MemberDown"
+    CENSORING = "Censoring"
+
+
 class Failover(Model):
     """One move of replicas away from a member that failed or censored."""
 
