@@ -1,6 +1,7 @@
 """All members together: who is connected, what each holds, and who must hear about changes.
 
-The fleet turns member views into the immutable `Snapshot` placement decides over, tells each workload's
+The fleet turns member views into the immutable `Snapshot` placement decides over (with the capacity
+ledger's promises charged, see `samizdat.ledger`), tells each workload's
 reconciler when something it may care about changed, and fences members that come back: before a member
 returning from Down or Quarantined counts again, copies it still runs that the latest decisions no longer
 want (or whose workload is gone) are deleted, so no rule is exceeded after a heal.
@@ -50,9 +51,11 @@ class Fleet:
 
     Queries: `snapshot` (what placement decides over, rebuilt only when something changed), `current`
     and `counted` (replicas that count), `losses` (which holders of a workload are lost, why and since
-    when), `guard`, `settling`, `state` (one member for its status), `is_fenced`. Commands: `connect`,
+    when), `guard`, `settling`, `state` (one member for its status), `is_fenced`, `replica_starts` (how
+    each copy's replicas are starting), `images_running`, `backed_off`. Commands: `connect`,
     `disconnect`, `update_spec`, `track`, `alliances_changed`, `record_decision`, `forget`, `place`,
-    `retire`, `remove`, `close`. Change notification: `subscribe`, `unsubscribe`.
+    `retire`, `remove`, `close`, `starve` (quarantine for starvation), `back_off`. Change notification:
+    `subscribe`, `unsubscribe`.
     """
 
     def __init__(self, settings: MemberSettings, member: MemberFactory = Member) -> None:
