@@ -32,12 +32,16 @@ from e2e.workloads import COUNTRY, UID_LABEL, aiworkload, rule_violations
 RULES = {"minJurisdictions": 2, "maxPerJurisdiction": 1}
 REPLICAS = 2
 WANTED = 36  # the issue's figure, on the 8-member sandbox
+# GPUs left spare once the biggest member is lost: what 36 workloads leave on the 8-member sandbox. Each
+# decision moves only the lost replica (stability), so a fleet packed to the last GPU may need a global
+# repacking no single workload's decision makes; a smaller sandbox runs fewer workloads with this slack.
+SPARE_GPUS = 10
 INSUFFICIENT = "Insufficient nvidia.com/gpu"
 
 
 def storm_size(member_names: list[str]) -> int:
-    """36, or as many 2-replica workloads (1 GPU each, one per country) as still fit once the biggest
-    member is lost: the 6-member CI sandbox has 66 GPUs, fewer than 36 × 2 needs."""
+    """36, or as many 2-replica workloads (1 GPU each, one per country) as still fit, SPARE_GPUS to
+    spare, once any one member is lost: the 6-member CI sandbox has 66 GPUs, fewer than 36 × 2 needs."""
     gpus = {m.name: m.total_gpus for m in DEFAULT_MEMBERS if m.name in member_names}
 
     def fits(count: int, lost: str) -> bool:
@@ -45,7 +49,7 @@ def storm_size(member_names: list[str]) -> int:
         for name, n in gpus.items():
             if name != lost:
                 per_country[COUNTRY[name]] += n
-        return sum(min(n, count) for n in per_country.values()) >= REPLICAS * count
+        return sum(min(n, count) for n in per_country.values()) >= REPLICAS * count + SPARE_GPUS
 
     return max(n for n in range(1, WANTED + 1) if all(fits(n, lost) for lost in gpus))
 
@@ -79,11 +83,11 @@ class PodSampler(threading.Thread):
         self.samples = 0
         self.latest: dict[str, list[dict[str, Any]]] = {}
         self._halt = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=8)
 
     def sample(self) -> dict[str, list[dict[str, Any]]]:
         reachable = [m for m in self.sandbox.member_names if not self.sandbox.state.clusters[m].faults]
-        results = self._pool.map(lambda m: (m, member_pods(self.sandbox, m)), reachable)
+        with ThreadPoolExecutor(max_workers=len(reachable) or 1) as pool:
+            results = list(pool.map(lambda m: (m, member_pods(self.sandbox, m)), reachable))
         return {member: pods for member, pods in results if pods is not None}
 
     def run(self) -> None:
@@ -107,8 +111,8 @@ class PodSampler(threading.Thread):
 
     def stop(self) -> list[str]:
         self._halt.set()
-        self.join(timeout=30)
-        self._pool.shutdown()
+        if self.is_alive():
+            self.join(timeout=30)
         return self.problems
 
 
@@ -134,7 +138,7 @@ class ProcessMeter(threading.Thread):
         return 0.0
 
     def run(self) -> None:
-        while not self._halt.is_set():
+        while not self._halt.is_set() and Path(f"/proc/{self.pid}").exists():
             self.peak_rss_mib = max(self.peak_rss_mib, self.rss_mib())
             self._halt.wait(0.2)
 
