@@ -151,6 +151,20 @@ class ProcessMeter(threading.Thread):
                 "peak_rss_mib": round(self.peak_rss_mib, 1)}
 
 
+def shortfall(hub: Sandbox, sampler: PodSampler, names: list[str], exclude: frozenset[str] = frozenset()) -> str:
+    """What the workloads not yet running under their rules run, and what their status says."""
+    counts = running_by_workload(sampler.sample())
+    lines = []
+    for item in hub.kubectl("hub").get_json("aiworkloads", "-n", "default")["items"]:
+        running = counts.get(item["metadata"]["uid"], {})
+        if item["metadata"]["name"] in names and (sum(running.values()) != REPLICAS or set(running) & exclude
+                                                  or rule_violations(running, RULES)):
+            conditions = {c["type"]: f"{c['reason']}: {c.get('message', '')}"
+                          for c in item.get("status", {}).get("conditions", [])}
+            lines.append(f"{item['metadata']['name']} runs {running}; {conditions}")
+    return "\n".join(lines)
+
+
 def all_running(sampler: PodSampler, uids: set[str], exclude: frozenset[str] = frozenset()) -> bool:
     counts = running_by_workload(sampler.sample())
     return all(
@@ -186,8 +200,12 @@ def test_storm_of_workloads_then_the_fullest_member_killed(
     hub.kubectl("hub").run("apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
     uids = {item["metadata"]["uid"] for item in hub.kubectl("hub").get_json("aiworkloads", "-n", "default")["items"]
             if item["metadata"]["name"] in names}
-    eventually(lambda: all_running(sampler, uids), timeout=120, interval=1.0,
-               what=f"{len(names)} workloads running under their rules")
+    try:
+        eventually(lambda: all_running(sampler, uids), timeout=120, interval=1.0,
+                   what=f"{len(names)} workloads running under their rules")
+    except AssertionError:
+        print(f"\nSHORT\n{shortfall(hub, sampler, names)}")
+        raise
     placed_s = time.monotonic() - started
     per_member: Counter[str] = Counter()
     for counts in running_by_workload(sampler.sample()).values():
@@ -198,8 +216,12 @@ def test_storm_of_workloads_then_the_fullest_member_killed(
     killed = time.monotonic()
     hub.kill(victim)
     storm["killed"] = victim
-    eventually(lambda: all_running(sampler, uids, exclude=frozenset({victim})), timeout=120, interval=1.0,
-               what=f"every workload running again without {victim}")
+    try:
+        eventually(lambda: all_running(sampler, uids, exclude=frozenset({victim})), timeout=120, interval=1.0,
+                   what=f"every workload running again without {victim}")
+    except AssertionError:
+        print(f"\nSHORT\n{shortfall(hub, sampler, names, frozenset({victim}))}")
+        raise
     storm_s = time.monotonic() - killed
     usage = meter.stop()
     problems = sampler.stop()
