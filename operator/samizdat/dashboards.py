@@ -276,6 +276,11 @@ def failovers() -> dict[str, Any]:
                            "{{member}} {{kind}}")], bars=True),
         state_timeline("Evictions halted", "When the self-partition guard held every replica in place.",
                        (12, 24, 12, 8), [target("max(samizdat_evictions_halted)", "evictions")], halted),
+        timeseries("Starved replicas", "Replicas not Ready within their start deadline, placed elsewhere, by "
+                   "cause (GPUs short, nodes cordoned or tainted, a quota, no scheduler, image refused).",
+                   (0, 32, 12, 8),
+                   [target("sum by (cause) (increase(samizdat_replicas_starved_total[$__rate_interval]))",
+                           "{{cause}}")], bars=True),
     ])
 
 
@@ -312,6 +317,10 @@ def workload() -> dict[str, Any]:
                            [target(f"max(samizdat_workload_rules_satisfied{{{selector}}})", "rules")], rules),
             timeseries("Rule violations over time", "Placement rules broken at each moment.", (12, 12, 12, 6),
                        [target(f"max(samizdat_workload_rule_violations{{{selector}}})", "violated rules")]),
+            timeseries("Replicas not Ready yet", "Starting (scheduled, loading), Unscheduled (no node takes them) "
+                       "or CannotStart (image pull, crash loop); status.placements[].starting has the evidence.",
+                       (0, 18, 24, 8),
+                       [target(f"max by (state) (samizdat_workload_replicas_starting{{{selector}}})", "{{state}}")]),
         ],
         variables=(
             query_variable("namespace", "Namespace", "samizdat_workload_replicas_desired", "namespace"),

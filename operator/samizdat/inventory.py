@@ -105,8 +105,16 @@ def allocatable_gpus(node: Mapping[str, Any]) -> int:
     return _quantity(node.get("status", {}).get("allocatable", {}).get(GPU_RESOURCE, 0))
 
 
-def _node_ready(node: Mapping[str, Any]) -> bool:
-    if node.get("spec", {}).get("unschedulable"):
+def _node_usable(node: Mapping[str, Any]) -> bool:
+    """Ready, not cordoned, and no taint keeps a GPU pod off it. Only taints keyed by the GPU resource
+    are tolerated: the ExtendedResourceToleration admission plugin tolerates those for every pod that
+    requests GPUs, and GPU operators taint GPU nodes that way. Any other NoSchedule taint is counted as
+    keeping our replicas off (a template that does tolerate it loses capacity here, never gains any)."""
+    spec = node.get("spec", {})
+    if spec.get("unschedulable"):
+        return False
+    if any(t.get("effect") in ("NoSchedule", "NoExecute") and t.get("key") != GPU_RESOURCE
+           for t in spec.get("taints") or []):
         return False
     conditions = node.get("status", {}).get("conditions", [])
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
@@ -136,25 +144,114 @@ def replicas_lost_to_faults(pods: Iterable[Mapping[str, Any]], nodes: Mapping[st
     return lost
 
 
-def node_shapes(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> tuple[NodeShape, ...]:
-    """Group schedulable GPU nodes by (product, memory, TEE, observed TEE, free GPUs); sorted for stable
-    output."""
+@dataclass(frozen=True, slots=True)
+class GPUNode:
+    """One schedulable GPU node and the GPUs no bound pod holds yet."""
+
+    name: str
+    facts: GPUFacts
+    labels: Mapping[str, str]
+    free_gpus: int
+
+
+def used_gpus(pods: Iterable[Mapping[str, Any]]) -> Counter[str]:
+    """GPUs held per node name by every non-finished pod bound to it (ours and other tenants')."""
     used: Counter[str] = Counter()
     for pod in pods:
         node_name = pod.get("spec", {}).get("nodeName")
         if node_name and pod.get("status", {}).get("phase") not in FINISHED_POD_PHASES:
             used[node_name] += pod_gpu_request(pod)
-    shapes: Counter[tuple[str, int, bool, bool, int]] = Counter()
+    return used
+
+
+def gpu_nodes(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> tuple[GPUNode, ...]:
+    """Usable (Ready, neither cordoned nor tainted, no fatal GPU fault) GPU nodes with their free GPUs (no
+    more than the agent counts healthy), sorted by name."""
+    used = used_gpus(pods)
+    found = []
     for node in nodes:
-        facts = gpu_facts(node.get("metadata", {}).get("labels", {}))
-        if facts is None or not _node_ready(node) or gpu_faulted(node):
+        labels = node.get("metadata", {}).get("labels", {})
+        facts = gpu_facts(labels)
+        if facts is None or not _node_usable(node) or gpu_faulted(node):
             continue
+        name = node["metadata"]["name"]
         usable = allocatable_gpus(node)
         if facts.healthy is not None:
             usable = min(usable, facts.healthy)
-        free = max(0, usable - used[node["metadata"]["name"]])
-        shapes[(facts.product, facts.memory_mib, facts.tee, facts.tee_observed, free)] += 1
+        found.append(GPUNode(name=name, facts=facts, labels=labels, free_gpus=max(0, usable - used[name])))
+    return tuple(sorted(found, key=lambda n: n.name))
+
+
+def group_shapes(nodes: Iterable[GPUNode]) -> tuple[NodeShape, ...]:
+    """Group nodes by (product, memory, TEE, observed TEE, free GPUs); sorted for stable output."""
+    shapes: Counter[tuple[str, int, bool, bool, int]] = Counter(
+        (n.facts.product, n.facts.memory_mib, n.facts.tee, n.facts.tee_observed, n.free_gpus) for n in nodes
+    )
     return tuple(
         NodeShape(product=product, memory_mib=memory, tee=tee, free_gpus=free, nodes=count, tee_observed=observed)
         for (product, memory, tee, observed, free), count in sorted(shapes.items())
+    )
+
+
+def node_shapes(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> tuple[NodeShape, ...]:
+    """The compact inventory of schedulable GPU nodes as bound pods leave them."""
+    return group_shapes(gpu_nodes(nodes, pods))
+
+
+def _expression_holds(expression: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    key, operator, values = expression.get("key", ""), expression.get("operator"), expression.get("values") or []
+    value = labels.get(key)
+    if operator == "In":
+        return value is not None and value in values
+    if operator == "NotIn":
+        return value is None or value not in values
+    if operator == "Exists":
+        return value is not None
+    if operator == "DoesNotExist":
+        return value is None
+    if operator in ("Gt", "Lt") and value is not None and values:
+        try:
+            actual, bound = int(value), int(values[0])
+        except ValueError:
+            return False
+        return actual > bound if operator == "Gt" else actual < bound
+    return False
+
+
+def node_matches(pod_spec: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Whether a node with `labels` satisfies the pod's nodeSelector and required node affinity, as
+    the scheduler's NodeAffinity filter judges them (terms ORed, expressions within a term ANDed)."""
+    selector = pod_spec.get("nodeSelector") or {}
+    if any(labels.get(key) != value for key, value in selector.items()):
+        return False
+    required = (pod_spec.get("affinity") or {}).get("nodeAffinity", {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
+    if not required:
+        return True
+    return any(
+        all(_expression_holds(e, labels) for e in term.get("matchExpressions") or [])
+        for term in required.get("nodeSelectorTerms") or []
+    )
+
+
+def untolerated_taints(pod_spec: Mapping[str, Any], node: Mapping[str, Any]) -> tuple[str, ...]:
+    """The node's NoSchedule/NoExecute taints the pod does not tolerate, as "key=value:Effect"."""
+    tolerations = pod_spec.get("tolerations") or []
+
+    def tolerated(taint: Mapping[str, Any]) -> bool:
+        for toleration in tolerations:
+            if toleration.get("effect") and toleration.get("effect") != taint.get("effect"):
+                continue
+            if toleration.get("operator") == "Exists":
+                if not toleration.get("key") or toleration.get("key") == taint.get("key"):
+                    return True
+            elif toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get("value", ""):
+                return True
+        return False
+
+    return tuple(
+        f"{t.get('key')}={t.get('value', '')}:{t.get('effect')}"
+        for t in node.get("spec", {}).get("taints") or []
+        if t.get("effect") in ("NoSchedule", "NoExecute") and not tolerated(t)
     )

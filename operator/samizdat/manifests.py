@@ -157,3 +157,10 @@ def build_copy(workload: AIWorkload, replicas: int) -> dict[str, Any]:
     return {**header, "spec": {
         kind.replicas_field: replicas, "selector": {"matchLabels": selector}, "template": template,
     }}
+
+
+def replica_pod_spec(workload: AIWorkload) -> dict[str, Any]:
+    """The pod spec every replica of the workload runs (GPUs on its first container, node affinity):
+    what the capacity ledger charges a promised replica by, before its copy exists."""
+    spec: dict[str, Any] = _pod_template(workload, {})["spec"]
+    return spec

@@ -47,6 +47,14 @@ WORKLOAD_RULES_SATISFIED = Gauge("samizdat_workload_rules_satisfied", "1 if ever
                                  ["namespace", "workload"])
 WORKLOAD_RULE_VIOLATIONS = Gauge("samizdat_workload_rule_violations", "Placement rules currently broken.",
                                  ["namespace", "workload"])
+STARTING_STATES = tuple(state.value for state in model.ReplicaState if state is not model.ReplicaState.READY)
+START_CAUSES = tuple(cause.value for cause in model.StartCause)
+WORKLOAD_STARTING = Gauge("samizdat_workload_replicas_starting",
+                          "Replicas of the workload not Ready yet, by state (Starting, Unscheduled, CannotStart).",
+                          ["namespace", "workload", "state"])
+REPLICAS_STARVED = Counter("samizdat_replicas_starved_total",
+                           "Replicas counted as not placed because they were not Ready within their start "
+                           "deadline, by cause.", ["cause"])
 JURISDICTION_REPLICAS = Gauge("samizdat_jurisdiction_replicas", "Ready replicas of all workloads per country.",
                               ["country"])
 FAILOVERS = Counter("samizdat_failovers_total", "Failovers completed, by reason.", ["reason"])
@@ -83,6 +91,8 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
 # Counters exist at 0 from the start, so that `increase()` sees their first event too.
 for _reason in FAILOVER_REASONS:
     FAILOVERS.labels(_reason)
+for _cause in START_CAUSES:
+    REPLICAS_STARVED.labels(_cause)
 
 
 def member_connected(member: str) -> None:
@@ -161,7 +171,18 @@ def workload_state(
     _publish_countries()
 
 
+def workload_starting(namespace: str, workload: str, by_state: Mapping[str, int]) -> None:
+    for state in STARTING_STATES:
+        WORKLOAD_STARTING.labels(namespace, workload, state).set(by_state.get(state, 0))
+
+
+def replicas_starved(cause: str, replicas: int) -> None:
+    REPLICAS_STARVED.labels(cause).inc(replicas)
+
+
 def forget_workload(namespace: str, workload: str) -> None:
+    for state in STARTING_STATES:
+        _remove(WORKLOAD_STARTING, namespace, workload, state)
     for gauge in (WORKLOAD_DESIRED, WORKLOAD_READY, WORKLOAD_JURISDICTIONS, WORKLOAD_JURISDICTIONS_REQUIRED,
                   WORKLOAD_RULES_SATISFIED, WORKLOAD_RULE_VIOLATIONS):
         _remove(gauge, namespace, workload)

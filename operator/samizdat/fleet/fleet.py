@@ -1,6 +1,7 @@
 """All members together: who is connected, what each holds, and who must hear about changes.
 
-The fleet turns member views into the immutable `Snapshot` placement decides over, tells each workload's
+The fleet turns member views into the immutable `Snapshot` placement decides over (with the capacity
+ledger's promises charged, see `samizdat.ledger`), tells each workload's
 reconciler when something it may care about changed, and fences members that come back: before a member
 returning from Down or Quarantined counts again, copies it still runs that the latest decisions no longer
 want (or whose workload is gone) are deleted, so no rule is exceeded after a heal.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from samizdat import health, jurisdictions, metrics, model
+from samizdat import health, jurisdictions, ledger, manifests, metrics, model, starts
 from samizdat.clusters import errors, kubeconfig
 from samizdat.fleet.member import Copy, Member, MemberSettings, MemberState
 from samizdat.model import MemberCluster, Phase
@@ -64,9 +65,11 @@ class Fleet:
 
     Queries: `snapshot` (what placement decides over, rebuilt only when something changed), `current`
     and `counted` (replicas that count), `losses` (which holders of a workload are lost, why and since
-    when), `guard`, `settling`, `state` (one member for its status), `is_fenced`. Commands: `connect`,
+    when), `guard`, `settling`, `state` (one member for its status), `is_fenced`, `replica_starts` (how
+    each copy's replicas are starting), `images_running`, `backed_off`. Commands: `connect`,
     `disconnect`, `update_spec`, `track`, `alliances_changed`, `record_decision`, `forget`, `place`,
-    `retire`, `remove`, `close`. Change notification: `subscribe`, `unsubscribe`.
+    `retire`, `remove`, `close`, `starve` (quarantine for starvation), `back_off`. Change notification:
+    `subscribe`, `unsubscribe`.
     """
 
     def __init__(self, settings: MemberSettings, member: MemberFactory = Member) -> None:
@@ -78,6 +81,11 @@ class Fleet:
         self._members: dict[str, Member] = {}
         self._specs: dict[str, MemberCluster] = {}
         self._decisions: dict[str, dict[str, int]] = {}  # workload uid -> member -> replicas
+        # The capacity ledger's side of the decisions: member -> workload uid -> replicas promised, and
+        # the pod spec each workload's replicas run (what they need, which nodes they may use).
+        self._promised: dict[str, dict[str, int]] = {}
+        self._pod_specs: dict[str, Mapping[str, Any]] = {}
+        self._back_offs: dict[str, dict[str, starts.BackOff]] = {}  # workload uid -> member -> back-off
         self._fenced: set[str] = set()
         self._subscribers: dict[str, asyncio.Event] = {}
         self._member_listeners: dict[str, asyncio.Event] = {}
@@ -327,7 +335,7 @@ class Fleet:
             usable = member is not None and health.schedulable(member.health.phase)
             members.append(dataclasses.replace(
                 from_model.to_member(spec, now),
-                shapes=member.shapes() if member is not None and usable else (),
+                shapes=member.promised_shapes(self._promises(member)) if member is not None and usable else (),
                 unschedulable_reason="; ".join(reasons) or None,
             ))
         return Snapshot(members=tuple(members), alliances=self._alliances)
@@ -345,12 +353,84 @@ class Fleet:
 
     # ----- what reconcilers decide and do
 
-    def record_decision(self, uid: str, assignments: Mapping[str, int]) -> None:
-        """Remember where the workload should run: the fence keeps what this still wants."""
-        self._decisions[uid] = dict(assignments)
+    def _promises(self, member: Member) -> tuple[ledger.Promise, ...]:
+        """What the capacity ledger charges to the member: every replica the latest decisions give it,
+        and, for a workload with no decision yet (after a restart), what our copy there asks for."""
+        promised = self._promised.get(member.name, {})
+        found = [ledger.Promise(uid, replicas, self._pod_specs[uid]) for uid, replicas in promised.items()]
+        found += [
+            ledger.Promise(uid, copy.desired, copy.body.get("spec", {}).get("template", {}).get("spec", {}))
+            for uid, copy in member.copies.items() if uid not in self._decisions and copy.desired > 0
+        ]
+        return tuple(sorted(found, key=lambda p: p.workload_uid))
+
+    def record_decision(self, uid: str, assignments: Mapping[str, int], pod_spec: Mapping[str, Any]) -> None:
+        """Remember where the workload should run: the fence keeps what this still wants, and the
+        capacity ledger charges it to those members until their pods hold the GPUs. A changed decision
+        makes a new snapshot at once, so the next decision, even in the same instant, reads it."""
+        wanted = {name: replicas for name, replicas in assignments.items() if replicas > 0}
+        if self._decisions.get(uid) == wanted and self._pod_specs.get(uid) == pod_spec:
+            return
+        self._unpromise(uid)
+        self._decisions[uid] = wanted
+        self._pod_specs[uid] = pod_spec
+        for name, replicas in wanted.items():
+            self._promised.setdefault(name, {})[uid] = replicas
+        self._bump()
+
+    def _unpromise(self, uid: str) -> None:
+        for name in self._decisions.get(uid, {}):
+            self._promised.get(name, {}).pop(uid, None)
 
     def forget(self, uid: str) -> None:
+        self._unpromise(uid)
         self._decisions.pop(uid, None)
+        self._pod_specs.pop(uid, None)
+        self._back_offs.pop(uid, None)
+        self._bump()
+
+    # ----- start deadlines
+
+    def replica_starts(self, uid: str, deadline_s: float) -> dict[str, tuple[starts.ReplicaStart, ...]]:
+        """How each counted copy's replicas are starting, member by member (see `samizdat.starts`)."""
+        now = datetime.now(UTC)
+        found = {}
+        for name, copy in self.counted(uid).items():
+            member = self._members[name]
+            found[name] = starts.classify(copy.body, member.workload_pods(uid), member.nodes.values(), deadline_s,
+                                          now, used=member.used_gpus())
+        return found
+
+    def images_running(self, *, outside: str) -> frozenset[str]:
+        """Images of our pods that run (started, not waiting) in counted members other than `outside`:
+        an image refused by one member while these run is refused by that member."""
+        images = set()
+        for name, member in self._members.items():
+            if name == outside or not self.countable(name):
+                continue
+            for pod in member.pods.values():
+                if manifests.UID_LABEL not in pod["metadata"].get("labels", {}):
+                    continue
+                for container in pod.get("status", {}).get("containerStatuses") or []:
+                    if "running" in (container.get("state") or {}):
+                        images.add(str(container.get("image", "")))
+        return frozenset(images)
+
+    def starve(self, name: str, verdict: starts.Verdict) -> None:
+        """Quarantine a member whose verdict names someone else's act (censorship)."""
+        member = self._members.get(name)
+        if member is not None and verdict.censorship is not None:
+            member.starved(verdict.censorship, verdict.evidence)
+
+    def back_off(self, uid: str, name: str, verdict: starts.Verdict, seconds: float) -> None:
+        """Keep the member from new replicas of the workload for `seconds`."""
+        self._back_offs[uid] = starts.back_off(self._back_offs.get(uid, {}), name, verdict, time.monotonic(), seconds)
+
+    def backed_off(self, uid: str) -> dict[str, starts.BackOff]:
+        """The members kept from new replicas of the workload now."""
+        table = starts.active(self._back_offs.get(uid, {}), time.monotonic())
+        self._back_offs[uid] = table
+        return table
 
     async def place(self, name: str, manifest: dict[str, Any]) -> None:
         """Create or update a copy in the member; raises MemberError."""

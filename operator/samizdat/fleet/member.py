@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from samizdat import health, inventory, manifests, metrics
+from samizdat import health, inventory, ledger, manifests, metrics
 from samizdat.clusters import applying, deleting, errors, kubeconfig, probing, resources, scaling, watching, writing
 from samizdat.clusters.client import MemberClient
 from samizdat.clusters.fetching import Listing
@@ -143,6 +143,11 @@ class Member:
         self._deleting: set[str] = set()  # copy names samizdat itself is deleting
         self._tasks: list[asyncio.Task[None]] = []
         self._shapes: tuple[NodeShape, ...] | None = None
+        # The ledger's view (shapes with the given promises charged), and pods by workload uid: both
+        # derived from the views, dropped whenever nodes or pods change.
+        self._promised: tuple[tuple[ledger.Promise, ...], tuple[NodeShape, ...]] | None = None
+        self._by_workload: dict[str, list[dict[str, Any]]] | None = None
+        self._used: Mapping[str, int] | None = None
 
     # ----- lifecycle
 
@@ -324,7 +329,7 @@ class Member:
             for obj in items:
                 self._copy_seen(obj, kept)
             self.copies = kept
-        self._shapes = None
+        self._views_changed()
         self.synced.add(resource.plural)
         self.on_change(self, resource.plural)
 
@@ -341,8 +346,11 @@ class Member:
             self._namespace_seen(not deleted and not metadata.get("deletionTimestamp"))
         else:
             self._copy_event(obj, deleted)
-        self._shapes = None
+        self._views_changed()
         self.on_change(self, resource.plural)
+
+    def _views_changed(self) -> None:
+        self._shapes = self._promised = self._by_workload = self._used = None
 
     @staticmethod
     def _store(store: dict[str, dict[str, Any]], key: str, obj: dict[str, Any], deleted: bool) -> bool:
@@ -405,9 +413,38 @@ class Member:
         return inventory.replicas_lost_to_faults(pods, self.nodes)
 
     def shapes(self) -> tuple[NodeShape, ...]:
+        """The inventory as the member's own objects show it (bound pods charged): its status."""
         if self._shapes is None:
             self._shapes = inventory.node_shapes(self.nodes.values(), self.pods.values())
         return self._shapes
+
+    def promised_shapes(self, promises: tuple[ledger.Promise, ...]) -> tuple[NodeShape, ...]:
+        """The inventory placement must read: bound pods and the ledger's unbound promises charged.
+        Kept until the views or the promises change, so a snapshot rebuilt for another member's
+        change costs nothing here."""
+        if self._promised is None or self._promised[0] != promises:
+            self._promised = (promises, ledger.node_shapes(self.nodes.values(), self.pods.values(), promises))
+        return self._promised[1]
+
+    def used_gpus(self) -> Mapping[str, int]:
+        """GPUs held per node by every pod here."""
+        if self._used is None:
+            self._used = inventory.used_gpus(self.pods.values())
+        return self._used
+
+    def workload_pods(self, uid: str) -> list[dict[str, Any]]:
+        """The pods of one workload here (indexed once per change of the pod view)."""
+        if self._by_workload is None:
+            self._by_workload = {}
+            for pod in self.pods.values():
+                owner = pod["metadata"].get("labels", {}).get(manifests.UID_LABEL)
+                if owner:
+                    self._by_workload.setdefault(owner, []).append(pod)
+        return self._by_workload.get(uid, [])
+
+    def starved(self, kind: CensorshipKind, message: str) -> None:
+        """Quarantine the member for keeping our admitted replicas from starting (see `samizdat.starts`)."""
+        self._censored(Censorship(kind, message))
 
     # ----- the writes (through the one write path in samizdat.clusters)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
@@ -18,7 +19,7 @@ from typing import Any, TypedDict
 import kopf
 import pydantic
 
-from samizdat import metrics, model, placement
+from samizdat import metrics, model, placement, starts
 from samizdat.clusters.recording import EventType
 from samizdat.fleet import Fleet
 from samizdat.handlers import conditions, hub, startup
@@ -80,9 +81,12 @@ async def run_workload(
             clock, last_failover = _time_failover(fleet, workload, outcome, clock, last_failover)
             status, gauges = build_status(workload, fleet, outcome, last_failover)
             metrics.workload_state(workload.metadata.namespace or "", workload.metadata.name, **gauges)
+            metrics.workload_starting(workload.metadata.namespace or "", workload.metadata.name, Counter(
+                s.state.value for found in outcome.replica_starts.values() for s in found))
             written = await _write(memo, body, status, written, logger)
             said = _say(memo, body, said, _events(workload, outcome))
-            await _sleep(wake, stopped, RETRY_S if outcome.failures else RESYNC_S)
+            pause = RETRY_S if outcome.failures else min(RESYNC_S, outcome.recheck_s or RESYNC_S)
+            await _sleep(wake, stopped, pause)
     finally:
         fleet.unsubscribe(uid)
 
@@ -151,6 +155,14 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[EventTyp
         events.append(("Normal", verb, f"{change.verb} {change.replicas} replica(s) in {change.member}"))
     for name, error in sorted(outcome.failures.items()):
         events.append(("Warning", "ApplyFailed", f"{name}: {error}"))
+    failover = workload.spec.failover
+    for name, verdict in sorted(outcome.starved.items()):
+        then = ("the member is quarantined" if verdict.censorship is not None
+                else f"{name} kept from new replicas of this workload for {failover.quarantine_seconds}s")
+        events.append(("Warning", verdict.cause.value if verdict.cause else "StartDeadlineExceeded", (
+            f"{verdict.lost} replica(s) in {name} not Ready within {failover.start_deadline_seconds}s, placed "
+            f"elsewhere; {then}: {verdict.evidence}"
+        )))
     return events
 
 
@@ -217,6 +229,7 @@ def build_status(
             cluster=name, jurisdiction=specs[name].spec.jurisdiction.country,
             provider=specs[name].spec.provider, replicas=copy.desired,
             ready_replicas=min(copy.ready, copy.desired),
+            starting=starts.summarise(outcome.replica_starts.get(name, ())),
         )
         for name, copy in sorted(counted.items()) if name in specs
     )
@@ -298,6 +311,9 @@ def _degraded(outcome: Outcome, ready: int, wanted: int) -> Observed[Type]:
     if outcome.lost:
         return Observed(Type.DEGRADED, True, "MemberLost",
                         "; ".join(f"{m}: {loss.why}" for m, loss in outcome.lost.items()))
+    if outcome.starved:
+        return Observed(Type.DEGRADED, True, "StartDeadlineExceeded",
+                        "; ".join(f"{m}: {v.evidence}" for m, v in sorted(outcome.starved.items())))
     if ready < wanted:
         return Observed(Type.DEGRADED, True, "ReplicasNotReady", f"{ready}/{wanted} ready")
     if outcome.decision is not None and outcome.decision.degraded:

@@ -5,6 +5,11 @@ copies the members really hold (never from our own status), the decision keeps h
 they are, and whatever is missing or surplus is applied or deleted. An infeasible decision changes
 nothing in the members: no objects for a workload never placed, and no healthy replica torn down for one
 that was. While the self-partition guard holds, nothing moves at all.
+
+A copy once written is not trusted to run: replicas not Ready within the workload's start deadline
+count as not placed (`samizdat.starts` judges why). The member is quarantined when someone else's act
+starved them, and in any case kept from new replicas of this workload for its quarantineSeconds, so
+they are placed elsewhere under the same rules and the stuck copy shrinks to what runs.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from samizdat import manifests, metrics, placement
+from samizdat import manifests, metrics, placement, starts
 from samizdat.clusters import errors
 from samizdat.fleet import Fleet, Loss
 from samizdat.model import AIWorkload
@@ -41,6 +46,10 @@ class Outcome:
     failures: dict[str, str] = field(default_factory=dict)  # member -> error
     left_behind: list[str] = field(default_factory=list)  # unreachable members still holding a copy
     lost: dict[str, Loss] = field(default_factory=dict)  # member -> why its replicas no longer count
+    # How each counted copy's replicas are starting, and the members whose overdue replicas were judged.
+    replica_starts: dict[str, tuple[starts.ReplicaStart, ...]] = field(default_factory=dict)
+    starved: dict[str, starts.Verdict] = field(default_factory=dict)
+    recheck_s: float | None = None  # when the next starting replica reaches its deadline
 
     @property
     def converged(self) -> bool:
@@ -61,23 +70,61 @@ def _needs_write(workload: AIWorkload, existing: Mapping[str, object] | None, re
     return None
 
 
+def _judge_starts(workload: AIWorkload, fleet: Fleet, replica_starts: Mapping[str, tuple[starts.ReplicaStart, ...]]
+                  ) -> dict[str, starts.Verdict]:
+    """Judge every member's overdue replicas; quarantine or back off the members that starved them."""
+    uid = workload.metadata.uid or ""
+    ready = {name for name, found in replica_starts.items()
+             if any(s.state is starts.ReplicaState.READY for s in found)}
+    starved = {}
+    for name, found in sorted(replica_starts.items()):
+        if not any(s.overdue for s in found):
+            continue
+        verdict = starts.judge(found, fleet.images_running(outside=name), bool(ready - {name}))
+        if not verdict.lost:
+            continue
+        starved[name] = verdict
+        if name not in fleet.backed_off(uid):  # judged already: the shrink has not been seen yet
+            metrics.replicas_starved(verdict.cause.value if verdict.cause else "", verdict.lost)
+        fleet.starve(name, verdict)
+        fleet.back_off(uid, name, verdict, workload.spec.failover.quarantine_seconds)
+    return starved
+
+
+def _recheck(replica_starts: Mapping[str, tuple[starts.ReplicaStart, ...]], deadline_s: float) -> float | None:
+    """Seconds until the next replica still inside its deadline reaches it: nothing else wakes the
+    reconciler when a Pending pod simply stays Pending."""
+    waiting = [deadline_s - s.waited_s for found in replica_starts.values() for s in found
+               if s.state is not starts.ReplicaState.READY and not s.overdue]
+    return max(0.0, min(waiting)) + 0.5 if waiting else None
+
+
 async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
     uid = workload.metadata.uid or ""
-    copies = fleet.copies_of(uid)
-    lost = fleet.losses(uid)
     guard = fleet.guard()
     metrics.evictions_halted(guard.halted)
     if guard.halted:
-        return Outcome(decision=None, halted=guard.message, lost=lost)
-    request = from_model.to_request(workload, fleet.current(uid))
-    snapshot = fleet.snapshot()
+        return Outcome(decision=None, halted=guard.message, lost=fleet.losses(uid))
+    deadline_s = workload.spec.failover.start_deadline_seconds
+    replica_starts = fleet.replica_starts(uid, deadline_s)
+    starved = _judge_starts(workload, fleet, replica_starts)
+    copies = fleet.copies_of(uid)
+    lost = fleet.losses(uid)  # after the verdicts: a member quarantined just now is lost
+    current = fleet.current(uid)
+    for name, verdict in starved.items():
+        if name in current:
+            current[name] = max(0, current[name] - verdict.lost)
+    request = from_model.to_request(workload, current)
+    backed_off = {name: entry.evidence for name, entry in fleet.backed_off(uid).items()}
+    snapshot = placement.withhold(fleet.snapshot(), backed_off)
     started = time.perf_counter()
     decision = placement.solve(snapshot, request)
     metrics.decision_took(time.perf_counter() - started)
-    outcome = Outcome(decision=decision, lost=lost)
+    outcome = Outcome(decision=decision, lost=lost, replica_starts=replica_starts, starved=starved,
+                      recheck_s=_recheck(replica_starts, deadline_s))
     if not decision.feasible:
         return outcome
-    fleet.record_decision(uid, decision.assignments)
+    fleet.record_decision(uid, decision.assignments, manifests.replica_pod_spec(workload))
     # Members are written concurrently: a member that has just gone quiet (partitioned, not yet Down)
     # must not hold up the others until its request deadline.
     writes = []

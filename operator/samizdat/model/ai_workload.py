@@ -141,7 +141,12 @@ class FailoverPolicy(Model):
     """Warm replicas kept beyond spec.replicas so a failover need not wait for a cold start; placement
     rules count them like every other replica."""
     quarantine_seconds: Count = 300
-    """After a member fails or censors, no replica of this workload returns to it for this many seconds."""
+    """After a member fails or censors, or starves a replica past its start deadline, no replica of this
+    workload returns to it for this many seconds."""
+    start_deadline_seconds: PositiveCount = 600
+    """A replica not Ready this many seconds after samizdat asked for it counts as lost and is placed
+    elsewhere. The default allows a large model server to pull its image and load tens of GiB of weights
+    onto its GPUs (minutes on a cold node), while a replica starved by its member waits at most 10 min."""
 
 
 class ModelRef(Model):
@@ -224,6 +229,49 @@ class AIWorkloadConditionType(StrEnum):
     DEGRADED = "Degraded"
 
 
+class ReplicaState(StrEnum):
+    """Where a replica is on its way to Ready."""
+
+    READY = "Ready"
+    STARTING = "Starting"
+    """Scheduled, not Ready yet: pulling its image, loading weights."""
+    UNSCHEDULED = "Unscheduled"
+    """Never scheduled: no pod created, or a pod no node takes."""
+    CANNOT_START = "CannotStart"
+    """Scheduled, but its containers cannot run: image pull or crash loop."""
+
+
+class StartCause(StrEnum):
+    """Why a replica is in its state (the reason of its Event)."""
+
+    READY = "Ready"
+    LOADING = "Loading"
+    INSUFFICIENT_GPUS = "InsufficientGPUs"
+    NO_FITTING_NODE = "NoFittingNode"
+    NODES_CORDONED = "NodesCordoned"
+    NODES_TAINTED = "NodesTainted"
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    NO_SCHEDULER = "NoScheduler"
+    PODS_NOT_CREATED = "PodsNotCreated"
+    IMAGE_PULL_FAILED = "ImagePullFailed"
+    CRASH_LOOP = "CrashLoop"
+
+
+class StartingReplicas(Model):
+    """Replicas on one member that are not Ready yet, alike in state and cause."""
+
+    state: ReplicaState
+    """Starting, Unscheduled or CannotStart."""
+    reason: StartCause
+    """Why, as one CamelCase word."""
+    replicas: PositiveCount
+    """How many replicas are in this state for this reason."""
+    overdue: Count = 0
+    """How many of them are past spec.failover.startDeadlineSeconds (they count as not placed)."""
+    message: Annotated[str, Field(max_length=4096)] = ""
+    """The member's evidence for one of them (pod conditions, the copy's failure condition)."""
+
+
 class MemberPlacement(Model):
     """Replicas of this workload on one member."""
 
@@ -237,6 +285,8 @@ class MemberPlacement(Model):
     """Replicas placed on the member."""
     ready_replicas: Count = 0
     """Replicas on the member that are ready."""
+    starting: Annotated[tuple[StartingReplicas, ...], Field(max_length=16)] = ()
+    """Replicas not Ready yet, grouped by state and cause, with the member's evidence."""
 
 
 class FailoverReason(StrEnum):

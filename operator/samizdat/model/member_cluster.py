@@ -141,6 +141,11 @@ class CensorshipKind(StrEnum):
     SPEC_ALTERED = "SpecAltered"
     CREDENTIALS_REVOKED = "CredentialsRevoked"
     NAMESPACE_REMOVED = "NamespaceRemoved"
+    # Starvation: our admitted copy kept from running by someone else's act on the member.
+    NODES_CORDONED = "NodesCordoned"
+    NODES_TAINTED = "NodesTainted"
+    QUOTA_IMPOSED = "QuotaImposed"
+    IMAGE_BLOCKED = "ImageBlocked"
 
 
 class CensorshipEvidence(Model):

@@ -2,7 +2,7 @@
 
 from samizdat.placement.decision import Decision, Shortfall
 from samizdat.placement.rules import violations
-from samizdat.placement.snapshot import GPURequest, Member, NodeShape, Request, Rules, Snapshot
+from samizdat.placement.snapshot import GPURequest, Member, NodeShape, Request, Rules, Snapshot, withhold
 from samizdat.placement.solver import SolverError, solve
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "SolverError",
     "solve",
     "violations",
+    "withhold",
 ]

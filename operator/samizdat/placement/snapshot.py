@@ -8,6 +8,7 @@ sees a Kubernetes object, only these values.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass, field
 
 from samizdat.model import WhenUnsatisfiable
@@ -99,3 +100,13 @@ class Snapshot:
 
     members: tuple[Member, ...]
     alliances: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+def withhold(snapshot: Snapshot, members: Mapping[str, str]) -> Snapshot:
+    """The snapshot as one workload must see it while some members are backed off from it (member ->
+    why): they keep the replicas of it they hold, but offer it no free GPUs for new ones."""
+    if not members:
+        return snapshot
+    return dataclasses.replace(snapshot, members=tuple(
+        dataclasses.replace(m, shapes=()) if m.name in members else m for m in snapshot.members
+    ))
