@@ -357,6 +357,15 @@ async def test_an_unreachable_member_fails_its_write_and_the_others_proceed(worl
     assert len(world.members["jp"].applied) == 1
 
 
+async def test_a_member_disconnected_while_its_copy_is_removed_is_reported_unreachable(world: World) -> None:
+    await world.connect()
+    await reconcile(workload(), world.fleet)
+    name, copy = sorted(world.fleet.copies_of(UID).items())[0]
+    await world.fleet.disconnect(name)
+    with pytest.raises(errors.MemberUnreachable):
+        await world.fleet.remove(name, copy)
+
+
 @pytest.mark.parametrize(("existing", "replicas", "verb"), [
     pytest.param(None, 2, "placed", id="absent"),
     pytest.param({"generation": "1", "replicas": "2"}, 2, None, id="as-wanted"),

@@ -441,5 +441,9 @@ class Fleet:
         self._members[name].retire(copy)
 
     async def remove(self, name: str, copy: Copy) -> None:
-        """Delete a copy and wait until it is gone; raises MemberError."""
-        await self._members[name].delete_copy(copy)
+        """Delete a copy and wait until it is gone; raises MemberError, also for a member disconnected
+        meanwhile (its copy is then the fence's or the orphan sweep's to remove when it returns)."""
+        member = self._members.get(name)
+        if member is None:
+            raise errors.MemberUnreachable(name, "disconnected")
+        await member.delete_copy(copy)
