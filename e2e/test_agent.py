@@ -156,6 +156,15 @@ async def test_the_agent_charts_identity_may_change_only_its_own_node(hub: Sandb
                             f"--bound-object-name={bound[own]}", "--duration=10m").stdout.strip()
         config = hub.directory / "agent-token.kubeconfig"
         config.write_text(kubeconfig_yaml(member, hub.server(member), hub.ca_file.read_text(), "agent", token))
+        as_agent = members.Kubectl(hub.binaries.path("kubectl"), config)
+
+        # A new admission policy takes a moment to be loaded by the API server: wait until a server-side
+        # dry run of a write to the other Node (admission runs, nothing is stored) is refused by it.
+        def policy_in_force() -> bool:
+            tried = as_agent.run("label", "node", other, "samizdat.io/probe=1", "--dry-run=server", check=False)
+            return tried.returncode != 0 and "only the Node it runs on" in tried.stderr
+
+        eventually(policy_in_force, timeout=30, what="the own-node admission policy in force")
         now = datetime.now(UTC)
         seen = observation.Observation(driver_version="550.54.15", gpus=(
             observation.GPU(index=0, uuid="GPU-e2e", name="NVIDIA A100-SXM4-40GB", memory_mib=40960),))
@@ -168,7 +177,6 @@ async def test_the_agent_charts_identity_may_change_only_its_own_node(hub: Sandb
         assert node["metadata"]["labels"]["samizdat.io/gpu.healthy"] == "1"
         assert any(c["type"] == "GPUHealthy" and c["status"] == "True" for c in node["status"]["conditions"])
         assert "samizdat.io/gpu.healthy" not in kubectl.get_json("node", other)["metadata"]["labels"]
-        as_agent = members.Kubectl(hub.binaries.path("kubectl"), config)
         assert as_agent.run("get", "nodes", check=False).returncode != 0  # no list: just its own node, by name
     finally:
         Agents(hub).stop(member)  # wipes what was published
