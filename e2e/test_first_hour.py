@@ -33,6 +33,7 @@ from e2e.workloads import (
     wait_running,
     wait_settled,
 )
+from samizdat import membership
 from samizdat.clusters import kubeconfig, recording
 from samizdat.clusters.client import MemberClient
 
@@ -138,7 +139,8 @@ def garbage_member(hub: Sandbox, operator: OperatorProcess, tmp_path: Path) -> I
     """A MemberCluster registered as a user would, whose endpoint answers everything with garbage."""
     with GarbageServer(pki.ensure_ca(tmp_path / "ca"), tmp_path / "serving") as server:
         kubectl = hub.kubectl("hub")
-        kubectl.apply([members.member_secret(GARBAGE, server.kubeconfig(GARBAGE)), {
+        secret = membership.hub_secret(GARBAGE, server.kubeconfig(GARBAGE), namespace=members.SYSTEM_NAMESPACE)
+        kubectl.apply([secret, {
             "apiVersion": "samizdat.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": GARBAGE},
             "spec": {"kubeconfigSecretRef": {"name": f"member-{GARBAGE}", "namespace": members.SYSTEM_NAMESPACE},
                      "jurisdiction": {"country": "NO"}, "provider": "garbage-gpus",
