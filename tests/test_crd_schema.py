@@ -24,7 +24,7 @@ EXPECTED = {
         "MemberCluster", "memberclusters", "Cluster", ["mc"], ["Country", "Provider", "Phase", "Free GPUs", "Age"],
     ),
     "samizdat.io_aiworkloads.yaml": (
-        "AIWorkload", "aiworkloads", "Namespaced", ["aiw"], ["Replicas", "Ready", "Jurisdictions", "Rules", "Age"],
+        "AIWorkload", "aiworkloads", "Namespaced", ["aiw"], ["Replicas", "Ready", "Serving", "Standby", "Jurisdictions", "Rules", "Age"],
     ),
     "samizdat.io_alliances.yaml": ("Alliance", "alliances", "Cluster", None, ["Members", "Description", "Age"]),
 }

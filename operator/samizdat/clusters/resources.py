@@ -52,10 +52,11 @@ NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
 PODS = Resource("", "v1", "pods", "Pod", namespaced=True)
 SECRETS = Resource("", "v1", "secrets", "Secret", namespaced=True)
+SERVICES = Resource("", "v1", "services", "Service", namespaced=True)
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", namespaced=True, scalable=True)
 JOBS = Resource("batch", "v1", "jobs", "Job", namespaced=True)
 
-KNOWN: tuple[Resource, ...] = (NAMESPACES, NODES, PODS, SECRETS, DEPLOYMENTS, JOBS)
+KNOWN: tuple[Resource, ...] = (NAMESPACES, NODES, PODS, SECRETS, SERVICES, DEPLOYMENTS, JOBS)
 _BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in KNOWN}
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from samizdat import health, inventory, manifests, metrics
 from samizdat.clusters import applying, deleting, errors, kubeconfig, probing, resources, scaling, watching, writing
@@ -104,7 +105,7 @@ class Member:
 
     Its loops feed it through three doors, which tests feed directly: `probed` (one probe's outcome),
     `listed` (a complete listing of one resource) and `observed` (one watch event). Its writes end in
-    `apply_copy` and `erase`, the only two that talk to the member.
+    `apply_copy`, `apply_service`, `label_pod` and `erase`, the only ones that talk to the member.
     """
 
     def __init__(
@@ -125,6 +126,9 @@ class Member:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.pods: dict[str, dict[str, Any]] = {}
         self.copies: dict[str, Copy] = {}  # by workload uid
+        # The Service of each served copy as the member answered our apply (its ClusterIP and node
+        # ports are the member's to choose); forgotten with the copy, which owns it in the member.
+        self.services: dict[str, dict[str, Any]] = {}  # by workload uid
         self.synced: set[str] = set()
         # None until first seen: a namespace missing from the start is a setup error, not censorship.
         self.namespace_present: bool | None = None
@@ -165,6 +169,10 @@ class Member:
         if self._client is None:
             self._client = MemberClient(self.name, self._credentials)
         return self._client
+
+    @property
+    def host(self) -> str | None:
+        return urlsplit(self._credentials.server).hostname
 
     @property
     def views_complete(self) -> bool:
@@ -323,6 +331,7 @@ class Member:
         uid = obj["metadata"].get("labels", {}).get(manifests.UID_LABEL, "")
         if deleted:
             self.copies.pop(uid, None)
+            self.services.pop(uid, None)
             if name in self._deleting:
                 self._deleting.discard(name)
             else:
@@ -343,6 +352,11 @@ class Member:
         labels = (pod["metadata"].get("labels", {}) for pod in self.pods.values())
         return {uid for uid in (label.get(manifests.UID_LABEL) for label in labels) if uid}
 
+    def pods_of(self, uid: str) -> list[dict[str, Any]]:
+        """The workload's live pods here: its replicas, starting, loading or ready."""
+        return [pod for pod in self.pods.values()
+                if pod["metadata"].get("labels", {}).get(manifests.UID_LABEL) == uid and inventory.pod_live(pod)]
+
     def shapes(self) -> tuple[NodeShape, ...]:
         if self._shapes is None:
             self._shapes = inventory.node_shapes(self.nodes.values(), self.pods.values())
@@ -352,6 +366,14 @@ class Member:
 
     async def apply_copy(self, manifest: dict[str, Any]) -> None:
         await applying.apply(self.client, manifest)
+
+    async def apply_service(self, uid: str, manifest: dict[str, Any]) -> None:
+        self.services[uid] = await applying.apply(self.client, manifest)
+
+    async def label_pod(self, name: str, role: str) -> None:
+        """Give one pod its role in one metadata patch: the pod runs on, same UID."""
+        await writing.write(self.client, "PATCH", resources.PODS.path(namespace=manifests.WORKLOAD_NAMESPACE, name=name),
+                            body=manifests.role_patch(role), content_type=scaling.MERGE_PATCH)
 
     async def _drain(self, copy: Copy) -> None:
         """Wait until the scaled-down copy has no pods left; if the member's controllers lag (they back

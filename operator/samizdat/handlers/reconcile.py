@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 
-from samizdat import manifests, metrics, placement
+from samizdat import inventory, manifests, metrics, placement
 from samizdat.clusters import errors
 from samizdat.fleet import Fleet, Loss
-from samizdat.model import AIWorkload
-from samizdat.placement import from_model
+from samizdat.model import AIWorkload, Mode
+from samizdat.placement import from_model, standby
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class Change:
     """One thing done to a member, for an Event."""
 
     member: str
-    verb: str  # "placed", "scaled", "updated", "removed"
+    verb: str  # "placed", "scaled", "updated", "removed", "promoted", "demoted"
     replicas: int
 
 
@@ -96,7 +96,57 @@ async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
             fleet.retire(name, copy)
             outcome.changes.append(Change(name, "removed", 0))
     await asyncio.gather(*writes)
+    if workload.spec.mode is Mode.SERVE:
+        await _expose(fleet, workload, outcome, decision)
+        await _assign_roles(fleet, workload, outcome, decision)
     return outcome
+
+
+async def _expose(fleet: Fleet, workload: AIWorkload, outcome: Outcome, decision: placement.Decision) -> None:
+    """Give each member copy its serving Service, once the member has reported the copy (the Service
+    is owned by it, by uid)."""
+    uid = workload.metadata.uid or ""
+    writes = []
+    for name, copy in sorted(fleet.counted(uid).items()):
+        if decision.assignments.get(name, 0) <= 0 or fleet.service(name, uid) is not None:
+            continue
+        if not copy.body.get("metadata", {}).get("uid"):
+            continue  # our own apply, not yet seen back from the member
+        manifest = manifests.build_service(workload, copy.body)
+        if manifest is not None:
+            writes.append(_guarded(outcome, name, fleet.expose(name, uid, manifest)))
+    await asyncio.gather(*writes)
+
+
+async def _assign_roles(fleet: Fleet, workload: AIWorkload, outcome: Outcome, decision: placement.Decision) -> None:
+    """Label each member's pods serving or standby (see `placement.standby`): promotions land first,
+    all members at once, then demotions, so serving capacity never dips while they land."""
+    pods = fleet.pods(workload.metadata.uid or "")
+    held = {}
+    for name, members_pods in pods.items():
+        spec = fleet.spec(name)
+        held[name] = standby.Held(
+            country=spec.spec.jurisdiction.country if spec is not None else "",
+            ready=sum(1 for pod in members_pods if inventory.pod_ready(pod)),
+            serving=sum(1 for pod in members_pods if manifests.is_serving(pod)),
+        )
+    serving = standby.serving_split(decision.assignments, held, workload.spec.failover.standby_replicas)
+    labels = {name: manifests.relabels(members_pods, serving.get(name, 0)) for name, members_pods in pods.items()}
+    for role, verb in ((manifests.SERVING, "promoted"), (manifests.STANDBY, "demoted")):
+        writes = []
+        for name, wanted in sorted(labels.items()):
+            chosen = [pod for pod, to in wanted if to == role]
+            writes += [_guarded(outcome, name, fleet.assign_role(name, pod, role)) for pod in chosen]
+            if chosen:
+                outcome.changes.append(Change(name, verb, len(chosen)))
+        await asyncio.gather(*writes)
+
+
+async def _guarded(outcome: Outcome, name: str, write: Awaitable[None]) -> None:
+    try:
+        await write
+    except errors.MemberError as error:
+        outcome.failures[name] = str(error)
 
 
 async def _place(fleet: Fleet, workload: AIWorkload, outcome: Outcome, name: str, verb: str, replicas: int) -> None:
