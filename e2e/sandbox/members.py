@@ -120,7 +120,10 @@ def identity_objects() -> list[dict[str, Any]]:
                 {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": manage},
                 {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": read},
                 # fencing: stale replicas are stopped at once even when the member's controllers lag
-                {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "deletecollection"]},
+                # and warm standbys: a pod's role label is patched in place (promotion, no restart)
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch", "delete", "deletecollection"]},
+                # the Service per copy that selects serving pods only (see status.endpoints)
+                {"apiGroups": [""], "resources": ["services"], "verbs": manage},
                 {"apiGroups": [""], "resources": ["events"], "verbs": read},
             ],
         },

@@ -190,13 +190,11 @@ def role_patch(role: str) -> dict[str, Any]:
 
 def relabels(pods: Iterable[Mapping[str, Any]], serving: int) -> list[tuple[str, str]]:
     """(pod name, role) writes that leave exactly `serving` of a member's live pods serving (fewer if
-    it has fewer) and the rest standby. Pods that serve keep serving, ready ones first; a standby that
-    is promoted is a ready one when there is one, the oldest first. Promotions come before demotions,
-    so serving capacity never dips while the writes land."""
+    it has fewer) and the rest standby. Ready pods serve first (a serving pod that stopped being ready
+    gives way to a ready standby); among equally ready ones those already serving keep serving, then
+    the oldest. Promotions come before demotions, so serving capacity never dips while they land."""
     live = sorted(pods, key=_promotion_order)
-    chosen = [pod for pod in live if _role(pod) == SERVING][:serving]
-    chosen += [pod for pod in live if _role(pod) != SERVING][: serving - len(chosen)]
-    names = {pod["metadata"]["name"] for pod in chosen}
+    names = {pod["metadata"]["name"] for pod in live[:serving]}
     promote = [(pod["metadata"]["name"], SERVING) for pod in live if pod["metadata"]["name"] in names
                and _role(pod) != SERVING]
     demote = [(pod["metadata"]["name"], STANDBY) for pod in live if pod["metadata"]["name"] not in names
@@ -213,6 +211,7 @@ def _role(pod: Mapping[str, Any]) -> str | None:
     return str(role) if role is not None else None
 
 
-def _promotion_order(pod: Mapping[str, Any]) -> tuple[bool, str, str]:
+def _promotion_order(pod: Mapping[str, Any]) -> tuple[bool, bool, str, str]:
     metadata = pod.get("metadata", {})
-    return (not inventory.pod_ready(pod), str(metadata.get("creationTimestamp", "")), str(metadata.get("name")))
+    return (not inventory.pod_ready(pod), _role(pod) != SERVING, str(metadata.get("creationTimestamp", "")),
+            str(metadata.get("name")))

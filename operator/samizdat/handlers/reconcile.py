@@ -76,6 +76,10 @@ async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
     metrics.decision_took(time.perf_counter() - started)
     outcome = Outcome(decision=decision, lost=lost)
     if not decision.feasible:
+        if workload.spec.mode is Mode.SERVE:
+            # Nothing moves, but the replicas that still run serve: a standby is promoted for a lost
+            # serving replica even when the lost one cannot be placed again.
+            await _assign_roles(fleet, workload, outcome, fleet.current(uid))
         return outcome
     fleet.record_decision(uid, decision.assignments)
     # Members are written concurrently: a member that has just gone quiet (partitioned, not yet Down)
@@ -98,7 +102,7 @@ async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
     await asyncio.gather(*writes)
     if workload.spec.mode is Mode.SERVE:
         await _expose(fleet, workload, outcome, decision)
-        await _assign_roles(fleet, workload, outcome, decision)
+        await _assign_roles(fleet, workload, outcome, decision.assignments)
     return outcome
 
 
@@ -118,28 +122,37 @@ async def _expose(fleet: Fleet, workload: AIWorkload, outcome: Outcome, decision
     await asyncio.gather(*writes)
 
 
-async def _assign_roles(fleet: Fleet, workload: AIWorkload, outcome: Outcome, decision: placement.Decision) -> None:
+async def _assign_roles(fleet: Fleet, workload: AIWorkload, outcome: Outcome, assignments: Mapping[str, int]) -> None:
     """Label each member's pods serving or standby (see `placement.standby`): promotions land first,
-    all members at once, then demotions, so serving capacity never dips while they land."""
+    all members at once, then demotions, so serving capacity never dips while they land. A role is a
+    label no rule counts, so no promotion can break a hard rule: `assignments` already holds them all."""
     pods = fleet.pods(workload.metadata.uid or "")
-    held = {}
-    for name, members_pods in pods.items():
-        spec = fleet.spec(name)
-        held[name] = standby.Held(
-            country=spec.spec.jurisdiction.country if spec is not None else "",
-            ready=sum(1 for pod in members_pods if inventory.pod_ready(pod)),
-            serving=sum(1 for pod in members_pods if manifests.is_serving(pod)),
-        )
-    serving = standby.serving_split(decision.assignments, held, workload.spec.failover.standby_replicas)
-    labels = {name: manifests.relabels(members_pods, serving.get(name, 0)) for name, members_pods in pods.items()}
+    held = {
+        name: standby.Held(ready=sum(1 for pod in members_pods if inventory.pod_ready(pod)),
+                           serving=sum(1 for pod in members_pods if manifests.is_serving(pod)))
+        for name, members_pods in pods.items()
+    }
+    countries = {name: spec.spec.jurisdiction.country if (spec := fleet.spec(name)) is not None else ""
+                 for name in assignments}
+    serving = standby.serving_split(assignments, held, countries, workload.spec.replicas)
+    # A member the decision empties keeps its labels: its copy is being retired, pods and all.
+    labels = {name: manifests.relabels(members_pods, serving[name]) for name, members_pods in pods.items()
+              if assignments.get(name, 0) > 0}
     for role, verb in ((manifests.SERVING, "promoted"), (manifests.STANDBY, "demoted")):
         writes = []
         for name, wanted in sorted(labels.items()):
             chosen = [pod for pod, to in wanted if to == role]
-            writes += [_guarded(outcome, name, fleet.assign_role(name, pod, role)) for pod in chosen]
+            writes += [_guarded(outcome, name, _relabel(fleet, name, pod, role)) for pod in chosen]
             if chosen:
                 outcome.changes.append(Change(name, verb, len(chosen)))
         await asyncio.gather(*writes)
+
+
+async def _relabel(fleet: Fleet, name: str, pod: str, role: str) -> None:
+    try:
+        await fleet.assign_role(name, pod, role)
+    except errors.NotFound:
+        pass  # the pod went (its ReplicaSet scaled down): the next reconcile sees the member as it is
 
 
 async def _guarded(outcome: Outcome, name: str, write: Awaitable[None]) -> None:
