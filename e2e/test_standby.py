@@ -21,9 +21,16 @@ import pytest
 from e2e.operator import OperatorProcess
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
-from e2e.test_failover import StatusSampler, wait_members_ready
 from e2e.waiting import eventually
-from e2e.workloads import UID_LABEL, aiworkload, copies, get_workload, rule_violations
+from e2e.workloads import (
+    UID_LABEL,
+    StatusSampler,
+    aiworkload,
+    copies,
+    get_workload,
+    rule_violations,
+    wait_members_ready,
+)
 
 LOAD_S = 20
 RULES = {"minJurisdictions": 2, "maxPerCluster": 1}
