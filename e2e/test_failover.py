@@ -18,15 +18,15 @@ from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import (
     COUNTRY,
+    StatusSampler,
     aiworkload,
     condition,
     copies,
     get_workload,
+    heal_and_remove,
     member_pods,
-    StatusSampler,
     rule_violations,
     wait_condition,
-    wait_members_ready,
     wait_running,
     wait_settled,
 )
@@ -47,12 +47,7 @@ def placed(hub: Sandbox, operator: OperatorProcess, request: pytest.FixtureReque
     yield {"name": name, "uid": workload["metadata"]["uid"], "rules": rules, "workload": workload,
            "sampler": sampler}
     problems = sampler.stop()
-    for member in hub.member_names:
-        if hub.state.clusters[member].faults:
-            hub.heal(member)
-    hub.kubectl("hub").run("delete", "aiworkload", name, "-n", "default", "--wait=false")
-    eventually(lambda: not copies(hub, workload["metadata"]["uid"]), timeout=90, what="copies removed")
-    wait_members_ready(hub)
+    heal_and_remove(hub, name, workload["metadata"]["uid"])
     assert problems == [], problems
 
 

@@ -26,10 +26,9 @@ from e2e.workloads import (
     UID_LABEL,
     StatusSampler,
     aiworkload,
-    copies,
     get_workload,
+    heal_and_remove,
     rule_violations,
-    wait_members_ready,
 )
 
 LOAD_S = 20
@@ -89,12 +88,7 @@ def loaded(hub: Sandbox, operator: OperatorProcess, request: pytest.FixtureReque
     sampler.start()
     yield {"name": name, "uid": workload["metadata"]["uid"], "workload": workload, "standby": standby}
     problems = sampler.stop()
-    for member in hub.member_names:
-        if hub.state.clusters[member].faults:
-            hub.heal(member)
-    hub.kubectl("hub").run("delete", "aiworkload", name, "-n", "default", "--wait=false")
-    eventually(lambda: not copies(hub, workload["metadata"]["uid"]), timeout=90, what="copies removed")
-    wait_members_ready(hub)
+    heal_and_remove(hub, name, workload["metadata"]["uid"])
     assert problems == [], problems
 
 

@@ -184,6 +184,17 @@ def wait_members_ready(sandbox: Sandbox, timeout: float = 120) -> None:
     eventually(all_ready, timeout=timeout, what="every member Ready again")
 
 
+def heal_and_remove(sandbox: Sandbox, name: str, uid: str) -> None:
+    """After a scenario: heal every member it faulted, delete its workload, wait until no member holds
+    a copy and every member is Ready again."""
+    for member in sandbox.member_names:
+        if sandbox.state.clusters[member].faults:
+            sandbox.heal(member)
+    sandbox.kubectl("hub").run("delete", "aiworkload", name, "-n", "default", "--wait=false")
+    eventually(lambda: not copies(sandbox, uid), timeout=90, what="copies removed")
+    wait_members_ready(sandbox)
+
+
 def wait_running(sandbox: Sandbox, uid: str, replicas: int, timeout: float = 60,
                  exclude: frozenset[str] = frozenset()) -> dict[str, int]:
     """Wait until exactly `replicas` pods of the workload run across reachable members; return per member."""

@@ -447,6 +447,8 @@ async def test_a_lost_serving_replica_is_replaced_by_promoting_the_standby_in_pl
     (new,) = set(outcome.decision.assignments) - set(before) - {victim} or {
         name for name in outcome.decision.assignments if len(roles(world)[name]) > len(before[name])}
     assert list(roles(world)[new].values()) == [manifests.STANDBY], "the cold replica waits as the new standby"
+    assert ("Normal", "Promoted", f"promoted 1 standby replica(s) to serving in {spare}") in aiworkloads._events(
+        aiw, outcome)
     status = status_of(world, aiw, outcome)
     assert status["servingReplicas"] == 2 and status["standbyReplicas"] == 0
     assert victim not in [e["cluster"] for e in status["endpoints"]], "a lost member is never an endpoint"

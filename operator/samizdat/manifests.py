@@ -36,6 +36,7 @@ DIGEST_ENV: Final = "SAMIZDAT_MODEL_DIGEST"
 # role is in neither the Deployment's selector nor its ReplicaSet's, so a relabelled pod stays owned.
 ROLE_LABEL: Final = "samizdat.io/role"
 SERVING: Final = "serving"
+DELETION_COST_ANNOTATION: Final = "controller.kubernetes.io/pod-deletion-cost"
 STANDBY: Final = "standby"
 
 
@@ -184,8 +185,10 @@ def build_service(workload: AIWorkload, owner: Mapping[str, Any]) -> dict[str, A
 
 
 def role_patch(role: str) -> dict[str, Any]:
-    """The merge patch that gives one pod its role: metadata only, so the pod is not restarted."""
-    return {"metadata": {"labels": {ROLE_LABEL: role}}}
+    """The merge patch that gives one pod its role: metadata only, so the pod is not restarted. When
+    its member's share shrinks, the ReplicaSet removes the pods of lowest deletion cost first: standbys."""
+    cost = "1" if role == SERVING else "0"
+    return {"metadata": {"labels": {ROLE_LABEL: role}, "annotations": {DELETION_COST_ANNOTATION: cost}}}
 
 
 def relabels(pods: Iterable[Mapping[str, Any]], serving: int) -> list[tuple[str, str]]:

@@ -142,8 +142,10 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[str, str
     for name, loss in sorted(outcome.lost.items()):
         events.append(("Warning", "MemberLost", f"replicas in {name} no longer count ({loss.why})"))
     for change in outcome.changes:
-        verb = {"placed": "Placed", "scaled": "Scaled", "updated": "Updated", "removed": "Removed"}[change.verb]
-        events.append(("Normal", verb, f"{change.verb} {change.replicas} replica(s) in {change.member}"))
+        reason = change.verb.capitalize()  # Placed, Scaled, Updated, Removed, Promoted, Demoted
+        what = "standby replica(s) to serving" if change.verb == "promoted" else (
+            "serving replica(s) to standby" if change.verb == "demoted" else "replica(s)")
+        events.append(("Normal", reason, f"{change.verb} {change.replicas} {what} in {change.member}"))
     for name, error in sorted(outcome.failures.items()):
         events.append(("Warning", "ApplyFailed", f"{name}: {error}"))
     return events
