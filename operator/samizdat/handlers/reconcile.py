@@ -99,10 +99,13 @@ async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
         else:
             fleet.retire(name, copy)
             outcome.changes.append(Change(name, "removed", 0))
+    if workload.spec.mode is Mode.SERVE:
+        # Promotions go out with the copies, not after them: restoring serving capacity must not
+        # wait for a cold replica's member to answer. Pods of new copies get their role once seen.
+        writes.append(_assign_roles(fleet, workload, outcome, decision.assignments))
     await asyncio.gather(*writes)
     if workload.spec.mode is Mode.SERVE:
         await _expose(fleet, workload, outcome, decision)
-        await _assign_roles(fleet, workload, outcome, decision.assignments)
     return outcome
 
 
