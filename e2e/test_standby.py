@@ -144,7 +144,8 @@ def test_a_standby_is_promoted_in_place_within_seconds(hub: Sandbox, loaded: dic
     status = eventually(lambda: (w := get_workload(hub, loaded["name"])["status"]).get("standbyReplicas") == 1 and w,
                         timeout=30, what="status shows the new standby")
     endpoints = [e["cluster"] for e in status["endpoints"]]
-    assert victim not in endpoints and spare in endpoints and endpoints != endpoints_before
+    # (the standby promoted may later swap roles with the new one, to restore country cover)
+    assert victim not in endpoints and len(endpoints) == 2 and endpoints != endpoints_before
     assert status["servingReplicas"] == 2
     final = {member: len(items) for member, items in pods(hub, uid).items() if items}
     assert rule_violations(final, RULES) == [], final
