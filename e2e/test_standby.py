@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from e2e.operator import OperatorProcess
-from e2e.sandbox import members
+from e2e.sandbox import members, stages
 from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import (
@@ -34,12 +34,11 @@ from e2e.workloads import (
 LOAD_S = 20
 RULES = {"minJurisdictions": 2, "maxPerCluster": 1}
 ROLE_LABEL = "samizdat.io/role"
-READY_AFTER = "sandbox.samizdat.io/ready-after"  # the sandbox's weights-loading delay on a pod
 WARM_RESTORE_S = 6.0
 
 
 def loading_workload(name: str, replicas: int, standby: int) -> dict[str, Any]:
-    template = {"metadata": {"annotations": {READY_AFTER: f"{LOAD_S}s"}},
+    template = {"metadata": {"annotations": {stages.READY_AFTER_ANNOTATION: f"{LOAD_S}s"}},
                 "spec": {"containers": [{"name": "server", "image": "registry.invalid/llm-server:1",
                                          "ports": [{"name": "http", "containerPort": 8000}]}]}}
     return aiworkload(name, replicas, RULES, template=template, failover={"standbyReplicas": standby})

@@ -37,6 +37,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from e2e.operator import OperatorProcess  # noqa: E402
+from e2e.sandbox import stages  # noqa: E402
 from e2e.sandbox.world import Sandbox  # noqa: E402
 from e2e.waiting import eventually  # noqa: E402
 from e2e.workloads import aiworkload, install_samizdat, wait_settled  # noqa: E402
@@ -131,7 +132,7 @@ def startup_trial(sandbox: Sandbox, hub: Hub, members: Members, uid: str, standb
 
 
 def loading_workload(name: str, standby: int) -> dict[str, Any]:
-    template = {"metadata": {"annotations": {"sandbox.samizdat.io/ready-after": f"{LOAD_S}s"}},
+    template = {"metadata": {"annotations": {stages.READY_AFTER_ANNOTATION: f"{LOAD_S}s"}},
                 "spec": {"containers": [{"name": "server", "image": "registry.invalid/llm-server:1",
                                          "ports": [{"name": "http", "containerPort": 8000}]}]}}
     return aiworkload(name, SERVING, {"minJurisdictions": 2, "maxPerCluster": 1}, template=template,
