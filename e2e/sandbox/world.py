@@ -134,7 +134,8 @@ class Sandbox:
         self.kubectl(HUB).apply([members.member_secret(name, kubeconfig.read_text())])
 
     def down(self) -> None:
-        for pid_file in self.directory.glob("operator*.pid"):  # operators the demo or a test left running
+        # operators and GPU agents (e2e/sandbox/agents.py) the demo or a test left running
+        for pid_file in [*self.directory.glob("operator*.pid"), *self.directory.glob("agent-*.pid")]:
             kill_recorded(pid_file)
         self.launcher.stop(self.state)
         self.state.file.unlink(missing_ok=True)
