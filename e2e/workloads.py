@@ -217,8 +217,10 @@ def wait_condition(sandbox: Sandbox, name: str, kind: str, reason: str | None = 
 
 
 def install_samizdat(sandbox: Sandbox) -> None:
-    """What a user does before running samizdat: install the CRDs, register every member."""
+    """What a user does before running samizdat: install the CRDs, register every member with
+    `samizdat join` (members registered already, e.g. in a reused sandbox, are left as they are)."""
     kubectl = sandbox.kubectl("hub")
     kubectl.run("apply", "-f", str(REPO_ROOT / "crds"))
     kubectl.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    kubectl.run("apply", "-f", str(sandbox.directory / "memberclusters.yaml"))
+    registered = {item["metadata"]["name"] for item in kubectl.get_json("memberclusters")["items"]}
+    sandbox.register(*(name for name in sandbox.member_names if name not in registered))

@@ -258,11 +258,13 @@ def test_cluster_role_is_exactly_what_the_operator_uses(
 
 
 @pytest.mark.parametrize("namespace", ["samizdat-system", "member-credentials"])
-def test_secrets_are_readable_only_by_name_in_the_member_secrets_namespace(helm: Path, namespace: str) -> None:
+def test_secrets_are_readable_and_renewable_only_by_name_in_the_member_secrets_namespace(
+    helm: Path, namespace: str
+) -> None:
     objects = render(helm, f"memberSecretsNamespace={namespace}")
     role = the(objects, "Role")
     assert role["metadata"]["namespace"] == namespace
-    assert granted(objects, "Role") == {("", "secrets", "get", "")}
+    assert granted(objects, "Role") == {("", "secrets", "get", ""), ("", "secrets", "patch", "")}
     binding = the(objects, "RoleBinding")
     assert binding["metadata"]["namespace"] == namespace
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "samizdat", "namespace": NAMESPACE}]

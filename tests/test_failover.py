@@ -22,7 +22,7 @@ from samizdat.clusters.probing import Probe
 from samizdat.fleet import Fleet, MemberSettings
 from samizdat.fleet import fleet as fleet_module
 from samizdat.fleet.member import Copy, Member
-from samizdat.handlers import aiworkloads, memberclusters
+from samizdat.handlers import aiworkloads, credentials, memberclusters
 from samizdat.handlers.reconcile import _needs_write, reconcile
 from samizdat.model import CensorshipKind, FailoverReason, Phase
 
@@ -298,7 +298,10 @@ async def test_censorship_in_the_copy_stream_quarantines_and_moves_replicas(
     assert outcome.lost[censor].reason is FailoverReason.CENSORING
     assert outcome.decision is not None and censor not in outcome.decision.assignments
     assert sum(outcome.decision.assignments.values()) == 2
-    status = memberclusters.build_status(member_cluster(censor), state, datetime.now(UTC))
+    now = datetime.now(UTC)
+    standing = credentials.standing(KUBECONFIG)
+    status = memberclusters.build_status(member_cluster(censor), state, now,
+                                         credentials.observe(standing, now.timestamp(), 0.8), None)
     assert status["phase"] == "Quarantined" and status["censorshipEvidence"]["kind"] == kind.value
     assert {c["type"]: c["status"] for c in status["conditions"]}["Censoring"] == "True"
 
@@ -391,6 +394,18 @@ def test_needs_write(existing: dict[str, str] | None, replicas: int, verb: str |
         manifests.GENERATION_ANNOTATION: existing["generation"],
         manifests.REPLICAS_ANNOTATION: existing["replicas"]}}, "spec": {}}
     assert _needs_write(workload(), body, replicas) == verb
+
+
+async def test_a_renewed_token_keeps_the_member_connected_and_its_replicas_counted(world: World) -> None:
+    await world.connect()
+    member = world.members["de"]
+    counted = world.fleet.countable("de")
+    assert world.fleet.use_credentials("de", KUBECONFIG.replace("token: t", "token: renewed"))
+    assert world.members["de"] is member and member.credentials.token == "renewed"
+    assert world.fleet.countable("de") == counted, "a renewal must not uncount the member's replicas"
+    moved = KUBECONFIG.replace("token: t", "token: renewed").replace("127.0.0.1:6443", "127.0.0.1:7443")
+    assert not world.fleet.use_credentials("de", moved), "a new server needs a new connection"
+    assert not world.fleet.use_credentials("nobody", KUBECONFIG)
 
 
 async def test_a_replica_on_a_gpu_the_agent_found_faulted_is_placed_elsewhere(world: World) -> None:

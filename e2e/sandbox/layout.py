@@ -68,3 +68,10 @@ def members(count: int) -> tuple[MemberLayout, ...]:
     if not 1 <= count <= len(DEFAULT_MEMBERS):
         raise ValueError(f"--members must be between 1 and {len(DEFAULT_MEMBERS)}")
     return DEFAULT_MEMBERS[:count]
+
+
+def by_name(name: str) -> MemberLayout:
+    for member in DEFAULT_MEMBERS:
+        if member.name == name:
+            return member
+    raise KeyError(f"no member named {name!r} in the layout")

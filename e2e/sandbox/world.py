@@ -17,9 +17,12 @@ there an outgoing connection can hold a port just when a restarted member proces
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from e2e.sandbox import layout, members, stages, toolchain
 from e2e.sandbox.launcher import (
     HUB, ClusterState, Launcher, SandboxState, alive, kill_group, kill_recorded, port_free,
 )
+from samizdat import membership
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # fault recorded for the member by each censor action that starves samizdat instead of touching its objects
@@ -112,10 +116,6 @@ class Sandbox:
             member_kubectl = self.kubectl(member.name)
             self._wait_for_default_account(member_kubectl)
             member_kubectl.apply(members.gpu_nodes(member))
-            self.register(member.name)
-        (self.directory / "memberclusters.yaml").write_text(
-            "---\n".join(json.dumps(members.member_cluster(member)) + "\n" for member in layouts)
-        )
         for member in layouts:
             self.wait_nodes_ready(member.name, sum(group.count for group in member.node_groups))
         for cluster in self.state.clusters.values():
@@ -123,15 +123,42 @@ class Sandbox:
         timings["total_s"] = time.monotonic() - started
         return timings
 
-    def register(self, name: str) -> None:
-        """(Re-)create samizdat's identity in a member and store its kubeconfig in the hub, as a user
-        registering the cluster would; also how a test undoes `revoke-credentials` or `delete-namespace`."""
-        member_kubectl = self.kubectl(name)
-        member_kubectl.apply(members.identity_objects())
-        token = members.wait_for_token(member_kubectl)
-        kubeconfig = self.identity_kubeconfig_path(name)
-        self.launcher.write_kubeconfig(kubeconfig, self.state.clusters[name], members.IDENTITY, token)
-        self.kubectl(HUB).apply([members.member_secret(name, kubeconfig.read_text())])
+    def register(self, *names: str) -> None:
+        """Register members as a user does, with `samizdat join` (all at once, without waiting for an
+        operator); again for a member already registered, it rotates its credential: how a test undoes
+        `revoke-credentials` or `delete-namespace`. Needs samizdat's CRDs in the hub."""
+        joins = [(name, subprocess.Popen(self.join_command(name, "--no-wait"), env=self.join_environment(name),
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+                 for name in names]
+        for name, process in joins:
+            output, _ = process.communicate(timeout=120)
+            if process.returncode != 0:
+                raise RuntimeError(f"samizdat join {name} failed ({process.returncode}):\n{output}")
+
+    def join_command(self, name: str, *extra: str, executable: str = "samizdat") -> list[str]:
+        """`samizdat join` for a member of the default layout, as its admin would type it."""
+        member = layout.by_name(name)
+        flags = [
+            "--member-context", name, "--hub-context", HUB, "--country", member.country,
+            "--region", member.region, "--provider", member.provider,
+            "--cost-per-gpu-hour", str(member.cost_per_gpu_hour), "--latency-ms", str(member.latency_ms),
+            # loopback members: Down after 2 s of failed probes
+            "--down-after-seconds", "2",
+        ]
+        return [str(Path(sys.executable).parent / executable), "join", name, *flags,
+                *(["--tee"] if member.tee else []), *extra]
+
+    def join_environment(self, *names: str) -> dict[str, str]:
+        """The environment of a user whose kubeconfig has the hub's and these members' admin contexts."""
+        paths = [self.admin_kubeconfig(HUB), *(self.admin_kubeconfig(name) for name in names)]
+        return dict(os.environ, KUBECONFIG=os.pathsep.join(map(str, paths)))
+
+    def identity_kubeconfig(self, name: str) -> str:
+        """The kubeconfig samizdat uses for `name` now: what `join` (or a renewal) last wrote to the hub."""
+        encoded = self.kubectl(HUB).run(
+            "get", "secret", f"member-{name}", "-n", members.SYSTEM_NAMESPACE, "-o", "jsonpath={.data.kubeconfig}",
+        ).stdout
+        return base64.b64decode(encoded).decode()
 
     def down(self) -> None:
         # operators and GPU agents (e2e/sandbox/agents.py) the demo or a test left running
@@ -154,7 +181,11 @@ class Sandbox:
         return self.launcher.admin_kubeconfig(name)
 
     def identity_kubeconfig_path(self, name: str) -> Path:
-        return self.launcher.cluster_dir(name) / "samizdat.kubeconfig"
+        """A file with `identity_kubeconfig(name)`, refreshed at every call."""
+        path = self.launcher.cluster_dir(name) / "samizdat.kubeconfig"
+        path.write_text(self.identity_kubeconfig(name))
+        path.chmod(0o600)
+        return path
 
     def kubectl(self, name: str) -> members.Kubectl:
         return members.Kubectl(self.binaries.path("kubectl"), self.admin_kubeconfig(name))
@@ -276,7 +307,8 @@ class Sandbox:
                 kubectl.run("patch", "deployment", deployment["metadata"]["name"], *namespace,
                             "--type=strategic", "-p", json.dumps(patch))
         elif action == "revoke-credentials":
-            kubectl.run("delete", "secret", members.TOKEN_SECRET, "-n", members.SYSTEM_NAMESPACE)
+            # every token samizdat holds is bound to one of these: the member's API refuses them at once
+            kubectl.run("delete", "secrets", "-l", membership.CREDENTIAL_SELECTOR, "-n", members.SYSTEM_NAMESPACE)
         elif action == "delete-namespace":
             kubectl.run("delete", "namespace", members.WORKLOAD_NAMESPACE, "--wait=false")
         elif action in STARVATIONS:

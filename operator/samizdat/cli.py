@@ -1,15 +1,23 @@
-"""The `samizdat` command: `run` starts the operator, `plan` answers "where would this go?" offline, and
-`agent` reports a GPU node's NVML facts and health on its Node."""
+"""The `samizdat` command: `run` starts the operator, `plan` answers "where would this go?" offline,
+`agent` reports a GPU node's NVML facts and health on its Node, and `join` and `unjoin` register a member
+cluster and take it out (also as `kubectl samizdat ...`, a kubectl plugin)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from samizdat import membership
+from samizdat.commands import join, unjoin
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="samizdat", description=__doc__)
+# kubectl runs a plugin `kubectl-samizdat` for `kubectl samizdat ...`: help then names the command typed.
+PLUGIN = "kubectl-samizdat"
+
+
+def build_parser(prog: str = "samizdat") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     plan = commands.add_parser("plan", help="show where a workload would be placed, and why not elsewhere")
@@ -30,6 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quarantine-seconds", type=float, default=300.0,
                      help="how long a member that censored takes no replicas")
     run.add_argument("--health-port", type=int, default=0, help="serve /healthz for liveness probes (0: off)")
+    run.add_argument("--renew-credentials-at", type=_fraction, default=membership.DEFAULT_RENEW_AT,
+                     help="renew a member's token once this fraction of its lifetime has passed")
+
+    join.add_arguments(commands.add_parser(
+        "join", help="register a member cluster: its identity, a bounded credential, the hub's Secret and MemberCluster",
+        description=join.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    ))
+    unjoin.add_arguments(commands.add_parser(
+        "unjoin", help="re-place a member's replicas elsewhere, then remove samizdat from it and from the hub",
+        description=unjoin.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    ))
 
     agent = commands.add_parser("agent", help="report this GPU node's NVML facts and health on its Node")
     agent.add_argument("--node", help="the Node to report on (default: $NODE_NAME)")
@@ -43,8 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError("a fraction between 0 and 1 (exclusive)")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    invoked = os.path.basename(sys.argv[0]) if sys.argv else ""
+    args = build_parser("kubectl samizdat" if invoked == PLUGIN else "samizdat").parse_args(argv)
+    if args.command == "join":
+        return join.main(args)
+    if args.command == "unjoin":
+        return unjoin.main(args)
     if args.command == "plan":
         from samizdat.commands import plan
 

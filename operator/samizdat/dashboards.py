@@ -216,6 +216,17 @@ def fleet() -> dict[str, Any]:
         table("Censorship seen", "Acts of censorship per member and kind since the operator started.",
               (0, 40, 24, 6), "sum by (member, kind) (samizdat_censorship_events_total)",
               {"member": "Member", "kind": "Kind", "Value": "Events"}),
+        timeseries("Credential lifetime left",
+                   "Time until each member's token expires. It is renewed at 80 % of its lifetime by default; "
+                   "a line that keeps falling means renewals fail (see the CredentialsExpiring condition).",
+                   (0, 46, 12, 8),
+                   [target("min by (member) (samizdat_member_credentials_expiry_timestamp_seconds) - time()",
+                           "{{member}}")], unit="s"),
+        timeseries("Credential renewals", "Renewals of members' tokens through their TokenRequest API, by result.",
+                   (12, 46, 12, 8),
+                   [target("sum by (member, result) "
+                           "(increase(samizdat_member_credential_renewals_total[$__rate_interval]))",
+                           "{{member}} {{result}}")]),
     ])
 
 

@@ -57,6 +57,13 @@ DECISION_DURATION = Histogram(
     "samizdat_placement_decision_duration_seconds", "Time the placement core took for one decision.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
 )
+MEMBER_CREDENTIALS_EXPIRY = Gauge(
+    "samizdat_member_credentials_expiry_timestamp_seconds",
+    "When the token samizdat holds for the member expires (Unix time); renewed before then.", ["member"],
+)
+CREDENTIAL_RENEWALS = Counter("samizdat_member_credential_renewals_total",
+                              "Renewals of a member's token through its TokenRequest API, by result.",
+                              ["member", "result"])
 EVICTIONS_HALTED = Gauge("samizdat_evictions_halted", "1 while the self-partition guard halts evictions.")
 
 _countries_by_workload: dict[tuple[str, str], Mapping[str, int]] = {}
@@ -77,6 +84,22 @@ def member_connected(member: str) -> None:
         CENSORSHIP_EVENTS.labels(member, kind)
     for kind in FAILURE_KINDS:
         MEMBER_API_ERRORS.labels(member, kind)
+
+
+def member_credentials_expire(member: str, expires_at: float) -> None:
+    MEMBER_CREDENTIALS_EXPIRY.labels(member).set(expires_at)
+    for result in ("renewed", "failed"):
+        CREDENTIAL_RENEWALS.labels(member, result)
+
+
+def credential_renewal(member: str, ok: bool) -> None:
+    CREDENTIAL_RENEWALS.labels(member, "renewed" if ok else "failed").inc()
+
+
+def forget_credentials(member: str) -> None:
+    _remove(MEMBER_CREDENTIALS_EXPIRY, member)
+    for result in ("renewed", "failed"):
+        _remove(CREDENTIAL_RENEWALS, member, result)
 
 
 def member_probed(member: str, ok: bool, seconds: float, failure: str | None) -> None:
@@ -155,7 +178,7 @@ def evictions_halted(halted: bool) -> None:
     EVICTIONS_HALTED.set(1 if halted else 0)
 
 
-def _remove(metric: Gauge, *labels: str) -> None:
+def _remove(metric: Gauge | Counter, *labels: str) -> None:
     try:
         metric.remove(*labels)
     except KeyError:

@@ -1,6 +1,7 @@
 """Member-cluster I/O: every call to a member's API (and the hub's Secrets) goes through this package.
 
 One `MemberClient` per member (`client`), every request under a deadline, every failure one of our own
-`MemberError`s (`errors`), one verb per module (`applying`, `deleting`, `fetching`, `probing`,
-`scaling`, `watching`), and a single write path (`writing.write`). Callers import the modules.
+`MemberError`s (`errors`), one verb per module (`applying`, `creating`, `deleting`, `fetching`, `minting`,
+`probing`, `reviewing`, `scaling`, `watching`), and a single write path (`writing.write`). Callers import
+the modules.
 """

@@ -12,6 +12,7 @@ The client knows nothing of Kubernetes objects; the verb modules (`fetching`, `w
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import ssl
@@ -129,6 +130,11 @@ class MemberClient:
     @property
     def closed(self) -> bool:
         return self._http.is_closed
+
+    def use_token(self, token: str) -> None:
+        """Authenticate from now on with `token` (a renewed credential), keeping the connections open."""
+        self.credentials = dataclasses.replace(self.credentials, token=token, token_file=None)
+        self._token = None
 
     async def request(
         self,

@@ -1,8 +1,10 @@
 """The kinds of objects samizdat touches in member clusters (and the hub's Secrets), and their URLs.
 
-A deliberately closed list: samizdat's identity in a member may only read nodes, pods and namespaces
-and manage Deployments and Jobs in its own namespace, so there is no need for API discovery — and a
-hostile member cannot steer us to other endpoints by lying in its discovery documents.
+A deliberately closed list: samizdat's identity in a member may only read nodes, pods and namespaces,
+manage Deployments and Jobs in its own namespace and request tokens for itself, so there is no need for
+API discovery — and a hostile member cannot steer us to other endpoints by lying in its discovery
+documents. `samizdat join` and `unjoin`, acting as the user, also write the identity itself (the
+ServiceAccount and its RBAC) and the hub's MemberClusters.
 """
 
 from __future__ import annotations
@@ -55,8 +57,19 @@ SECRETS = Resource("", "v1", "secrets", "Secret", namespaced=True)
 SERVICES = Resource("", "v1", "services", "Service", namespaced=True)
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", namespaced=True, scalable=True)
 JOBS = Resource("batch", "v1", "jobs", "Job", namespaced=True)
+SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount", namespaced=True)
+CLUSTERROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False)
+CLUSTERROLEBINDINGS = Resource(
+    "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
+)
+ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", namespaced=True)
+ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", namespaced=True)
+MEMBERCLUSTERS = Resource("samizdat.io", "v1alpha1", "memberclusters", "MemberCluster", namespaced=False)
 
-KNOWN: tuple[Resource, ...] = (NAMESPACES, NODES, PODS, SECRETS, SERVICES, DEPLOYMENTS, JOBS)
+KNOWN: tuple[Resource, ...] = (
+    NAMESPACES, NODES, PODS, SECRETS, SERVICES, DEPLOYMENTS, JOBS,
+    SERVICEACCOUNTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS, MEMBERCLUSTERS,
+)
 _BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in KNOWN}
 
 

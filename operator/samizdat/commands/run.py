@@ -23,7 +23,8 @@ def main(args: argparse.Namespace) -> int:
         # kopf pauses every replica whose priority ties with another's: start times in microseconds do
         # not tie even for replicas a Deployment starts together (and stay below 2**53, exact in JSON)
         priority=args.priority if args.priority is not None else time.time_ns() // 1000,
-        memo=kopf.Memo(quarantine_seconds=args.quarantine_seconds, metrics_port=args.metrics_port),
+        memo=kopf.Memo(quarantine_seconds=args.quarantine_seconds, metrics_port=args.metrics_port,
+                       renew_credentials_at=args.renew_credentials_at),
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
     ))
     return 0

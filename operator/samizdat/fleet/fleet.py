@@ -90,6 +90,20 @@ class Fleet:
         member.start()
         return credentials.server
 
+    def use_credentials(self, name: str, kubeconfig_text: str) -> bool:
+        """Hand a renewed or rotated token to a connected member's client, keeping its connections and
+        views (a reconnect would uncount its replicas for a moment and move them); False when more than
+        the token changed (server, CA, user), which needs a reconnect."""
+        member = self._members.get(name)
+        if member is None:
+            return False
+        renewed = kubeconfig.parse(kubeconfig_text)
+        current = member.credentials
+        if renewed.token is None or dataclasses.replace(renewed, token=current.token) != current:
+            return False
+        member.use_token(renewed.token)
+        return True
+
     def update_spec(self, spec: MemberCluster) -> None:
         if self._specs.get(spec.metadata.name) != spec:
             self._specs[spec.metadata.name] = spec

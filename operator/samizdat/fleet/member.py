@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -162,6 +162,16 @@ class Member:
                 await task
         if self._client is not None:
             await self._client.aclose()
+
+    @property
+    def credentials(self) -> kubeconfig.Credentials:
+        return self._credentials
+
+    def use_token(self, token: str) -> None:
+        """Authenticate from now on with a renewed or rotated token, keeping the connections and views."""
+        self._credentials = replace(self._credentials, token=token, token_file=None)
+        if self._client is not None:
+            self._client.use_token(token)
 
     @property
     def client(self) -> MemberClient:

@@ -3,6 +3,6 @@
 Importing this package registers every handler with kopf's default registry.
 """
 
-from samizdat.handlers import aiworkloads, memberclusters, startup
+from samizdat.handlers import aiworkloads, credentials, memberclusters, startup
 
-__all__ = ["aiworkloads", "memberclusters", "startup"]
+__all__ = ["aiworkloads", "credentials", "memberclusters", "startup"]

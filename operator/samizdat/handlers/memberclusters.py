@@ -16,10 +16,10 @@ from typing import Any
 import kopf
 import pydantic
 
-from samizdat import health, metrics, model
+from samizdat import health, membership, metrics, model
 from samizdat.clusters import errors, kubeconfig
 from samizdat.fleet import Fleet, MemberState
-from samizdat.handlers import conditions, hub, startup
+from samizdat.handlers import conditions, credentials, hub, startup
 from samizdat.handlers.conditions import Observed
 from samizdat.model import MemberClusterConditionType as Type
 from samizdat.model import Phase
@@ -33,8 +33,12 @@ def parse(body: kopf.Body) -> model.MemberCluster:
     return model.MemberCluster.model_validate(dict(body))
 
 
-def build_status(spec: model.MemberCluster, member: MemberState, now: datetime) -> dict[str, Any]:
-    """The member's status from its live health and inventory (pure: the caller writes it and its metrics)."""
+def build_status(
+    spec: model.MemberCluster, member: MemberState, now: datetime, credential: Observed[Type],
+    credential_status: model.MemberCredentials | None,
+) -> dict[str, Any]:
+    """The member's status from its live health, inventory and credential (pure: the caller writes it and
+    its metrics)."""
     state = member.health
     probe = member.last_probe
     shapes = member.shapes
@@ -49,6 +53,7 @@ def build_status(spec: model.MemberCluster, member: MemberState, now: datetime) 
         Observed(Type.CENSORING, censoring is not None,
                  censoring.kind.value if censoring else "NoEvidence",
                  censoring.message if censoring else "no tampering seen"),
+        credential,
     ]
     quarantined_until = None
     if state.phase is Phase.QUARANTINED and state.quarantined_until is not None:
@@ -60,6 +65,7 @@ def build_status(spec: model.MemberCluster, member: MemberState, now: datetime) 
         last_probe_latency_ms=round(probe.latency_s * 1000, 1) if probe is not None and probe.ok else None,
         censorship_evidence=model.CensorshipEvidence(kind=censoring.kind, message=censoring.message, time=now)
         if censoring else None,
+        credentials=credential_status,
         gpu_inventory=tuple(
             model.GPUNodeShape(product=s.product, memory_mib=s.memory_mib, tee=s.tee, free_gpus=s.free_gpus,
                                nodes=s.nodes, tee_observed=s.tee_observed)
@@ -71,7 +77,7 @@ def build_status(spec: model.MemberCluster, member: MemberState, now: datetime) 
     )
     dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     # A merge patch keeps what it does not mention: clear what no longer applies explicitly.
-    for key in ("quarantinedUntil", "censorshipEvidence", "lastProbeLatencyMs"):
+    for key in ("quarantinedUntil", "censorshipEvidence", "lastProbeLatencyMs", "credentials"):
         dumped.setdefault(key, None)
     return dumped
 
@@ -124,12 +130,14 @@ async def run_member(
         await fleet.disconnect(name)
 
 
-async def _credentials_changed(memo: kopf.Memo, spec: model.MemberCluster, connected_with: str) -> bool:
+async def _new_credentials(memo: kopf.Memo, spec: model.MemberCluster, connected_with: str) -> str | None:
+    """The member's kubeconfig if it differs from the one the member is connected with, else None."""
     ref = spec.spec.kubeconfig_secret_ref
     try:
-        return await hub.read_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key) != connected_with
+        text = await hub.read_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key)
     except errors.MemberError:
-        return False
+        return None
+    return text if text != connected_with else None
 
 
 async def _follow(
@@ -145,10 +153,14 @@ async def _follow(
         while not stopped:
             changed.clear()
             spec = parse(body)
-            # Rotated or re-issued credentials (e.g. after a revocation) take effect without a restart.
+            # Renewed, rotated or re-issued credentials (e.g. after a revocation) take effect without a
+            # restart: a new token goes to the live client; a new server or CA needs a new connection.
             if time.monotonic() - last_secret_check > SECRET_RECHECK_S:
                 last_secret_check = time.monotonic()
-                if await _credentials_changed(memo, spec, connected_with):
+                text = await _new_credentials(memo, spec, connected_with)
+                if text is not None and _uses(fleet, name, text):
+                    connected_with = text
+                elif text is not None:
                     kopf.event(body, type="Normal", reason="CredentialsChanged", message="reconnecting")
                     await fleet.disconnect(name)
                     return
@@ -157,7 +169,13 @@ async def _follow(
             if member is None:
                 return  # disconnected under us: connect again
             now = datetime.now(UTC)
-            status = build_status(spec, member, now)
+            standing = credentials.standing(connected_with)
+            renew_at = memo.get("renew_credentials_at", membership.DEFAULT_RENEW_AT)
+            renewal = credentials.standings(memo).get(name)
+            if renewal is not None and renewal.claims == standing.claims:
+                standing = renewal  # the renewal daemon knows how its attempts went
+            status = build_status(spec, member, now, credentials.observe(standing, now.timestamp(), renew_at),
+                                  credentials.status(standing, renew_at))
             metrics.member_gpus(name, status["totalGPUs"], status["freeGPUs"])
             if member.health.phase is not last_phase:
                 _announce(body, member.health, last_phase)
@@ -177,6 +195,13 @@ async def _follow(
             await asyncio.sleep(0.2)  # coalesce bursts of pod and node events into one write
     finally:
         fleet.unsubscribe(name, member=True)
+
+
+def _uses(fleet: Fleet, name: str, text: str) -> bool:
+    try:
+        return fleet.use_credentials(name, text)
+    except kubeconfig.KubeconfigError:
+        return False  # reconnecting reports it
 
 
 def _announce(body: kopf.Body, state: health.MemberHealth, before: Phase | None) -> None:

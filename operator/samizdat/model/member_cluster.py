@@ -106,7 +106,7 @@ class MemberClusterSpec(Model):
     latency_ms: NonNegativeNumber = 0.0
     """Typical latency to the member's users in milliseconds; a score input."""
     cordoned: Flag = False
-    """When true, no new replicas are placed here; running ones stay."""
+    """When true, no replicas are placed here and running ones are re-placed elsewhere (as `samizdat unjoin` does)."""
     health: HealthPolicy = HealthPolicy()
     """Probe timing and the thresholds for Suspect and Down."""
 
@@ -115,6 +115,7 @@ class MemberClusterConditionType(StrEnum):
     READY = "Ready"
     REACHABLE = "Reachable"
     CENSORING = "Censoring"
+    CREDENTIALS_EXPIRING = "CredentialsExpiring"
 
 
 class Phase(StrEnum):
@@ -171,11 +172,22 @@ class GPUNodeShape(Model):
     """How many nodes have this shape."""
 
 
+class MemberCredentials(Model):
+    """The credential samizdat reaches the member with, as its token says (set for renewable tokens)."""
+
+    secret: DNSSubdomain | None = None
+    """The credential Secret in the member the token is bound to (`samizdat join` creates one per join)."""
+    expires_at: AwareDatetime | None = None
+    """When the token expires."""
+    renew_at: AwareDatetime | None = None
+    """When the operator renews it, through the member's TokenRequest API."""
+
+
 class MemberClusterStatus(Model):
     """The member as the operator last observed it."""
 
     conditions: Annotated[tuple[Condition[MemberClusterConditionType], ...], Field(json_schema_extra=CONDITIONS)] = ()
-    """Ready, Reachable and Censoring."""
+    """Ready, Reachable, Censoring and CredentialsExpiring."""
     phase: Phase = Phase.PENDING
     """Pending until first probed, then Ready, Suspect, Down or Quarantined."""
     quarantined_until: AwareDatetime | None = None
@@ -186,6 +198,8 @@ class MemberClusterStatus(Model):
     """Round-trip time of the last successful probe in milliseconds."""
     censorship_evidence: CensorshipEvidence | None = None
     """The latest interference seen, if any."""
+    credentials: MemberCredentials | None = None
+    """The credential in use, when it is a token samizdat renews."""
     gpu_inventory: tuple[GPUNodeShape, ...] = ()
     """GPU nodes grouped by shape; exact for per-node fit, compact for big clusters."""
     total_gpus: Annotated[NonNegativeInt, Field(alias="totalGPUs")] = 0
