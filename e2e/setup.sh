@@ -15,4 +15,9 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
-.venv/bin/python -m e2e.sandbox build >/dev/null
+binaries=$(.venv/bin/python -m e2e.sandbox build)
+# The kubectl and helm built for the sandbox, on PATH wherever the venv is: the README's tour needs no
+# kubectl of the machine's own (and uses the client that matches the sandbox's servers).
+for tool in kubectl helm; do
+    ln -sfn "$binaries/$tool" ".venv/bin/$tool"
+done

@@ -7,7 +7,9 @@ twice) or report a placement that breaks a rule.
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -174,3 +176,73 @@ def test_operator_killed_mid_failover_finishes_after_restart(
     operator.kill()
     operator.start()
     settled_without(hub, placed, {victim}, timeout=90)
+
+
+# The broad takedown of issue #12: limits that leave room for every replica in the two countries left,
+# a minimum of three countries that cannot be met while Germany, Iceland and Japan are down.
+SPREAD_RULES = {"minJurisdictions": 3, "maxPerJurisdiction": 2, "deniedAlliances": ["five-eyes"]}
+TAKEN_DOWN = ("DE", "IS", "JP")  # with 6 members only DE exists: CH and FR remain either way
+
+
+@pytest.mark.parametrize("when", ["ScheduleAnyway", "DoNotSchedule"])
+def test_broad_takedown_gives_up_spread_not_capacity(hub: Sandbox, operator: OperatorProcess, when: str) -> None:
+    name, rules = f"spread-{when.lower()}", {**SPREAD_RULES, "whenUnsatisfiable": when}
+    hub.kubectl("hub").apply([aiworkload(name, 4, rules)])
+    uid = wait_settled(hub, name, 4)["metadata"]["uid"]
+    victims = {m for m in hub.member_names if COUNTRY[m] in TAKEN_DOWN}
+    try:
+        for victim in victims:
+            hub.kill(victim)
+        if when == "ScheduleAnyway":
+            _check_degraded(hub, operator, name, uid, rules, victims)
+        else:
+            _check_frozen(hub, name, uid, victims)
+    finally:
+        for victim in victims:
+            hub.heal(victim)
+    try:
+        wait_settled(hub, name, 4, timeout=120)  # back to full spread: RulesSatisfied again
+        running = wait_running(hub, uid, 4)
+        assert rule_violations(running, rules) == []
+    finally:
+        hub.kubectl("hub").run("delete", "aiworkload", name, "-n", "default", "--wait=false")
+        eventually(lambda: not copies(hub, uid), timeout=90, what="copies removed")
+        wait_members_ready(hub)
+
+
+def _check_degraded(hub: Sandbox, operator: OperatorProcess, name: str, uid: str, rules: dict[str, Any],
+                    victims: set[str]) -> None:
+    """Every replica runs again outside the victims, under every limit; condition, Event and metric say
+    which minimum is given up and by how much."""
+    workload = wait_condition(hub, name, "RulesSatisfied", "SpreadDegraded", timeout=60)
+    assert "minJurisdictions 3 not met: 2 reached, 1 short" in condition(workload, "RulesSatisfied")["message"]
+    running = wait_running(hub, uid, 4, timeout=60)
+    assert not set(running) & victims
+    assert [v.split(" ")[0] for v in rule_violations(running, rules)] == ["minJurisdictions"], running
+    events = hub.kubectl("hub").run(
+        "get", "events", "-n", "default", "--field-selector", f"involvedObject.name={name}", "-o", "json"
+    ).stdout
+    assert '"reason": "SpreadDegraded"' in events
+    assert _metric(operator, "samizdat_workload_rule_violations", name) >= 1
+
+
+def _check_frozen(hub: Sandbox, name: str, uid: str, victims: set[str]) -> None:
+    """DoNotSchedule, the old behaviour: once the minimum binds, nothing new is placed. (The members go
+    Down one by one: a loss handled while the minimum could still be met moves its replicas first.)"""
+    wait_condition(hub, name, "RulesSatisfied", "MinJurisdictions", timeout=60)
+
+    def replicas() -> dict[str, int]:
+        return {m: c["spec"]["replicas"] for m, c in copies(hub, uid).items() if m not in victims}
+
+    frozen = replicas()
+    time.sleep(3)  # long enough for a re-placement to start, were it going to
+    assert replicas() == frozen
+    assert sum(member_pods(hub, uid).values()) < 4
+
+
+def _metric(operator: OperatorProcess, series: str, workload: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(rf'^{series}{{[^}}]*workload="{workload}"[^}}]*}} (\S+)$', text, re.MULTILINE)
+    assert found, f"{series} for {workload} not exported"
+    return float(found.group(1))

@@ -92,6 +92,8 @@ ALLOWED = [
     pytest.param("watch", "customresourcedefinitions.apiextensions.k8s.io", [], id="watch-crds"),
     pytest.param("create", "events", ["-n", "default"], id="post-events-of-workloads"),
     pytest.param("create", "events", ["-n", NAMESPACE], id="post-events-of-members"),
+    pytest.param("patch", "events", ["-n", "default"], id="count-a-repeated-event"),
+    pytest.param("get", "events", ["-n", "default"], id="read-an-event-said-before-a-restart"),
     pytest.param("get", "secrets", ["-n", NAMESPACE], id="read-member-kubeconfig"),
     pytest.param("patch", "secrets", ["-n", NAMESPACE], id="renew-member-kubeconfig"),
 ]
@@ -111,6 +113,7 @@ FORBIDDEN = [
     pytest.param("patch", f"alliances.{SAMIZDAT}", [], id="patch-alliances"),
     pytest.param("create", "customresourcedefinitions.apiextensions.k8s.io", [], id="create-crds"),
     pytest.param("list", "namespaces", [], id="list-namespaces"),
+    pytest.param("delete", "events", ["-n", "default"], id="delete-events"),
     pytest.param("patch", "clusterkopfpeerings.kopf.dev", [], id="peering-without-replicas"),
     pytest.param("create", "clusterrolebindings.rbac.authorization.k8s.io", [], id="grant-itself-more"),
     pytest.param("impersonate", "users", [], id="impersonate"),

@@ -70,8 +70,10 @@ def test_tightening_a_rule_moves_only_what_breaks_it(hub: Sandbox, sample: dict[
 
 
 def test_infeasible_rules_name_the_rule_and_create_nothing(hub: Sandbox, operator: OperatorProcess) -> None:
-    # Outside the Five Eyes the default layout has DE, CH and FR: four countries cannot be had.
-    apply_manifest(hub, aiworkload("impossible", 4, {"minJurisdictions": 4, "deniedAlliances": ["five-eyes"]}))
+    # Outside the Five Eyes the default layout has DE, CH and FR: four countries cannot be had, and
+    # DoNotSchedule keeps minJurisdictions a hard rule (ScheduleAnyway would place 4 in 3 countries).
+    rules = {"minJurisdictions": 4, "deniedAlliances": ["five-eyes"], "whenUnsatisfiable": "DoNotSchedule"}
+    apply_manifest(hub, aiworkload("impossible", 4, rules))
     try:
         workload = wait_condition(hub, "impossible", "RulesSatisfied")
         rules = condition(workload, "RulesSatisfied")

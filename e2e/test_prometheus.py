@@ -66,7 +66,8 @@ QUIET: dict[str, tuple[str, str]] = {
 
 # Lines in the operator's log that mean its hub identity lacks a right (kopf's and samizdat's wording).
 PERMISSION_PROBLEMS = re.compile(
-    r"Not enough permissions|Failed to post an event|status not written|cannot write status", re.IGNORECASE,
+    r"Not enough permissions|Failed to post an event|not recorded|status not written|cannot write status",
+    re.IGNORECASE,
 )
 
 

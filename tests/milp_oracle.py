@@ -9,6 +9,12 @@ row (every alliance of the table for maxPerAlliance), sum y >= minJurisdictions,
 `solve` maximises kept replicas k_m <= min(x_m, current_m), the solver's first preference: enough to
 check feasibility and stability, and quick. `solve_exact` optimises the solver's whole lexicographic
 objective (kept replicas, spread, then the soft preferences): the same problem the solver solves.
+
+With `whenUnsatisfiable: ScheduleAnyway` the minimums are objectives, not rows: columns
+t_J <= minJurisdictions, t_J <= sum y and t_P <= minProviders, t_P <= sum z are maximised first, in
+that order, before every other objective: every replica under the limits, then the most jurisdictions
+up to the minimum, then the most providers up to theirs, then the usual objective. When the minimums
+can be met this is the strict problem's optimum, so the same models serve both modes.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass, replace
 import highspy
 import numpy as np
 
+from samizdat.model import WhenUnsatisfiable
 from samizdat.placement.snapshot import Member, NodeShape, Request, Snapshot
 
 RULES = (
@@ -130,9 +137,16 @@ def preference_parts(snapshot: Snapshot) -> dict[str, tuple[int, int, int]]:
     return {name: (cost[name], latency[name], ranks[name]) for name in ranks}
 
 
+def degrades(request: Request) -> bool:
+    """Whether the request's spread minimums are objectives rather than rules (see the module doc)."""
+    return request.rules.when_unsatisfiable is WhenUnsatisfiable.SCHEDULE_ANYWAY
+
+
 def score(snapshot: Snapshot, request: Request, assignments: Mapping[str, int]) -> tuple[int, ...]:
-    """The solver's lexicographic objective of a placement, lower is better: (-kept replicas, spread, cost
-    gaps, latency gaps, name ranks), spread being the pairs of replicas sharing a country or a provider."""
+    """The solver's lexicographic objective of a placement, lower is better: (-jurisdictions and
+    -providers, each counted up to its minimum, -kept replicas, spread, cost gaps, latency gaps, name
+    ranks), spread being the pairs of replicas sharing a country or a provider. (A placement that keeps
+    the minimums scores both at their minimums, so the first two only tell degraded placements apart.)"""
     by_name = {member.name: member for member in snapshot.members}
     parts = preference_parts(snapshot)
     countries: dict[str, int] = {}
@@ -144,7 +158,8 @@ def score(snapshot: Snapshot, request: Request, assignments: Mapping[str, int]) 
         sums = [total + n * part for total, part in zip(sums, parts[name], strict=True)]
     kept = sum(min(assignments.get(name, 0), max(0, n)) for name, n in request.current.items())
     spread = sum(n * (n - 1) // 2 for n in [*countries.values(), *providers.values()])
-    return (-kept, spread, *sums)
+    reached = (-min(len(countries), request.rules.min_jurisdictions), -min(len(providers), request.rules.min_providers))
+    return (*reached, -kept, spread, *sums)
 
 
 @dataclass
@@ -158,6 +173,7 @@ class _Model:
     keep: list[int]
     by_country: dict[str, list[int]]
     by_provider: dict[str, list[int]]
+    targets: list[int]  # t_J, t_P when the minimums are objectives (see the module doc), else []
 
     @property
     def size(self) -> int:
@@ -217,26 +233,61 @@ def _model(snapshot: Snapshot, request: Request) -> _Model | None:
     _add_columns(highs, [0.0] * n, [float(k) for k in keep], integer=False)
     y0 = _add_columns(highs, [0.0] * len(by_country), [1.0] * len(by_country), integer=True)
     z0 = _add_columns(highs, [0.0] * len(by_provider), [1.0] * len(by_provider), integer=True)
+    minimums = (rules.min_jurisdictions, rules.min_providers)
+    targets = []
+    if degrades(request):
+        targets = [_add_columns(highs, [0.0], [float(minimum)], integer=False) for minimum in minimums]
     rows: list[tuple[float, float, list[int], list[float]]] = [(replicas, replicas, list(range(n)), [1.0] * n)]
     rows += [(-np.inf, 0.0, [n + index, index], [1.0, -1.0]) for index in range(n)]
-    for groups, base, cap, minimum in (
-        (by_country, y0, rules.max_per_jurisdiction, rules.min_jurisdictions),
-        (by_provider, z0, rules.max_per_provider, rules.min_providers),
-    ):
+    for position, (groups, base, cap, minimum) in enumerate((
+        (by_country, y0, rules.max_per_jurisdiction, minimums[0]),
+        (by_provider, z0, rules.max_per_provider, minimums[1]),
+    )):
         keys = sorted(groups)
         for offset, key in enumerate(keys):
             inside = groups[key]
             if cap is not None:
                 rows.append((-np.inf, cap, inside, [1.0] * len(inside)))
             rows.append((0.0, np.inf, [*inside, base + offset], [1.0] * len(inside) + [-1.0]))
-        rows.append((minimum, np.inf, [base + offset for offset in range(len(keys))], [1.0] * len(keys)))
+        used = [base + offset for offset in range(len(keys))]
+        if targets:  # t <= the countries (providers) used
+            rows.append((0.0, np.inf, [*used, targets[position]], [1.0] * len(used) + [-1.0]))
+        else:
+            rows.append((minimum, np.inf, used, [1.0] * len(keys)))
     if rules.max_per_alliance is not None:
         for alliance in snapshot.alliances.values():
             inside = [i for country in sorted(alliance) for i in by_country.get(country, ())]
             if inside:
                 rows.append((-np.inf, rules.max_per_alliance, inside, [1.0] * len(inside)))
     _add_rows(highs, rows)
-    return _Model(highs, members, [limits[m.name] for m in members], keep, by_country, by_provider)
+    return _Model(highs, members, [limits[m.name] for m in members], keep, by_country, by_provider, targets)
+
+
+def _lexicographic(model: _Model, objectives: list[np.ndarray]) -> None:
+    """Set `objectives` (minimised, first is first) as prioritised objectives of one run, after the
+    spread targets when the minimums are objectives (maximised, t_J before t_P)."""
+    highs, columns = model.highs, model.highs.getNumCol()
+    first = []
+    for target in model.targets:
+        coefficients = np.zeros(columns)
+        coefficients[target] = -1.0
+        first.append(coefficients)
+    ordered = [*first, *objectives]
+    if len(ordered) == 1:  # one objective needs no priorities (and solves quicker without)
+        highs.changeColsCost(columns, np.arange(columns, dtype=np.int32), ordered[0])
+        return
+    highs.setOptionValue("blend_multi_objectives", False)
+    highs.setOptionValue("mip_rel_gap", 0.0)
+    highs.setOptionValue("mip_abs_gap", 0.5)  # every objective is integral at a vertex
+    for level, coefficients in enumerate(ordered):
+        objective = highspy.HighsLinearObjective()
+        objective.weight = 1.0
+        objective.offset = 0.0
+        objective.coefficients = coefficients
+        objective.abs_tolerance = 0.5
+        objective.rel_tolerance = 0.0
+        objective.priority = len(ordered) - level
+        highs.addLinearObjective(objective)
 
 
 def _status(model: _Model) -> bool:
@@ -257,9 +308,9 @@ def solve(snapshot: Snapshot, request: Request) -> Answer:
     model = _model(snapshot, request)
     if model is None:
         return Answer(False, {}, 0, time.perf_counter() - started)
-    costs = np.zeros(model.highs.getNumCol())
-    costs[model.size : 2 * model.size] = -1.0  # maximise kept replicas
-    model.highs.changeColsCost(len(costs), np.arange(len(costs), dtype=np.int32), costs)
+    keeping = np.zeros(model.highs.getNumCol())
+    keeping[model.size : 2 * model.size] = -1.0  # maximise kept replicas
+    _lexicographic(model, [keeping])
     model.highs.run()
     feasible = _status(model)
     seconds = time.perf_counter() - started
@@ -307,18 +358,7 @@ def solve_exact(snapshot: Snapshot, request: Request) -> ExactAnswer:
     for index, member in enumerate(model.members):
         for level in range(3):
             objectives[2 + level][index] = parts[member.name][level]
-    highs.setOptionValue("blend_multi_objectives", False)
-    highs.setOptionValue("mip_rel_gap", 0.0)
-    highs.setOptionValue("mip_abs_gap", 0.5)  # every objective is integral at a vertex
-    for level, coefficients in enumerate(objectives):
-        objective = highspy.HighsLinearObjective()
-        objective.weight = 1.0
-        objective.offset = 0.0
-        objective.coefficients = coefficients
-        objective.abs_tolerance = 0.5
-        objective.rel_tolerance = 0.0
-        objective.priority = len(objectives) - level
-        highs.addLinearObjective(objective)
+    _lexicographic(model, objectives)
     highs.run()
     feasible = _status(model)
     seconds = time.perf_counter() - started

@@ -226,9 +226,10 @@ def expected_cluster_rules(peering: str | None) -> set[Rule]:
     rules = {("samizdat.io", plural, verb, "") for plural, verbs in handler_resources().items() for verb in verbs}
     # samizdat's own status writes (handlers/hub.py): merge patches of the status subresource
     rules |= {("samizdat.io", f"{plural}/status", "patch", "") for plural in ("memberclusters", "aiworkloads")}
-    # kopf: CRD scanning (list + watch), Events (POST of core/v1 events)
+    # kopf: CRD scanning (list + watch), Events (POST of core/v1 events); samizdat's own Events
+    # (clusters/recording.py) count repeats: a conflicting POST reads the Event and patches its count
     rules |= {("apiextensions.k8s.io", "customresourcedefinitions", verb, "") for verb in ("list", "watch")}
-    rules |= {("", "events", "create", "")}
+    rules |= {("", "events", verb, "") for verb in ("create", "get", "patch")}
     if peering:
         rules |= {("kopf.dev", "clusterkopfpeerings", verb, "") for verb in ("list", "watch")}
         rules |= {("kopf.dev", "clusterkopfpeerings", "patch", peering)}

@@ -130,9 +130,9 @@ REPLIES: list[Any] = [
 
 
 @pytest.mark.parametrize(("body", "complaint"), REPLIES)
-def test_replies_that_are_not_objects_are_api_errors(body: bytes, complaint: str) -> None:
+def test_replies_that_are_not_objects_are_malformed(body: bytes, complaint: str) -> None:
     reply = Reply("m", 200, body)
-    with pytest.raises(errors.MemberAPIError, match=complaint):
+    with pytest.raises(errors.MemberMalformed, match=complaint):
         reply.json()
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from samizdat.clusters import errors, fetching, probing, resources, watching
-from samizdat.clusters.client import MemberClient
+from samizdat.clusters.client import MemberClient, Reply
 from samizdat.clusters.kubeconfig import Credentials
 
 
@@ -122,6 +122,13 @@ async def test_the_deadline_bounds_the_whole_block() -> None:
     assert isinstance(caught.value.__cause__, TimeoutError)
 
 
+async def test_a_deadline_is_quoted_rounded_so_repeats_read_the_same() -> None:
+    # What is left of a budget (0.049998s…) must not make each repeat of an Event a new message.
+    with pytest.raises(errors.MemberTimeout, match=r"no complete response within 0.05s$"):
+        async with errors.deadline("m", 0.0499987):
+            await asyncio.sleep(10)
+
+
 async def test_the_deadline_leaves_an_outer_cancellation_alone() -> None:
     async def bounded() -> None:
         async with errors.deadline("m", 10):
@@ -184,3 +191,56 @@ def test_handshake_cut_off_by_a_killed_server_is_unreachable_not_tls() -> None:
     cut = httpx.ConnectError("handshake")
     cut.__cause__ = ssl.SSLWantReadError("The operation did not complete (read)")
     assert isinstance(errors.for_exception("m", cut), errors.MemberUnreachable)
+
+
+# ----- answers that say 200 but are not what an API server sends
+
+
+MALFORMED_PROBE_ANSWERS: list[Any] = [
+    pytest.param("/readyz", b'{"kind": "Status", ', id="readyz-broken-json"),
+    pytest.param("/readyz", b"", id="readyz-empty"),
+    pytest.param("/readyz", b"okay", id="readyz-other-text"),
+    pytest.param("/api", b"{not json", id="api-not-json"),
+    pytest.param("/api", b'{"kind": "Status"}', id="api-other-object"),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), MALFORMED_PROBE_ANSWERS)
+def test_a_probe_believes_200_only_with_an_api_servers_answer(path: str, body: bytes) -> None:
+    with pytest.raises(errors.MemberMalformed):
+        probing._check_answer(path, Reply("m", 200, body))
+
+
+def test_an_api_servers_answers_pass_the_probe() -> None:
+    probing._check_answer("/readyz", Reply("m", 200, b"ok"))
+    probing._check_answer("/api", Reply("m", 200, b'{"kind": "APIVersions", "versions": ["v1"]}'))
+
+
+MALFORMED_ITEMS: list[Any] = [
+    pytest.param({"items": "nodes"}, id="items-not-a-list"),
+    pytest.param([{}], id="item-without-metadata"),
+    pytest.param(["node-a"], id="item-not-an-object"),
+    pytest.param([{"metadata": {"name": "a"}}], id="item-without-uid"),
+    pytest.param([{"metadata": {"name": "", "uid": "u"}}], id="item-with-empty-name"),
+]
+
+
+@pytest.mark.parametrize("items", MALFORMED_ITEMS)
+def test_list_items_without_the_metadata_of_api_objects_are_malformed(items: Any) -> None:
+    with pytest.raises(errors.MemberMalformed, match="nodes"):
+        list(fetching._with_kind("m", items, resources.NODES))
+
+
+def test_list_items_get_their_kind_and_a_null_list_is_empty() -> None:
+    node = {"metadata": {"name": "a", "uid": "u"}}
+    assert list(fetching._with_kind("m", [node], resources.NODES)) == [{**node, "apiVersion": "v1", "kind": "Node"}]
+    assert list(fetching._with_kind("m", None, resources.NODES)) == []
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    pytest.param(b"[+]ping ok\n[-]etcd failed: reason withheld\n[-]informer-sync failed\nreadyz check failed\n",
+                 "not ready (etcd, informer-sync failing)", id="failing-checks"),
+    pytest.param(b"[+]ping ok\n[+]log ok\n" * 40, "not ready (HTTP 500)", id="failing-check-cut-off"),
+])
+def test_a_probe_of_an_api_server_not_ready_names_only_its_failing_checks(body: bytes, said: str) -> None:
+    assert probing._in_short(errors.for_response("m", 500, body)) == said

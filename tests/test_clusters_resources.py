@@ -51,19 +51,20 @@ def test_resources_of_manifests() -> None:
 
 
 EVENTS: list[Any] = [
-    pytest.param(b'{"type":"ADDED","object":{"kind":"Node","metadata":{"name":"n","resourceVersion":"5"}}}',
+    pytest.param(b'{"type":"ADDED","object":{"kind":"Node","metadata":{"name":"n","uid":"u","resourceVersion":"5"}}}',
                  "ADDED", "5", id="added"),
-    pytest.param(b'{"type":"DELETED","object":{"metadata":{"name":"n","resourceVersion":"9"}}}', "DELETED", "9",
-                 id="deleted"),
+    pytest.param(b'{"type":"DELETED","object":{"metadata":{"name":"n","uid":"u","resourceVersion":"9"}}}', "DELETED",
+                 "9", id="deleted"),
     pytest.param(b'{"type":"BOOKMARK","object":{"kind":"Node","metadata":{"resourceVersion":"12"}}}', "BOOKMARK", "12",
                  id="bookmark"),
-    pytest.param(b'{"type":"MODIFIED","object":{"metadata":{}}}', "MODIFIED", None, id="no-version"),
+    pytest.param(b'{"type":"MODIFIED","object":{"metadata":{"name":"n","uid":"u"}}}', "MODIFIED", None,
+                 id="no-version"),
 ]
 
 
 @pytest.mark.parametrize(("line", "kind", "version"), EVENTS)
 def test_watch_events(line: bytes, kind: str, version: str | None) -> None:
-    event = watching._parse("m", line)
+    event = watching._parse("m", line, resources.NODES)
     assert event is not None and (event.type, event.resource_version) == (kind, version)
 
 
@@ -73,16 +74,20 @@ WATCH_ERRORS: list[Any] = [
     pytest.param(b'{"type":"ERROR","object":{"kind":"Status","code":500,"message":"internal"}}',
                  errors.MemberAPIError, id="server-error"),
     pytest.param(b'{"type":"ERROR","object":{"kind":"Status"}}', errors.MemberAPIError, id="error-without-code"),
-    pytest.param(b"{not json", errors.MemberAPIError, id="not-json"),
-    pytest.param(b'{"type":"ADDED","object":null}', errors.MemberAPIError, id="no-object"),
+    pytest.param(b"{not json", errors.MemberMalformed, id="not-json"),
+    pytest.param(b'{"type":"ADDED","object":null}', errors.MemberMalformed, id="no-object"),
+    pytest.param(b'{"type":"ADDED","object":{"kind":"Node"}}', errors.MemberMalformed, id="no-metadata"),
+    pytest.param(b'{"type":"MODIFIED","object":{"metadata":{"name":"n"}}}', errors.MemberMalformed, id="no-uid"),
+    pytest.param(b'{"type":"DELETED","object":{"metadata":{"name":7,"uid":"u"}}}', errors.MemberMalformed,
+                 id="name-not-a-string"),
 ]
 
 
 @pytest.mark.parametrize(("line", "expected"), WATCH_ERRORS)
 def test_watch_errors(line: bytes, expected: type[errors.MemberError]) -> None:
     with pytest.raises(expected):
-        watching._parse("m", line)
+        watching._parse("m", line, resources.NODES)
 
 
 def test_unknown_watch_events_are_skipped() -> None:
-    assert watching._parse("m", b'{"type":"SOMETHING-NEW","object":{}}') is None
+    assert watching._parse("m", b'{"type":"SOMETHING-NEW","object":{}}', resources.NODES) is None

@@ -21,7 +21,8 @@ CRD_DIR = Path(__file__).resolve().parent.parent / "crds"
 # file -> (kind, plural, scope, short names, default printer columns in order)
 EXPECTED = {
     "samizdat.io_memberclusters.yaml": (
-        "MemberCluster", "memberclusters", "Cluster", ["mc"], ["Country", "Provider", "Phase", "Free GPUs", "Age"],
+        "MemberCluster", "memberclusters", "Cluster", ["mc"],
+        ["Country", "Provider", "Phase", "Reason", "Free GPUs", "Age"],
     ),
     "samizdat.io_aiworkloads.yaml": (
         "AIWorkload", "aiworkloads", "Namespaced", ["aiw"], ["Replicas", "Ready", "Serving", "Standby", "Jurisdictions", "Rules", "Age"],

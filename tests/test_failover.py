@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import kopf
 import pytest
 
 from samizdat import health, manifests, model
@@ -21,7 +22,7 @@ from samizdat.clusters import errors, kubeconfig, resources
 from samizdat.clusters.probing import Probe
 from samizdat.fleet import Fleet, MemberSettings
 from samizdat.fleet import fleet as fleet_module
-from samizdat.fleet.member import Copy, Member
+from samizdat.fleet.member import Censorship, Copy, Member
 from samizdat.handlers import aiworkloads, credentials, memberclusters
 from samizdat.handlers.reconcile import _needs_write, reconcile
 from samizdat.model import CensorshipKind, FailoverReason, Phase
@@ -365,6 +366,35 @@ async def test_reconciles_share_one_snapshot_until_something_changes(world: Worl
     assert world.fleet.snapshot() is not placed
 
 
+async def test_a_broad_outage_gives_up_spread_not_capacity_and_restores_it(world: World) -> None:
+    """Issue #12 in small: Japan down leaves Germany and France, at most 2 replicas each, for 4 replicas
+    that want 3 countries: all 4 run, the status says which minimum is given up, and healing restores it."""
+    spread = workload(4, minJurisdictions=3, maxPerJurisdiction=2)
+    await world.connect()
+    await reconcile(spread, world.fleet)
+    world.lose("jp")
+
+    outcome = await reconcile(spread, world.fleet)
+
+    assert outcome.decision is not None and outcome.decision.degraded
+    assert outcome.decision.assignments == {"de": 2, "fr": 2}
+    status, gauges = aiworkloads.build_status(spread, world.fleet, outcome, None)
+    conditions = {c["type"]: c for c in status["conditions"]}
+    rules = conditions["RulesSatisfied"]
+    assert (rules["status"], rules["reason"]) == ("False", "SpreadDegraded")
+    assert "minJurisdictions 3 not met: 2 reached, 1 short" in rules["message"]
+    assert conditions["Degraded"]["status"] == "True"  # MemberLost while Japan's copy is left behind
+    assert gauges["violations"] == 1 and gauges["jurisdictions"] == 2
+    assert "SpreadDegraded" in [reason for _, reason, _ in aiworkloads._events(spread, outcome)]
+
+    world.heal("jp")
+    await settle()
+    healed = await reconcile(spread, world.fleet)
+
+    assert healed.decision is not None and not healed.decision.degraded
+    assert healed.decision.moves == 1, "one replica moves back to restore the third country"
+
+
 def test_settling_ends_after_a_bound_even_if_a_member_never_connects(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
@@ -406,6 +436,84 @@ async def test_a_renewed_token_keeps_the_member_connected_and_its_replicas_count
     moved = KUBECONFIG.replace("token: t", "token: renewed").replace("127.0.0.1:6443", "127.0.0.1:7443")
     assert not world.fleet.use_credentials("de", moved), "a new server needs a new connection"
     assert not world.fleet.use_credentials("nobody", KUBECONFIG)
+
+
+# ----- what a user sees: members that cannot be used, and Events that repeat the same words
+
+
+async def test_a_member_whose_views_cannot_be_listed_is_never_ready_and_says_why(
+    world: World, caplog: pytest.LogCaptureFixture,
+) -> None:
+    await world.connect()
+    member = world.members["jp"]
+    garbage = errors.MemberMalformed("jp", "reply is not JSON")
+    with caplog.at_level("DEBUG", logger="samizdat.fleet.member"):
+        for _ in range(5):  # the pods informer retrying, with its probe answering fine meanwhile
+            member._view_failed("pods", garbage)
+            member.answers()
+            world.clock.now += 1
+    state = world.fleet.state("jp")
+    assert state is not None and (state.health.phase, state.health.reason) == (Phase.DOWN, "ViewMalformed")
+    assert state.health.message == "pods: reply is not JSON" and not state.ready
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "pods cannot be listed" in warnings[0].getMessage(), "logged once, not per retry"
+    now = datetime.now(UTC)
+    status = memberclusters.build_status(member_cluster("jp"), state, now,
+                                         credentials.observe(credentials.standing(KUBECONFIG), now.timestamp(), 0.8),
+                                         None)
+    assert status["freeGPUs"] is None, "a member that does not count shows no free GPUs: they may be stale"
+    assert {c["type"]: c["reason"] for c in status["conditions"]}["Ready"] == "ViewMalformed"
+
+    member.listed(resources.PODS, ())
+    member._view_works("pods")
+    world.heal("jp")
+    state = world.fleet.state("jp")
+    assert state is not None and state.health.phase is Phase.READY
+
+
+async def test_a_loss_quotes_censorship_evidence_only_to_the_workload_it_concerns(world: World) -> None:
+    await world.connect()
+    await reconcile(workload(), world.fleet)
+    censor = sorted(holders(world))[0]
+    other = "ffff0000-0000-4000-8000-000000000000"
+    world.members[censor]._censored(Censorship(
+        CensorshipKind.OBJECT_DELETED, "Deployment someone-else-1 deleted", other))
+    lost = world.fleet.losses(UID)[censor]
+    assert lost.why == f"quarantined: the member censors (ObjectDeleted); its evidence is on MemberCluster {censor}"
+    assert "someone-else" not in lost.why
+    assert world.fleet.losses(other) == {}, "the other workload held no replicas here"
+
+
+async def test_a_loss_reads_the_same_for_as_long_as_it_lasts(world: World) -> None:
+    await world.connect()
+    await reconcile(workload(), world.fleet)
+    victim = sorted(holders(world))[0]
+    world.lose(victim)
+    first = world.fleet.losses(UID)[victim].why
+    # on its way back the member says other things: its API not ready yet, then views refused
+    for failure, message in ((health.Failure.REFUSED, "GET /readyz: connection lost: connection reset by peer"),
+                             (health.Failure.ERROR, "GET /readyz: not ready (etcd failing)")):
+        world.clock.now += 1
+        world.members[victim].probed(Probe(victim, False, 0.5, failure, message))
+        assert world.fleet.losses(UID)[victim].why == first == "down (ProbeRefused)"
+
+
+class Said(list[tuple[str, str, str]]):
+    """samizdat's Event recorder as the handlers use it, keeping what was said instead of posting it."""
+
+    def say(self, regarding: Any, type_: str, reason: str, message: str) -> None:
+        self.append((regarding.name, reason, message))
+
+
+def test_an_event_is_said_once_while_it_holds_and_said_again_after_it_stopped() -> None:
+    memo = kopf.Memo(recorder=Said())
+    body = {"apiVersion": "samizdat.io/v1alpha1", "kind": "AIWorkload",
+            "metadata": {"name": "llm", "namespace": "team-a", "uid": UID}}
+    lost: list[Any] = [("Warning", "MemberLost", "replicas in de no longer count, the member is down (ProbeRefused)")]
+    said: tuple[str, ...] = ()
+    for events in (lost, lost, lost, [], lost):  # reconciles: the loss holds, ends (healed), happens again
+        said = aiworkloads._say(memo, body, said, events)  # type: ignore[arg-type]
+    assert memo.recorder == [("llm", "MemberLost", lost[0][2])] * 2
 
 
 async def test_a_replica_on_a_gpu_the_agent_found_faulted_is_placed_elsewhere(world: World) -> None:

@@ -42,10 +42,33 @@ def test_probe_outcomes_move_phases_with_hysteresis(outcomes: list[tuple[float, 
     assert run(outcomes).phase is phase
 
 
+def test_a_member_never_ready_stays_pending_with_the_reason_until_down() -> None:
+    state = run([(0, Failure.TIMEOUT), (1, Failure.TIMEOUT)])
+    assert (state.phase, state.reason) == (Phase.PENDING, "ProbeTimeout")
+    assert run([(0, Failure.TIMEOUT), (1, None)]).phase is Phase.READY, "a slow first probe costs nothing"
+    assert run([(0, Failure.TIMEOUT), (1, Failure.TIMEOUT), (3, Failure.TIMEOUT)]).phase is Phase.DOWN
+
+
 def test_down_state_names_the_failure() -> None:
     state = run([(0, Failure.UNAUTHORIZED), (10, Failure.UNAUTHORIZED)])
     assert state.phase is Phase.DOWN and state.lost
     assert state.reason == "ProbeUnauthorized"
+
+
+def test_a_member_that_answers_garbage_is_never_ready_and_says_why() -> None:
+    state = MemberHealth()
+    for now in range(10):
+        state = health.observe_probe(state, POLICY, now, Failure.MALFORMED,
+                                     "GET /readyz: answered 200 without the API server's 'ok'")
+        assert state.phase is not Phase.READY
+    assert (state.phase, state.reason) == (Phase.DOWN, "ProbeMalformed")
+
+
+def test_views_that_cannot_be_listed_fail_a_member_like_probes() -> None:
+    state = run([(0, None)])
+    for now in (1, 2, 5):
+        state = health.observe_probe(state, POLICY, now, Failure.MALFORMED, "pods: reply is not JSON", seen_by="View")
+    assert (state.phase, state.reason, state.message) == (Phase.DOWN, "ViewMalformed", "pods: reply is not JSON")
 
 
 def test_quarantine_ignores_probes_until_it_ends_then_requires_recovery() -> None:

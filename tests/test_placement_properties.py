@@ -2,8 +2,9 @@
 
 Instances are small enough for the oracle to be instant, and built to hit what makes placement hard:
 alliances that overlap and cross, fragmented nodes, tight min and max rules, current replicas on
-members that are gone or no longer eligible, many members for few replicas (so pruning bites).
-`--hypothesis-profile=thorough` runs many more.
+members that are gone or no longer eligible, many members for few replicas (so pruning bites), and
+both answers to unmet spread minimums (`whenUnsatisfiable`): infeasible, or degraded to the most
+spread the limits allow. `--hypothesis-profile=thorough` runs many more.
 """
 
 from __future__ import annotations
@@ -14,16 +15,23 @@ from typing import Any
 from unittest import mock
 
 import milp_oracle
-from hypothesis import event, given, note, settings
+from hypothesis import assume, event, given, note, settings
 from hypothesis import strategies as st
 
 from samizdat import placement
+from samizdat.model import WhenUnsatisfiable
 from samizdat.placement import pruning, search
 
 COUNTRIES = ("DE", "FR", "NL", "US", "GB", "CH", "JP", "NO")
+MINIMUMS = ("minJurisdictions", "minProviders")
+WHEN_UNSATISFIABLE = st.sampled_from(tuple(WhenUnsatisfiable))
+STRICT = WhenUnsatisfiable.DO_NOT_SCHEDULE
 PROVIDERS = ("p1", "p2", "p3", "p4")
 # Thousands of instances under the default "ci" profile (300 examples a test), more with "thorough".
 MANY = settings(max_examples=4 * settings.default.max_examples)
+# The degraded-mode suites: as many as MANY under "ci", the profile's own count under "thorough" (four
+# times it would take hours on two cores).
+DEGRADED = settings(max_examples=max(1200, settings.default.max_examples))
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 
 
@@ -80,6 +88,7 @@ def instances(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
         denied_alliances=draw(_rarely(frozenset(list(alliances)[:1]), frozenset())),
         require_tee=draw(_rarely(True, False)),
         cluster_selector=draw(_rarely({"tier": "a"}, {})),
+        when_unsatisfiable=draw(WHEN_UNSATISFIABLE),
     )
     gpu = placement.GPURequest(
         count=draw(st.sampled_from((1, 1, 1, 2, 4, 8))),
@@ -149,6 +158,7 @@ def crowded(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
         max_per_provider=draw(_maybe(st.integers(2, 4))),
         max_per_cluster=draw(_maybe(st.integers(1, 3))),
         min_providers=draw(st.sampled_from((1, 2, 1, 3))),
+        when_unsatisfiable=draw(WHEN_UNSATISFIABLE),
     )
     request = placement.Request(replicas=draw(st.integers(2, 8)), rules=rules, current=_current(draw, snapshot, 4))
     return snapshot, request
@@ -161,12 +171,14 @@ def test_solver_agrees_with_the_oracle(instance: tuple[placement.Snapshot, place
     decision = placement.solve(snapshot, request)
     oracle = milp_oracle.solve(snapshot, request)
     note(f"decision={decision}\noracle={oracle}")
-    event("feasible" if oracle.feasible else f"infeasible: {decision.binding_rule}")
+    event("degraded" if decision.degraded else f"feasible: {oracle.feasible}, binding: {decision.binding_rule}")
     assert decision.feasible == oracle.feasible
     assert placement.solve(snapshot, request) == decision, "not deterministic"
     if decision.feasible:
-        assert milp_oracle.check(snapshot, request, decision.assignments) == []
-        assert placement.violations(snapshot, request, decision.assignments) == []
+        _assert_limits_kept(snapshot, request, decision)
+        # spread reached up to the minimums, then kept replicas: the oracle's first objectives
+        mine = milp_oracle.score(snapshot, request, decision.assignments)[:3]
+        assert mine == milp_oracle.score(snapshot, request, oracle.assignments)[:3]
         kept = sum(min(decision.assignments.get(name, 0), n) for name, n in request.current.items())
         assert kept == oracle.kept, "does not keep as many current replicas as possible"
         assert decision.binding_rule is None
@@ -174,6 +186,33 @@ def test_solver_agrees_with_the_oracle(instance: tuple[placement.Snapshot, place
         assert decision.assignments == {}
         assert decision.binding_rule in milp_oracle.RULES
         _assert_binding(snapshot, request, decision.binding_rule)
+
+
+def _assert_limits_kept(snapshot: placement.Snapshot, request: placement.Request, decision: placement.Decision) -> None:
+    """No limit is broken; a minimum only when the request allows degrading, and then the decision says
+    which and by how much."""
+    broken = milp_oracle.check(snapshot, request, decision.assignments)
+    allowed = set(MINIMUMS) if milp_oracle.degrades(request) else set()
+    assert set(broken) <= allowed, broken
+    assert [shortfall.rule for shortfall in decision.shortfalls] == [rule for rule in MINIMUMS if rule in broken]
+    reached = {
+        "minJurisdictions": _count(snapshot, decision, "country"),
+        "minProviders": _count(snapshot, decision, "provider"),
+    }
+    for shortfall in decision.shortfalls:
+        assert (shortfall.required, shortfall.reached) == (_required(request, shortfall.rule), reached[shortfall.rule])
+    violations = placement.violations(snapshot, request, decision.assignments)
+    assert all(violation.split(":")[0] in broken for violation in violations), violations
+
+
+def _count(snapshot: placement.Snapshot, decision: placement.Decision, field: str) -> int:
+    by_name = {member.name: member for member in snapshot.members}
+    return len({getattr(by_name[name], field) for name in decision.assignments})
+
+
+def _required(request: placement.Request, rule: str) -> int:
+    rules = request.rules
+    return rules.min_jurisdictions if rule == "minJurisdictions" else rules.min_providers
 
 
 def _assert_binding(snapshot: placement.Snapshot, request: placement.Request, named: str) -> None:
@@ -273,3 +312,92 @@ def test_solver_finds_an_optimum_of_its_whole_objective(instance: tuple[placemen
     assert decision.feasible == exact.feasible
     if decision.feasible:
         assert milp_oracle.score(snapshot, request, decision.assignments) == exact.objective
+
+
+@st.composite
+def starved(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
+    """Fewer countries or providers than the minimums ask, or limits that leave too few: degraded mode.
+
+    The minimums are often out of reach, and the limits often leave no room for every replica either,
+    so that the solver must tell "degrade" from "infeasible" and, degrading, find the most spread."""
+    snapshot = _regular_fleet(draw, _Regular(
+        countries=(2, 4), alliances=(0, 3), alliance_size=(1, 3), members=(3, 9), country_jitter=2,
+        provider_stride=2, free_gpus=st.integers(0, 3), cost_latency=(3, 2),
+    ))
+    rules = placement.Rules(
+        min_jurisdictions=draw(st.integers(2, 5)),
+        max_per_jurisdiction=draw(_maybe(st.integers(1, 3))),
+        max_per_alliance=draw(st.sampled_from((None, 1, 2, 3))),
+        max_per_provider=draw(_maybe(st.integers(1, 3))),
+        max_per_cluster=draw(_maybe(st.integers(1, 2))),
+        min_providers=draw(st.integers(1, 4)),
+        denied_jurisdictions=draw(_rarely(frozenset(COUNTRIES[:1]), frozenset())),
+    )
+    request = placement.Request(replicas=draw(st.integers(1, 6)), rules=rules, current=_current(draw, snapshot, 3))
+    return snapshot, request
+
+
+@DEGRADED
+@given(starved())
+def test_degraded_placement_keeps_every_limit_and_reaches_the_most_spread(
+    instance: tuple[placement.Snapshot, placement.Request],
+) -> None:
+    """Against the exact MILP of the degraded objective: every replica under the limits, then the most
+    jurisdictions up to the minimum, then providers, then kept replicas, spread and preferences."""
+    snapshot, request = instance
+    with mock.patch.object(search, "SOFT_BUDGET", 10**9):
+        decision = placement.solve(snapshot, request)
+    exact = milp_oracle.solve_exact(snapshot, request)
+    strict = placement.solve(snapshot, replace(request, rules=replace(request.rules, when_unsatisfiable=STRICT)))
+    note(f"decision={decision}\nexact={exact}")
+    event("degraded" if decision.degraded else "feasible" if decision.feasible else "infeasible")
+    assert decision.feasible == exact.feasible
+    assert decision.degraded == (decision.feasible and not strict.feasible)
+    if decision.feasible:
+        _assert_limits_kept(snapshot, request, decision)
+        assert milp_oracle.score(snapshot, request, decision.assignments) == exact.objective
+    else:
+        assert decision.binding_rule not in MINIMUMS, "only a limit can bind when the minimums may degrade"
+
+
+
+@st.composite
+def recoveries(draw: Draw) -> tuple[placement.Snapshot, placement.Request, placement.Decision]:
+    """A placement that keeps every rule, then so many countries gone that `minJurisdictions` cannot be
+    met (a broad takedown: usually degraded), that placement made current and the members back."""
+    snapshot = _regular_fleet(draw, _Regular(
+        countries=(3, 6), alliances=(0, 2), alliance_size=(2, 3), members=(5, 10), country_jitter=1,
+        provider_stride=1, free_gpus=st.integers(1, 4), cost_latency=(3, 2),
+    ))
+    rules = placement.Rules(
+        min_jurisdictions=draw(st.integers(2, 4)),
+        max_per_jurisdiction=draw(_maybe(st.integers(1, 3))),
+        max_per_alliance=draw(st.sampled_from((None, 2, 3))),
+        max_per_provider=draw(_maybe(st.integers(2, 4))),
+        min_providers=draw(st.integers(1, 2)),
+    )
+    request = placement.Request(replicas=draw(st.integers(2, 6)), rules=rules)
+    before = placement.solve(snapshot, request)
+    assume(before.feasible and not before.degraded)
+    countries = sorted({member.country for member in snapshot.members})
+    fewest = max(1, len(countries) - rules.min_jurisdictions + 1)
+    assume(fewest < len(countries))
+    gone = set(draw(st.lists(st.sampled_from(countries), min_size=fewest, max_size=fewest, unique=True)))
+    survivors = replace(snapshot, members=tuple(m for m in snapshot.members if m.country not in gone))
+    during = placement.solve(survivors, replace(request, current=dict(before.assignments)))
+    assume(during.feasible)
+    return snapshot, replace(request, current=dict(during.assignments)), during
+
+
+@DEGRADED
+@given(recoveries())
+def test_spread_is_restored_with_the_fewest_moves_when_members_return(
+    case: tuple[placement.Snapshot, placement.Request, placement.Decision],
+) -> None:
+    snapshot, request, during = case
+    after = placement.solve(snapshot, request)
+    strict = milp_oracle.solve(snapshot, replace(request, rules=replace(request.rules, when_unsatisfiable=STRICT)))
+    event(f"degraded during the outage: {during.degraded}")
+    assert strict.feasible and not after.degraded, "every minimum can be met again, so it is"
+    kept = sum(min(after.assignments.get(name, 0), n) for name, n in request.current.items())
+    assert kept == strict.kept, "more replicas moved than restoring the spread needs"

@@ -9,7 +9,11 @@ import pytest
 from test_placement_builders import member, per_country, request, shape, world
 
 from samizdat import placement
+from samizdat.model import WhenUnsatisfiable
 from samizdat.placement import capacity
+
+# Spread minimums as hard rules: infeasible rather than degraded when they cannot be met.
+STRICT = {"when_unsatisfiable": WhenUnsatisfiable.DO_NOT_SCHEDULE}
 
 TEE = {"tee": True, "shapes": [shape(tee=True)]}
 
@@ -200,15 +204,18 @@ def test_count_rules_hold(
                      {"max_per_alliance": 2, "replicas": 3}, "maxPerAlliance", id="max-per-alliance"),
         pytest.param([member("a", "DE", "p1"), member("b", "FR", "p1")], {"max_per_provider": 2, "replicas": 3},
                      "maxPerProvider", id="max-per-provider"),
-        pytest.param([member("a", "DE"), member("b", "FR")], {"min_jurisdictions": 3, "replicas": 3},
+        pytest.param([member("a", "DE"), member("b", "FR")], {"min_jurisdictions": 3, "replicas": 3, **STRICT},
                      "minJurisdictions", id="min-jurisdictions"),
-        pytest.param([member("a", "DE", "p1"), member("b", "FR", "p1")], {"min_providers": 2, "replicas": 2},
-                     "minProviders", id="min-providers"),
+        pytest.param([member("a", "DE", "p1"), member("b", "FR", "p1")],
+                     {"min_providers": 2, "replicas": 2, **STRICT}, "minProviders", id="min-providers"),
         pytest.param([member("a", "DE", shapes=[shape(free=2)])], {"replicas": 3}, "replicas", id="capacity"),
         pytest.param([member("a", "DE", shapes=[shape(product="A100")])], {"products": ["H100"], "replicas": 1},
                      "gpu", id="no-such-gpu"),
         pytest.param([member("a", "DE"), member("b", "CN")], {"denied_jurisdictions": {"CN"}, "min_jurisdictions": 2,
-                     "replicas": 2}, "minJurisdictions", id="denied-leaves-too-few-jurisdictions"),
+                     "replicas": 2, **STRICT}, "minJurisdictions", id="denied-leaves-too-few-jurisdictions"),
+        pytest.param([member("a", "DE", shapes=[shape(free=2)]), member("b", "FR", shapes=[shape(free=1)])],
+                     {"min_jurisdictions": 3, "max_per_jurisdiction": 1, "replicas": 3}, "maxPerJurisdiction",
+                     id="degrading-cannot-break-a-limit"),
         pytest.param([member("a", "DE"), member("b", "CH")], {"require_tee": True, "replicas": 1}, "requireTEE",
                      id="no-tee-anywhere"),
         pytest.param([member("a", "DE", labels={"tier": "b"})], {"cluster_selector": {"tier": "a"}, "replicas": 1},
@@ -227,11 +234,25 @@ def test_infeasible_names_the_binding_rule(
 
 
 def test_explanation_says_what_would_help() -> None:
-    decision = placement.solve(world(member("a", "DE"), member("b", "FR")), request(3, min_jurisdictions=3))
+    snapshot = world(member("a", "DE"), member("b", "FR"))
+    decision = placement.solve(snapshot, request(3, min_jurisdictions=3, **STRICT))
     assert decision.explanation == (
         "needs 3 jurisdictions, only 2 eligible (DE, FR); allow more jurisdictions or lower minJurisdictions"
     )
     assert decision.diagnosis["a"] == ("eligible (capacity 3) but no placement keeps every rule",)
+
+
+def test_schedule_anyway_places_every_replica_and_says_which_minimum_is_short() -> None:
+    snapshot = world(member("a", "DE"), member("b", "FR"))
+    decision = placement.solve(snapshot, request(3, min_jurisdictions=3))
+    assert decision.feasible and decision.degraded
+    assert dict(decision.assignments) == {"a": 2, "b": 1}
+    assert decision.shortfalls == (placement.Shortfall("minJurisdictions", required=3, reached=2),)
+    assert str(decision.shortfalls[0]) == "minJurisdictions 3 not met: 2 reached, 1 short"
+    assert decision.binding_rule is None
+    assert decision.explanation == (
+        "needs 3 jurisdictions, only 2 eligible (DE, FR); allow more jurisdictions or lower minJurisdictions"
+    )
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 from test_placement_builders import member, per_country, request, shape, world
 
 from samizdat import placement
+from samizdat.model import WhenUnsatisfiable
 from samizdat.placement import problem, search
 
 FLEET = (
@@ -155,3 +156,31 @@ def test_the_worked_example_of_the_placement_doc() -> None:
         "de-1": ("alliance eu full (maxPerAlliance 2)",),
         "fr-1": ("alliance eu full (maxPerAlliance 2)",),
     }
+
+
+STRICT = WhenUnsatisfiable.DO_NOT_SCHEDULE
+SANDBOX = (
+    member("us-east", "US", "northwind"), member("gb-london", "GB", "albion-gpu"),
+    member("de-frankfurt", "DE", "rhein-compute"), member("de-berlin", "DE", "hanse-cloud"),
+    member("ch-zurich", "CH", "alpine-ai"), member("fr-paris", "FR", "seine-gpu"),
+    member("jp-tokyo", "JP", "sakura-compute"), member("is-reykjavik", "IS", "geysir-gpu"),
+)  # fmt: skip
+SPREAD: dict[str, Any] = {"min_jurisdictions": 3, "max_per_jurisdiction": 2, "denied_alliances": {"five-eyes"}}
+
+
+def test_a_broad_takedown_gives_up_spread_not_capacity_and_heals_with_one_move() -> None:
+    """Issue #12's scenario: Germany, Iceland and Japan down at once leave Switzerland and France."""
+    everyone = world(*SANDBOX)
+    before = placement.solve(everyone, request(4, **SPREAD))
+    assert before.feasible and not before.degraded
+    left = world(*(m for m in SANDBOX if m.country not in ("DE", "IS", "JP")))
+    during = placement.solve(left, request(4, current=before.assignments, **SPREAD))
+    assert during.feasible and during.degraded
+    assert per_country(left, during.assignments) == {"CH": 2, "FR": 2}
+    assert during.shortfalls == (placement.Shortfall("minJurisdictions", required=3, reached=2),)
+    assert placement.violations(left, request(4, **{**SPREAD, "min_jurisdictions": 2}), during.assignments) == []
+    after = placement.solve(everyone, request(4, current=during.assignments, **SPREAD))
+    assert after.feasible and not after.degraded
+    assert after.moves == 1, "restoring the third jurisdiction moves one replica, no more"
+    frozen = placement.solve(left, request(4, current=before.assignments, **SPREAD, when_unsatisfiable=STRICT))
+    assert not frozen.feasible and frozen.binding_rule == "minJurisdictions"

@@ -33,6 +33,7 @@ class Decision:
     diagnosis: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     binding_rule: str | None = None
     explanation: str | None = None
+    shortfalls: tuple[placement.Shortfall, ...] = ()
 
 
 @dataclass
@@ -348,3 +349,35 @@ def test_examples_become_infeasible_when_only_one_country_is_allowed(
 
     assert status == 1
     assert capsys.readouterr().out.splitlines()[-1].startswith("infeasible, binding rule ")
+
+
+DEGRADING = {"minJurisdictions": 3, "maxPerJurisdiction": 2, "deniedAlliances": ["five-eyes"],
+             "deniedJurisdictions": ["CH"]}  # leaves DE and IS: two jurisdictions for three replicas
+
+
+@needs_solver
+@pytest.mark.parametrize(
+    ("when", "status", "summary"),
+    [
+        pytest.param({}, 0, "feasible, spread degraded: 3 replicas on 2 members in 2 jurisdictions (DE, IS) across 2"
+                     " providers; minJurisdictions 3 not met: 2 reached, 1 short (needs 3 jurisdictions, only 2",
+                     id="schedule-anyway-by-default"),
+        pytest.param({"whenUnsatisfiable": "DoNotSchedule"}, 1, "infeasible, binding rule minJurisdictions: needs 3",
+                     id="do-not-schedule"),
+    ],
+)  # fmt: skip
+def test_unmet_spread_minimum_degrades_or_blocks_as_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], when: dict[str, str], status: int, summary: str
+) -> None:
+    workload = yaml.safe_load((EXAMPLES / "workload.yaml").read_text(encoding="utf-8"))
+    workload["spec"]["placement"] = {**DEGRADING, **when}
+    path = write(tmp_path, "w.yaml", workload)
+
+    assert plan("--clusters", str(EXAMPLES / "clusters.yaml"), "--workload", path) == status
+    assert capsys.readouterr().out.splitlines()[-1].startswith(summary)
+    plan("--clusters", str(EXAMPLES / "clusters.yaml"), "--workload", path, "-o", "json")
+    result = json.loads(capsys.readouterr().out)
+    assert result["degraded"] == (status == 0)
+    expected = [{"rule": "minJurisdictions", "required": 3, "reached": 2, "missing": 1}] if status == 0 else []
+    assert result["shortfalls"] == expected
+    assert sum(result["assignments"].values()) == (3 if status == 0 else 0)

@@ -210,9 +210,14 @@ def fleet() -> dict[str, Any]:
                    [target("histogram_quantile(0.95, sum by (member, le) "
                            "(rate(samizdat_member_probe_duration_seconds_bucket[$__rate_interval])))", "{{member}}")],
                    unit="s"),
-        timeseries("Failed probes", "Failed probes per second, by member and failure kind.", (12, 32, 12, 8),
+        timeseries("Failed probes and views",
+                   "Failed probes, and failed lists and watches of the member's views (nodes, pods, copies), per "
+                   "second, by member and failure kind: a member that answers its probe but not its lists is no "
+                   "more usable than one that does not answer.", (12, 32, 12, 8),
                    [target("sum by (member, kind) (rate(samizdat_member_api_errors_total[$__rate_interval]))",
-                           "{{member}} {{kind}}")], unit="reqps"),
+                           "{{member}} probe {{kind}}"),
+                    target("sum by (member, view, reason) (rate(samizdat_member_view_errors_total[$__rate_interval]))",
+                           "{{member}} {{view}} {{reason}}")], unit="reqps"),
         table("Censorship seen", "Acts of censorship per member and kind since the operator started.",
               (0, 40, 24, 6), "sum by (member, kind) (samizdat_censorship_events_total)",
               {"member": "Member", "kind": "Kind", "Value": "Events"}),

@@ -19,6 +19,7 @@ PHASES = tuple(phase.value for phase in model.Phase)
 CENSORSHIP_KINDS = tuple(kind.value for kind in model.CensorshipKind)
 FAILURE_KINDS = tuple(failure.value for failure in health.Failure)
 FAILOVER_REASONS = tuple(reason.value for reason in model.FailoverReason)
+VIEWS = ("nodes", "pods", "namespaces", "deployments", "jobs")  # what a member's informers list and watch
 
 MEMBER_UP = Gauge("samizdat_member_up", "1 if the last probe of the member's API server succeeded.", ["member"])
 MEMBER_PHASE = Gauge("samizdat_member_phase", "1 for the member's current phase, 0 for the others.",
@@ -28,7 +29,7 @@ MEMBER_PROBE_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 MEMBER_GPUS = Gauge("samizdat_member_gpus", "Allocatable GPUs on the member's GPU nodes.", ["member"])
-MEMBER_GPUS_FREE = Gauge("samizdat_member_gpus_free", "GPUs not requested by any pod on the member.", ["member"])
+MEMBER_GPUS_FREE = Gauge("samizdat_member_gpus_free", "GPUs not requested by any pod on a Ready member.", ["member"])
 MEMBER_API_ERRORS = Counter("samizdat_member_api_errors_total", "Failed probes of a member, by failure kind.",
                             ["member", "kind"])
 CENSORSHIP_EVENTS = Counter("samizdat_censorship_events_total", "Censorship seen in a member, by kind.",
@@ -65,6 +66,11 @@ CREDENTIAL_RENEWALS = Counter("samizdat_member_credential_renewals_total",
                               "Renewals of a member's token through its TokenRequest API, by result.",
                               ["member", "result"])
 EVICTIONS_HALTED = Gauge("samizdat_evictions_halted", "1 while the self-partition guard halts evictions.")
+MEMBER_VIEW_ERRORS = Counter(
+    "samizdat_member_view_errors_total",
+    "Failed lists and watches of a member's views (nodes, pods, namespaces, copies), by failure kind.",
+    ["member", "view", "reason"],
+)
 
 _countries_by_workload: dict[tuple[str, str], Mapping[str, int]] = {}
 _published_countries: set[str] = set()
@@ -84,6 +90,8 @@ def member_connected(member: str) -> None:
         CENSORSHIP_EVENTS.labels(member, kind)
     for kind in FAILURE_KINDS:
         MEMBER_API_ERRORS.labels(member, kind)
+        for view in VIEWS:
+            MEMBER_VIEW_ERRORS.labels(member, view, kind)
 
 
 def member_credentials_expire(member: str, expires_at: float) -> None:
@@ -119,9 +127,17 @@ def member_censored(member: str, kind: str) -> None:
     CENSORSHIP_EVENTS.labels(member, kind).inc()
 
 
-def member_gpus(member: str, total: int, free: int) -> None:
+def member_view_failed(member: str, view: str, reason: str) -> None:
+    MEMBER_VIEW_ERRORS.labels(member, view, reason).inc()
+
+
+def member_gpus(member: str, total: int, free: int | None) -> None:
+    """`free` is None while the member is not Ready: the series goes, rather than show a stale count."""
     MEMBER_GPUS.labels(member).set(total)
-    MEMBER_GPUS_FREE.labels(member).set(free)
+    if free is None:
+        _remove(MEMBER_GPUS_FREE, member)
+    else:
+        MEMBER_GPUS_FREE.labels(member).set(free)
 
 
 def forget_member(member: str) -> None:

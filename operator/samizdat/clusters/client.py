@@ -71,13 +71,13 @@ class Reply:
     body: bytes
 
     def json(self) -> dict[str, Any]:
-        """The body as a JSON object; a member answering anything else is treated as an API error."""
+        """The body as a JSON object; a member answering anything else is malformed."""
         try:
             payload = json.loads(self.body)
         except ValueError:
-            raise errors.MemberAPIError(self.member, "reply is not JSON", status=self.status) from None
+            raise errors.MemberMalformed(self.member, "reply is not JSON", status=self.status) from None
         if not isinstance(payload, dict):
-            raise errors.MemberAPIError(self.member, "reply is not a JSON object", status=self.status)
+            raise errors.MemberMalformed(self.member, "reply is not a JSON object", status=self.status)
         return payload
 
     @property
@@ -200,7 +200,7 @@ class MemberClient:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 if len(pending) > MAX_EVENT_BYTES:
-                    raise errors.MemberAPIError(self.member, f"a watch event exceeds {MAX_EVENT_BYTES} bytes")
+                    raise errors.MemberMalformed(self.member, f"a watch event exceeds {MAX_EVENT_BYTES} bytes")
                 for line in lines:
                     if line.strip():
                         yield line
@@ -244,7 +244,7 @@ async def _read_capped(response: httpx.Response, limit: int, member: str) -> byt
     async for chunk in response.aiter_raw():
         content += chunk
         if len(content) > limit:
-            raise errors.MemberAPIError(member, f"reply exceeds {limit} bytes", status=response.status_code)
+            raise errors.MemberMalformed(member, f"reply exceeds {limit} bytes", status=response.status_code)
     return bytes(content)
 
 

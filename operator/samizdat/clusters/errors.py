@@ -8,6 +8,8 @@ into one of the classes below, each naming the member, so callers reason in the 
 - `MemberUnreachable`: connections refused or reset — the member was *killed*.
 - `MemberTimeout`: nothing answered within a deadline — the member is *partitioned*.
 - `MemberUnauthorized` / `MemberForbidden`: it answers but refuses us — credentials or RBAC *revoked*.
+- `MemberMalformed`: it answers "success", but not as a Kubernetes API does (not JSON, not the object
+  asked for): a broken or hostile endpoint, never to be trusted with a replica.
 - `NotFound`, `Conflict`, `Gone`: ordinary API outcomes that callers branch on.
 - `MemberAPIError`: any other error status, with the API's own `Status` message.
 
@@ -54,6 +56,10 @@ class MemberTimeout(MemberError):
 
 class MemberTLSError(MemberError):
     """The member's certificate did not verify against the CA we were given: not who we think it is."""
+
+
+class MemberMalformed(MemberError):
+    """A 2xx reply that is not what the Kubernetes API sends: not JSON, or not shaped as the object asked for."""
 
 
 class MemberUnauthorized(MemberError):
@@ -172,7 +178,8 @@ async def deadline(member: str, seconds: float, *, started: float | None = None)
     except TimeoutError as error:
         # asyncio.timeout only turns *its own* cancellation into TimeoutError; an outer cancellation
         # of the caller still propagates as CancelledError, untouched.
-        raise MemberTimeout(member, f"no complete response within {seconds:g}s") from error
+        # Rounded: the figure lands in conditions and Events, which must read the same on every repeat.
+        raise MemberTimeout(member, f"no complete response within {seconds:.2g}s") from error
 
 
 def _tls_failure(error: BaseException) -> ssl.SSLError | None:

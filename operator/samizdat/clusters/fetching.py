@@ -1,7 +1,9 @@
 """Reading objects from a member (or Secrets from the hub): get one, or list many with a resourceVersion.
 
 Lists are read in pages so one reply stays small even in a big cluster; all pages share the
-resourceVersion of the first, which is where a watch continues from (see `watching`).
+resourceVersion of the first, which is where a watch continues from (see `watching`). A page that is
+not shaped as the API shapes lists (no resourceVersion, items that are not objects with a name and a
+uid) is `MemberMalformed`: callers key their views by those fields and must never see it half-read.
 """
 
 from __future__ import annotations
@@ -60,13 +62,13 @@ async def list_objects(
         metadata = _mapping(page.get("metadata"))
         # Only the first page's version counts: later pages are served from that same snapshot.
         resource_version = resource_version or str(metadata.get("resourceVersion") or "")
-        items.extend(_with_kind(page.get("items"), resource))
+        items.extend(_with_kind(client.member, page.get("items"), resource))
         token = metadata.get("continue")
         if not token:
             break
         params["continue"] = str(token)
     if not resource_version:
-        raise errors.MemberAPIError(client.member, f"list of {resource.plural} carries no resourceVersion")
+        raise errors.MemberMalformed(client.member, f"list of {resource.plural} carries no resourceVersion")
     return Listing(tuple(items), resource_version)
 
 
@@ -82,15 +84,26 @@ async def read_secret(client: MemberClient, *, namespace: str, name: str, key: s
         raise errors.MemberAPIError(client.member, f"Secret {namespace}/{name} key {key!r} is not text") from None
 
 
-def _with_kind(raw_items: Any, resource: resources.Resource) -> Iterable[dict[str, Any]]:
+def _with_kind(member: str, raw_items: Any, resource: resources.Resource) -> Iterable[dict[str, Any]]:
     # Items of a list carry no apiVersion/kind of their own; give them back what a GET would show.
+    if raw_items is None:
+        return  # Go writes an empty list as null
     if not isinstance(raw_items, list):
-        return
+        raise errors.MemberMalformed(member, f"list of {resource.plural} carries items that are not a list")
     for item in raw_items:
-        if isinstance(item, dict):
-            item.setdefault("apiVersion", resource.api_version)
-            item.setdefault("kind", resource.kind)
-            yield item
+        check_object(member, item, resource)
+        item.setdefault("apiVersion", resource.api_version)
+        item.setdefault("kind", resource.kind)
+        yield item
+
+
+def check_object(member: str, item: Any, resource: resources.Resource) -> None:
+    """Raise `MemberMalformed` unless `item` is an object with the metadata every API object has."""
+    metadata = item.get("metadata") if isinstance(item, dict) else None
+    if not isinstance(metadata, dict) or not all(
+        isinstance(metadata.get(key), str) and metadata[key] for key in ("name", "uid")
+    ):
+        raise errors.MemberMalformed(member, f"{resource.plural}: an item without metadata.name and metadata.uid")
 
 
 def _mapping(value: Any) -> dict[str, Any]:

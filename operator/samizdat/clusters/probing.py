@@ -5,17 +5,20 @@ it (ClusterRoles `system:public-info-viewer` and `system:discovery`), and a requ
 rejected with 401 before authorization, so one request tells apart killed (refused), partitioned
 (timeout), credentials revoked (unauthorized) and not ready (error). A hardened member may have removed
 those bindings and granted only discovery; then the probe falls back to `/api` before calling the
-member forbidden.
+member forbidden. A 200 is believed only with the body an API server sends (`ok` from /readyz, an
+APIVersions object from /api): an endpoint that answers anything with 200 is malformed, not ready.
 
-A probe never raises a `MemberError`: failing is its normal answer.
+A probe never raises a `MemberError`: failing is its normal answer. Its message names no measured
+duration, only the budget, so a member that keeps failing the same way reads the same every time.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from samizdat.clusters import errors
-from samizdat.clusters.client import MemberClient
+from samizdat.clusters.client import MemberClient, Reply
 from samizdat.health import Failure
 
 PATHS = ("/readyz", "/api")
@@ -25,6 +28,7 @@ _FAILURES: tuple[tuple[type[errors.MemberError], Failure], ...] = (
     (errors.MemberTimeout, Failure.TIMEOUT),
     (errors.MemberUnauthorized, Failure.UNAUTHORIZED),
     (errors.MemberForbidden, Failure.FORBIDDEN),
+    (errors.MemberMalformed, Failure.MALFORMED),
 )
 
 
@@ -47,17 +51,41 @@ async def probe(client: MemberClient, timeout: float | None = None) -> Probe:
         remaining = budget - (time.monotonic() - started)
         try:
             if remaining <= 0:
-                raise errors.MemberTimeout(client.member, f"no answer within {budget:g}s")
-            await client.request("GET", path, deadline=remaining)
+                raise errors.MemberTimeout(client.member, "no time left")
+            _check_answer(path, await client.request("GET", path, deadline=remaining))
         except errors.MemberForbidden:
             if index + 1 < len(PATHS):
                 continue  # this identity may not read PATHS[index]; try the next
             return _failed(client.member, started, Failure.FORBIDDEN, f"GET {path} is forbidden to our identity")
+        except errors.MemberTimeout:
+            return _failed(client.member, started, Failure.TIMEOUT, f"GET {path}: no answer within {budget:g}s")
         except errors.MemberError as error:
-            failure = next((name for kind, name in _FAILURES if isinstance(error, kind)), Failure.ERROR)
-            return _failed(client.member, started, failure, error.message)
+            return _failed(client.member, started, failure_of(error), f"GET {path}: {_in_short(error)}")
         return Probe(client.member, True, time.monotonic() - started, None, f"GET {path}: ok")
     raise AssertionError("unreachable: the last path always returns")
+
+
+def failure_of(error: errors.MemberError) -> Failure:
+    """The failure-model word for `error`, as probes and views report it."""
+    return next((name for kind, name in _FAILURES if isinstance(error, kind)), Failure.ERROR)
+
+
+def _in_short(error: errors.MemberError) -> str:
+    """What a failed probe says, briefly: an API server not ready lists its checks (`[+]ping ok [-]etcd
+    failed …`), of which only the failing ones tell anything."""
+    if error.status is None or error.status < 500:
+        return error.message
+    failing = re.findall(r"\[-\]([^\s\[]+)", error.message)
+    return f"not ready ({', '.join(failing)} failing)" if failing else f"not ready (HTTP {error.status})"
+
+
+def _check_answer(path: str, reply: Reply) -> None:
+    """Raise `MemberMalformed` unless `reply` is what an API server answers on `path`."""
+    if path == "/readyz":
+        if reply.body.strip() != b"ok":
+            raise errors.MemberMalformed(reply.member, "answered 200 without the API server's 'ok'")
+    elif reply.json().get("kind") != "APIVersions":
+        raise errors.MemberMalformed(reply.member, "answered 200 without an APIVersions object")
 
 
 def _failed(member: str, started: float, failure: Failure, message: str) -> Probe:

@@ -28,5 +28,5 @@ async def scale(
     # Go omits a zero `replicas` from the Scale it returns: absent means 0.
     recorded = spec.get("replicas", 0) if isinstance(spec, dict) else None
     if not isinstance(recorded, int):
-        raise errors.MemberAPIError(client.member, f"scale of {resource.plural}/{name} returned no replica count")
+        raise errors.MemberMalformed(client.member, f"scale of {resource.plural}/{name} returned no replica count")
     return recorded

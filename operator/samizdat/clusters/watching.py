@@ -75,7 +75,7 @@ async def watch(
     )
     async with contextlib.aclosing(lines):
         async for line in lines:
-            event = _parse(client.member, line)
+            event = _parse(client.member, line, resource)
             if event is not None:
                 yield event
 
@@ -120,13 +120,13 @@ async def list_then_watch(
             logger.debug("member %r: watch of %s expired at %s; listing again", client.member, resource.plural, version)
 
 
-def _parse(member: str, line: bytes) -> WatchEvent | None:
+def _parse(member: str, line: bytes, resource: resources.Resource) -> WatchEvent | None:
     try:
         raw = json.loads(line)
     except ValueError:
-        raise errors.MemberAPIError(member, "watch stream carries a line that is not JSON") from None
+        raise errors.MemberMalformed(member, f"watch of {resource.plural} carries a line that is not JSON") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("object"), dict):
-        raise errors.MemberAPIError(member, "watch stream carries an event without an object")
+        raise errors.MemberMalformed(member, f"watch of {resource.plural} carries an event without an object")
     kind, obj = raw.get("type"), raw["object"]
     if kind == "ERROR":
         # The expired-resourceVersion case arrives here, as a Status with code 410, after a 200 OK.
@@ -135,4 +135,6 @@ def _parse(member: str, line: bytes) -> WatchEvent | None:
     if kind not in EVENT_TYPES:
         logger.warning("member %r: ignoring a watch event of unknown type %r", member, kind)
         return None
+    if kind != "BOOKMARK":  # a bookmark carries only a resourceVersion
+        fetching.check_object(member, obj, resource)
     return WatchEvent(kind, obj)

@@ -1,9 +1,10 @@
 """`samizdat plan`: where a workload would be placed over member clusters described in files, and why not.
 
 It reads the same objects the operator reads from the hub (MemberCluster with status, AIWorkload,
-Alliance), asks the same solver, and prints the decision with a reason for every member left out.
-Exit status: 0 when the workload can be placed, 1 when it cannot, 2 when the input is bad (one line
-on stderr, no traceback).
+Alliance), asks the same solver, and prints the decision with a reason for every member left out,
+and, when it gives up a spread minimum to place every replica (`whenUnsatisfiable: ScheduleAnyway`),
+which one and by how much. Exit status: 0 when the workload can be placed (degraded or not), 1 when it
+cannot, 2 when the input is bad (one line on stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Plan:
     feasible: bool
     binding_rule: str | None
     explanation: str | None
+    shortfalls: tuple[placement.Shortfall, ...] = ()
 
     @property
     def summary(self) -> str:
@@ -64,11 +66,15 @@ class Plan:
             return f"infeasible{rule}: {self.explanation or 'no member can take a replica'}"
         placed = [row for row in self.rows if row.replicas]
         countries = sorted({row.country for row in placed})
-        return (
-            f"feasible: {sum(row.replicas for row in placed)} replicas on {len(placed)} members"
+        where = (
+            f"{sum(row.replicas for row in placed)} replicas on {len(placed)} members"
             f" in {len(countries)} jurisdictions ({', '.join(countries)})"
             f" across {len({row.provider for row in placed})} providers"
         )
+        if not self.shortfalls:
+            return f"feasible: {where}"
+        short = "; ".join(str(shortfall) for shortfall in self.shortfalls)
+        return f"feasible, spread degraded: {where}; {short} ({self.explanation})"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -101,6 +107,7 @@ def main(args: argparse.Namespace) -> int:
         feasible=decision.feasible,
         binding_rule=decision.binding_rule,
         explanation=decision.explanation,
+        shortfalls=decision.shortfalls,
     )
     print(_json(plan) if args.output == "json" else _table(plan))
     return 0 if plan.feasible else 1
@@ -228,6 +235,11 @@ def _json(plan: Plan) -> str:
     return json.dumps(
         {
             "feasible": plan.feasible,
+            "degraded": bool(plan.shortfalls),
+            "shortfalls": [
+                {"rule": s.rule, "required": s.required, "reached": s.reached, "missing": s.missing}
+                for s in plan.shortfalls
+            ],
             "bindingRule": plan.binding_rule,
             "explanation": plan.explanation,
             "summary": plan.summary,

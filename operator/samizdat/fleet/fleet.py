@@ -40,9 +40,23 @@ class Loss:
     """A member that held replicas of a workload and is now lost (Down or Quarantined)."""
 
     member: str
-    why: str  # "down: connection refused", "quarantined: Deployment x deleted"
+    why: str  # "down (ProbeRefused)", "quarantined: Deployment x deleted" (only when x is this workload's copy)
     reason: model.FailoverReason
     since: float  # monotonic time the loss began: its first failed probe, or the censorship
+
+
+def _loss_for(uid: str, member: Member) -> str:
+    """Why a lost member's replicas of workload `uid` no longer count, in words that stay the same while
+    the loss lasts (so Events repeat, and aggregate): the failure's reason, never a measured duration.
+    Censorship evidence is quoted only when it concerns this workload's own copy; otherwise it is the
+    member's, and the MemberCluster's status and Events carry it."""
+    phase = member.health.phase.value.lower()
+    evidence = member.censorship
+    if evidence is None:
+        return f"{phase} ({member.lost_reason or member.health.reason})"
+    if evidence.workload_uid == uid:
+        return f"{phase}: {evidence.message}"
+    return f"{phase}: the member censors ({evidence.kind.value}); its evidence is on MemberCluster {member.name}"
 
 
 class Fleet:
@@ -285,7 +299,7 @@ class Fleet:
             censored = member.censorship is not None
             losses[name] = Loss(
                 member=name,
-                why=model.unschedulable(member.health.phase, member.health.message),
+                why=_loss_for(uid, member),
                 reason=model.FailoverReason.CENSORING if censored else model.FailoverReason.MEMBER_DOWN,
                 since=member.lost_since if member.lost_since is not None else member.clock(),
             )

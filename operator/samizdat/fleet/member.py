@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -32,7 +33,11 @@ logger = logging.getLogger(__name__)
 
 COPY_SELECTOR = "app.kubernetes.io/managed-by=samizdat"
 COPY_RESOURCES = tuple(resources.of_kind(kind.api_version, kind.kind) for kind in manifests.COPY_KINDS)
-RETRY_AFTER_ERROR_S = 1.0
+# After a failed list or watch a view is retried with a back-off, so a broken member costs a few requests,
+# not a storm; short enough that a member back from an outage is seen again within seconds.
+RETRY_AFTER_ERROR_S = (1.0, 4.0)
+# A watch that breaks is listed again at once; a view fails the member only when that also fails.
+VIEW_FAILURES_BEFORE_UNHEALTHY = 2
 POD_DRAIN_TIMEOUT_S = 30.0  # how long a removed copy's pods may take to go before it is deleted anyway
 CONTROLLER_GRACE_S = 3.0  # how long the member's own controllers get to remove those pods
 
@@ -43,6 +48,7 @@ class Censorship:
 
     kind: CensorshipKind
     message: str
+    workload_uid: str | None = None  # the workload whose copy was touched, when the evidence is about one
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +141,9 @@ class Member:
         self.censorship: Censorship | None = None
         self.last_probe: probing.Probe | None = None
         self.lost_since: float | None = None  # monotonic time the current loss began
+        self.lost_reason: str | None = None  # the health reason the current loss began with
+        # Views whose list or watch keeps failing: view -> (failures in a row, the last failure, its message).
+        self.view_failures: dict[str, tuple[int, health.Failure, str]] = {}
         self._deleting: set[str] = set()  # copy names samizdat itself is deleting
         self._tasks: list[asyncio.Task[None]] = []
         self._shapes: tuple[NodeShape, ...] | None = None
@@ -215,8 +224,22 @@ class Member:
         if result.failure is health.Failure.UNAUTHORIZED and self._answering:
             self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"API answered 401: {result.message}"))
         failure = None if result.ok else (result.failure or health.Failure.ERROR)
-        self._set_health(health.observe_probe(self.health, self.settings.policy, self.clock(), failure,
-                                              result.message))
+        unusable = self.failing_view()
+        if failure is None and unusable is not None:
+            # The API answers, but samizdat cannot see the member's nodes, pods or copies: not usable either.
+            view, failure, why = unusable
+            observed = health.observe_probe(self.health, self.settings.policy, self.clock(), failure,
+                                            f"{view}: {why}", seen_by="View")
+        else:
+            observed = health.observe_probe(self.health, self.settings.policy, self.clock(), failure, result.message)
+        self._set_health(observed)
+
+    def failing_view(self) -> tuple[str, health.Failure, str] | None:
+        """The first view that keeps failing (its name, failure kind and message), or None."""
+        for view, (times, failure, message) in sorted(self.view_failures.items()):
+            if times >= VIEW_FAILURES_BEFORE_UNHEALTHY:
+                return view, failure, message
+        return None
 
     @property
     def _answering(self) -> bool:
@@ -231,8 +254,11 @@ class Member:
             if lost and self.lost_since is None:
                 # A failure started when the first probe failed, not when it was judged Down.
                 self.lost_since = new.failing_since if new.failing_since is not None else self.clock()
+                # Why it was lost, kept while the loss lasts: a member restarting says other things on its
+                # way back (not ready, views refused), and the loss must read the same until it ends.
+                self.lost_reason = new.reason
             elif not lost:
-                self.lost_since = None
+                self.lost_since = self.lost_reason = None
             logger.info("member %s: %s -> %s (%s)", self.name, old.phase, new.phase, new.message)
             if new.phase is Phase.READY:
                 self.censorship = None
@@ -252,6 +278,7 @@ class Member:
     async def _inform(
         self, resource: resources.Resource, namespace: str | None, labels: str | None, fields: str | None
     ) -> None:
+        delay = RETRY_AFTER_ERROR_S[0]
         while True:
             try:
                 stream = watching.list_then_watch(
@@ -261,19 +288,36 @@ class Member:
                     async for item in stream:
                         if isinstance(item, Listing):
                             self.listed(resource, item.items)
+                            self._view_works(resource.plural)
+                            delay = RETRY_AFTER_ERROR_S[0]
                         elif item.type != "BOOKMARK":
                             self.observed(resource, item.type, item.object)
-            except errors.MemberUnauthorized as error:
-                if self._answering:
-                    self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, str(error)))
-            except errors.MemberForbidden as error:
-                if self._answering:
-                    self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"RBAC revoked: {error}"))
             except errors.MemberError as error:
-                logger.debug("member %s: %s watch failed: %s", self.name, resource.plural, error)
+                self._view_failed(resource.plural, error)
+                if isinstance(error, (errors.MemberUnauthorized, errors.MemberForbidden)) and self._answering:
+                    rbac = "RBAC revoked: " if isinstance(error, errors.MemberForbidden) else ""
+                    self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"{rbac}{error}"))
             # The last view stays: whether the member is gone is the probes' call (with hysteresis),
-            # not one broken connection's; the next listing replaces the view whole.
-            await asyncio.sleep(RETRY_AFTER_ERROR_S)
+            # and the views' only when listing them keeps failing; the next listing replaces it whole.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_AFTER_ERROR_S[1])
+
+    def _view_failed(self, view: str, error: errors.MemberError) -> None:
+        failure = probing.failure_of(error)
+        metrics.member_view_failed(self.name, view, failure.value)
+        times = self.view_failures.get(view, (0, failure, ""))[0] + 1
+        self.view_failures[view] = (times, failure, error.message)
+        # Logged once when the view stops working, not on every retry of a member that stays broken.
+        if times == VIEW_FAILURES_BEFORE_UNHEALTHY:
+            logger.warning("member %s: %s cannot be listed (%s: %s); retrying with back-off",
+                           self.name, view, failure.value, error.message)
+        else:
+            logger.debug("member %s: %s list or watch failed: %s", self.name, view, error)
+
+    def _view_works(self, view: str) -> None:
+        failed = self.view_failures.pop(view, None)
+        if failed is not None and failed[0] >= VIEW_FAILURES_BEFORE_UNHEALTHY:
+            logger.info("member %s: %s listed again", self.name, view)
 
     def listed(self, resource: resources.Resource, items: tuple[dict[str, Any], ...]) -> None:
         """Replace the view of `resource` with a complete listing of it."""
@@ -339,20 +383,22 @@ class Member:
     def _copy_event(self, obj: dict[str, Any], deleted: bool) -> None:
         name = obj["metadata"]["name"]
         uid = obj["metadata"].get("labels", {}).get(manifests.UID_LABEL, "")
+        about = uid or None  # the evidence concerns this workload: its Events may quote it
         if deleted:
             self.copies.pop(uid, None)
             self.services.pop(uid, None)
             if name in self._deleting:
                 self._deleting.discard(name)
             else:
-                self._censored(Censorship(CensorshipKind.OBJECT_DELETED, f"{obj.get('kind')} {name} deleted"))
+                self._censored(Censorship(CensorshipKind.OBJECT_DELETED, f"{obj.get('kind')} {name} deleted", about))
             return
         if name not in self._deleting:  # our own scale-to-zero before a delete is no tampering
             if obj["metadata"].get("deletionTimestamp"):
-                self._censored(Censorship(CensorshipKind.OBJECT_DELETED, f"{obj.get('kind')} {name} being deleted"))
+                self._censored(Censorship(CensorshipKind.OBJECT_DELETED, f"{obj.get('kind')} {name} being deleted",
+                                          about))
             evidence = tampering(obj)
             if evidence is not None:
-                self._censored(evidence)
+                self._censored(dataclasses.replace(evidence, workload_uid=about))
         self._copy_seen(obj, self.copies)
 
     # ----- what placement and status read

@@ -20,6 +20,7 @@ import kopf
 import pydantic
 
 from samizdat import inventory, manifests, metrics, model, placement
+from samizdat.clusters.recording import EventType
 from samizdat.fleet import Copy, Fleet
 from samizdat.handlers import conditions, hub, startup
 from samizdat.handlers.conditions import Observed
@@ -70,7 +71,7 @@ async def run_workload(
                 workload = model.AIWorkload.model_validate(dict(body))
             except pydantic.ValidationError as error:
                 written = await _write(memo, body, _invalid_status(body, error), written, logger)
-                said = _say(body, said, [("Warning", "InvalidSpec", _first_error(error))])
+                said = _say(memo, body, said, [("Warning", "InvalidSpec", _first_error(error))])
                 await _sleep(wake, stopped, RESYNC_S)
                 continue
             if fleet.settling(kwargs["member_names"]):
@@ -81,7 +82,7 @@ async def run_workload(
             status, gauges = build_status(workload, fleet, outcome, last_failover)
             metrics.workload_state(workload.metadata.namespace or "", workload.metadata.name, **gauges)
             written = await _write(memo, body, status, written, logger)
-            said = _say(body, said, _events(workload, outcome))
+            said = _say(memo, body, said, _events(workload, outcome))
             await _sleep(wake, stopped, RETRY_S if outcome.failures else RESYNC_S)
     finally:
         fleet.unsubscribe(uid)
@@ -92,7 +93,7 @@ async def delete_workload(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) 
     metrics.forget_workload(body.meta["namespace"], body.meta["name"])
     unreachable = await remove_everywhere(uid, memo.fleet)
     if unreachable:
-        kopf.warn(body, reason="CleanupDeferred", message=(
+        hub.say(memo.recorder, body, "Warning", "CleanupDeferred", (
             f"copies in {', '.join(unreachable)} could not be deleted now; they are deleted when "
             "those members are reachable again"
         ))
@@ -123,24 +124,29 @@ async def _write(
     return status
 
 
-def _say(body: kopf.Body, said: tuple[str, ...], events: list[tuple[str, str, str]]) -> tuple[str, ...]:
-    """Post each Event once per distinct message, not on every resync."""
+def _say(
+    memo: kopf.Memo, body: kopf.Body, said: tuple[str, ...], events: list[tuple[EventType, str, str]]
+) -> tuple[str, ...]:
+    """Say each Event once while it holds, not on every resync; said again after it stopped holding
+    (the same member lost a second time), the hub counts it on the Event that said it first."""
     keys = tuple(f"{reason}:{message}" for _, reason, message in events)
     for (kind, reason, message), key in zip(events, keys, strict=True):
         if key not in said:
-            kopf.event(body, type=kind, reason=reason, message=message)
-    return keys or said
+            hub.say(memo.recorder, body, kind, reason, message)
+    return keys
 
 
-def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[str, str, str]]:
-    events: list[tuple[str, str, str]] = []
+def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[EventType, str, str]]:
+    events: list[tuple[EventType, str, str]] = []
     if outcome.halted:
         events.append(("Warning", "EvictionsHalted", outcome.halted))
     decision = outcome.decision
     if decision is not None and not decision.feasible:
         events.append(("Warning", "Infeasible", _infeasible_message(decision)))
+    if decision is not None and decision.degraded:
+        events.append(("Warning", SPREAD_DEGRADED, _degraded_message(decision)))
     for name, loss in sorted(outcome.lost.items()):
-        events.append(("Warning", "MemberLost", f"replicas in {name} no longer count ({loss.why})"))
+        events.append(("Warning", "MemberLost", f"replicas in {name} no longer count, the member is {loss.why}"))
     for change in outcome.changes:
         reason = change.verb.capitalize()  # Placed, Scaled, Updated, Removed, Promoted, Demoted
         what = "standby replica(s) to serving" if change.verb == "promoted" else (
@@ -154,6 +160,16 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[str, str
 def _infeasible_message(decision: placement.Decision) -> str:
     rule = decision.binding_rule or "rules"
     return f"cannot place: {rule} binds: {decision.explanation or 'no placement satisfies every rule'}"
+
+
+# Reason of the RulesSatisfied condition and of the Event when a spread minimum is given up (see
+# docs/placement.md, "Limits and spread minimums").
+SPREAD_DEGRADED = "SpreadDegraded"
+
+
+def _degraded_message(decision: placement.Decision) -> str:
+    short = "; ".join(str(shortfall) for shortfall in decision.shortfalls)
+    return f"every replica placed under the limits, spread given up: {short} ({decision.explanation})"
 
 
 def _camel(rule: str | None) -> str:
@@ -308,6 +324,10 @@ def _rules(outcome: Outcome, violations: list[str], replicas: int, wanted: int) 
     decision = outcome.decision
     if decision is not None and not decision.feasible:
         return Observed(Type.RULES_SATISFIED, False, _camel(decision.binding_rule), _infeasible_message(decision))
+    given_up = {shortfall.rule for shortfall in decision.shortfalls} if decision is not None else set()
+    if decision is not None and given_up and all(v.split(":")[0] in given_up for v in violations):
+        # only what the decision gives up is broken: no limit is
+        return Observed(Type.RULES_SATISFIED, False, SPREAD_DEGRADED, _degraded_message(decision))
     if violations:
         return Observed(Type.RULES_SATISFIED, False, "RuleViolated", "; ".join(violations))
     if replicas < wanted:
@@ -323,6 +343,8 @@ def _degraded(outcome: Outcome, ready: int, wanted: int) -> Observed[Type]:
                         "; ".join(f"{m}: {loss.why}" for m, loss in outcome.lost.items()))
     if ready < wanted:
         return Observed(Type.DEGRADED, True, "ReplicasNotReady", f"{ready}/{wanted} ready")
+    if outcome.decision is not None and outcome.decision.degraded:
+        return Observed(Type.DEGRADED, True, SPREAD_DEGRADED, _degraded_message(outcome.decision))
     return Observed(Type.DEGRADED, False, "AsDesired", "all replicas ready")
 
 

@@ -126,8 +126,8 @@ async def renew_credentials(
                 await hub.write_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key, renewed)
             except (errors.MemberError, kubeconfig.KubeconfigError, membership.NotRenewable) as error:
                 if found.failure is None:
-                    kopf.warn(body, reason="CredentialRenewalFailed",
-                              message=f"renewing the token (expires {_iso(found.claims.expires_at)}) failed: {error}")
+                    hub.say(memo.recorder, body, "Warning", "CredentialRenewalFailed",
+                            f"renewing the token (expires {_iso(found.claims.expires_at)}) failed: {error}")
                 table[name] = Standing(found.claims, failure=str(error))
                 metrics.credential_renewal(name, ok=False)
                 logger.warning("renewing the credential of member %s failed: %s", name, error)
@@ -137,8 +137,8 @@ async def renew_credentials(
             delay = RETRY_S[0]
             table[name] = standing(renewed)
             metrics.credential_renewal(name, ok=True)
-            kopf.event(body, type="Normal", reason="CredentialsRenewed",
-                       message="renewed the token through the member's TokenRequest API")
+            hub.say(memo.recorder, body, "Normal", "CredentialsRenewed",
+                    "renewed the token through the member's TokenRequest API")
     finally:
         table.pop(name, None)
         metrics.forget_credentials(name)

@@ -1,19 +1,23 @@
 """samizdat's own calls to the hub: reading (and renewing) member Secrets and writing the status of its resources.
 
-kopf watches the hub and posts Events; status is written here, as a merge patch of the status
-subresource, because daemons write it continuously rather than once per handler run.
+kopf watches the hub; status is written here, as a merge patch of the status subresource, because
+daemons write it continuously rather than once per handler run; Events are recorded here too, by
+`clusters.recording`, which counts a repeat on the Event that said it first (kopf would post another).
 """
 
 from __future__ import annotations
 
 import base64
+import socket
+from collections.abc import Mapping
 from typing import Any
 
-from samizdat.clusters import fetching, kubeconfig, resources, writing
+from samizdat.clusters import fetching, kubeconfig, recording, resources, writing
 from samizdat.clusters.client import MemberClient
 from samizdat.model import GROUP, VERSION
 
 HUB = "hub"
+REPORTING_COMPONENT = "samizdat"  # who Events say they are from (`From:` in `kubectl describe`)
 
 
 def connect() -> MemberClient:
@@ -40,3 +44,14 @@ async def patch_status(hub: MemberClient, plural: str, name: str, namespace: str
     scope = f"/namespaces/{namespace}" if namespace else ""
     path = f"/apis/{GROUP}/{VERSION}{scope}/{plural}/{name}/status"
     await writing.write(hub, "PATCH", path, body={"status": status}, content_type="application/merge-patch+json")
+
+
+def recorder(hub: MemberClient) -> recording.Recorder:
+    """samizdat's Events, from this replica (a pod's hostname is its name)."""
+    return recording.Recorder(hub, REPORTING_COMPONENT, socket.gethostname())
+
+
+def say(recorder: recording.Recorder, body: Mapping[str, Any], type_: recording.EventType, reason: str,
+        message: str) -> None:
+    """An Event about `body`, a hub object: one per thing said, its count growing when said again."""
+    recorder.say(recording.Regarding.of(body), type_, reason, message)

@@ -18,6 +18,7 @@ import pydantic
 
 from samizdat import health, membership, metrics, model
 from samizdat.clusters import errors, kubeconfig
+from samizdat.clusters.recording import EventType
 from samizdat.fleet import Fleet, MemberState
 from samizdat.handlers import conditions, credentials, hub, startup
 from samizdat.handlers.conditions import Observed
@@ -45,9 +46,14 @@ def build_status(
     reachable = probe.ok if probe is not None else None
     censoring = member.censorship
     ready = member.ready
+    if ready:
+        why_not = ("Ready", "member counts for placement")
+    elif health.schedulable(state.phase):
+        why_not = ("Syncing", "views of the member not complete yet, or its stale copies being fenced")
+    else:
+        why_not = (state.reason, state.message)
     observed = [
-        Observed(Type.READY, ready, "Ready" if ready else state.reason,
-                 "member counts for placement" if ready else state.message),
+        Observed(Type.READY, ready, *why_not),
         Observed(Type.REACHABLE, reachable, "ProbeSucceeded" if reachable else state.reason,
                  f"last probe {probe.latency_s * 1000:.0f} ms" if probe is not None and probe.ok else state.message),
         Observed(Type.CENSORING, censoring is not None,
@@ -72,12 +78,13 @@ def build_status(
             for s in shapes
         ),
         total_gpus=member.total_gpus,
-        free_gpus=sum(s.free_gpus * s.nodes for s in shapes),
+        # Only a member that counts has a current free count; any other figure may be stale.
+        free_gpus=sum(s.free_gpus * s.nodes for s in shapes) if ready else None,
         observed_generation=spec.metadata.generation,
     )
     dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     # A merge patch keeps what it does not mention: clear what no longer applies explicitly.
-    for key in ("quarantinedUntil", "censorshipEvidence", "lastProbeLatencyMs", "credentials"):
+    for key in ("quarantinedUntil", "censorshipEvidence", "lastProbeLatencyMs", "credentials", "freeGPUs"):
         dumped.setdefault(key, None)
     return dumped
 
@@ -108,7 +115,7 @@ async def run_member(
             try:
                 spec = parse(body)
             except pydantic.ValidationError as error:
-                kopf.warn(body, reason="InvalidSpec", message=str(error)[:1024])
+                hub.say(memo.recorder, body, "Warning", "InvalidSpec", str(error))
                 await stopped.wait(RETRY_CONNECT_S[1])
                 continue
             if not connected:
@@ -117,7 +124,7 @@ async def run_member(
                     text = await hub.read_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key)
                     server = await fleet.connect(spec, text)
                     connected, connected_with = True, text
-                    kopf.event(body, type="Normal", reason="Connecting", message=f"connecting to {server}")
+                    hub.say(memo.recorder, body, "Normal", "Connecting", f"connecting to {server}")
                     delay = RETRY_CONNECT_S[0]
                 except (errors.MemberError, kubeconfig.KubeconfigError) as error:
                     await _report_unusable(memo, body, spec, error)
@@ -161,7 +168,7 @@ async def _follow(
                 if text is not None and _uses(fleet, name, text):
                     connected_with = text
                 elif text is not None:
-                    kopf.event(body, type="Normal", reason="CredentialsChanged", message="reconnecting")
+                    hub.say(memo.recorder, body, "Normal", "CredentialsChanged", "reconnecting")
                     await fleet.disconnect(name)
                     return
             fleet.update_spec(spec)
@@ -178,7 +185,7 @@ async def _follow(
                                   credentials.status(standing, renew_at))
             metrics.member_gpus(name, status["totalGPUs"], status["freeGPUs"])
             if member.health.phase is not last_phase:
-                _announce(body, member.health, last_phase)
+                _announce(memo, body, member.health, last_phase)
                 last_phase = member.health.phase
             stale = time.monotonic() - last_write > STATUS_REFRESH_S
             if written is None or stale or _comparable(status) != _comparable(written):
@@ -204,20 +211,19 @@ def _uses(fleet: Fleet, name: str, text: str) -> bool:
         return False  # reconnecting reports it
 
 
-def _announce(body: kopf.Body, state: health.MemberHealth, before: Phase | None) -> None:
+def _announce(memo: kopf.Memo, body: kopf.Body, state: health.MemberHealth, before: Phase | None) -> None:
+    """One Event per phase transition, in the member's own words (the probe's or a view's failure)."""
     phase = state.phase
     if before is None and phase is Phase.PENDING:
         return
     message = f"{before.value if before else 'New'} -> {phase.value}: {state.message}"
-    if health.lost(phase) or health.unreachable(phase):
-        kopf.warn(body, reason=f"Member{phase.value}", message=message)
-    else:
-        kopf.event(body, type="Normal", reason=f"Member{phase.value}", message=message)
+    kind: EventType = "Warning" if health.lost(phase) or health.unreachable(phase) else "Normal"
+    hub.say(memo.recorder, body, kind, f"Member{phase.value}", message)
 
 
 async def _report_unusable(memo: kopf.Memo, body: kopf.Body, spec: model.MemberCluster, error: Exception) -> None:
     reason = "KubeconfigInvalid" if isinstance(error, kubeconfig.KubeconfigError) else "SecretUnavailable"
-    kopf.warn(body, reason=reason, message=str(error)[:1024])
+    hub.say(memo.recorder, body, "Warning", reason, str(error))
     now = datetime.now(UTC)
     status = model.MemberClusterStatus(
         phase=Phase.PENDING,

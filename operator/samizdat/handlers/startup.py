@@ -4,6 +4,7 @@ the indexes the fleet reads (every live workload uid, the user's Alliance object
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import kopf
@@ -21,8 +22,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         prefix="samizdat.io", key="last-handled-configuration"
     )
     settings.persistence.finalizer = "samizdat.io/cleanup"
-    # Per-object log lines become Events only when they warn; decisions are posted explicitly.
+    # Per-object log lines become Events only when they warn (kopf's own); samizdat records its decisions
+    # itself (hub.say), so that a repeat counts on one Event.
     settings.posting.level = logging.WARNING
+    # Events say samizdat did it (`From:` in `kubectl describe`), and which replica (the pod's hostname).
+    settings.posting.reporting_component = hub.REPORTING_COMPONENT
+    settings.posting.reporting_instance = socket.gethostname()[:128]
+    settings.posting.event_name_prefix = "samizdat-"
     settings.networking.request_timeout = 30
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -31,6 +37,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.peering.lifetime = 10
     memo.fleet = Fleet(MemberSettings(quarantine_s=memo.get("quarantine_seconds", 300.0)))
     memo.hub = hub.connect()
+    memo.recorder = hub.recorder(memo.hub)
     port = memo.get("metrics_port", 0)
     if port:
         metrics.serve(port)
@@ -39,6 +46,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.fleet.close()
+    await memo.recorder.aclose()
     await memo.hub.aclose()
 
 

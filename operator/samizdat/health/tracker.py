@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 from samizdat.model import Phase
 
@@ -53,7 +54,8 @@ class Failure(StrEnum):
     TIMEOUT = "timeout"  # partitioned: packets vanish
     UNAUTHORIZED = "unauthorized"  # credentials revoked
     FORBIDDEN = "forbidden"
-    ERROR = "error"  # answered, but not healthy (5xx, garbage)
+    MALFORMED = "malformed"  # answered 200, but not as an API server does: broken or hostile
+    ERROR = "error"  # answered, but not healthy (5xx)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +87,15 @@ class MemberHealth:
 
 
 def observe_probe(
-    health: MemberHealth, policy: HealthPolicy, now: float, failure: Failure | None, message: str = ""
+    health: MemberHealth, policy: HealthPolicy, now: float, failure: Failure | None, message: str = "",
+    *, seen_by: Literal["Probe", "View"] = "Probe",
 ) -> MemberHealth:
-    """Fold one probe outcome (`failure` None means success) into the member's health."""
+    """Fold one probe outcome (`failure` None means success) into the member's health.
+
+    A member whose API answers its probe but whose views (nodes, pods, copies) cannot be listed is of no
+    use to placement either: its caller passes that as a failure `seen_by` a "View", and the same
+    hysteresis applies, so the reason tells which (`ProbeTimeout`, `ViewMalformed`).
+    """
     if health.phase is Phase.QUARANTINED:
         if health.quarantined_until is not None and now < health.quarantined_until:
             return health
@@ -95,7 +103,7 @@ def observe_probe(
         health = dataclasses.replace(health, phase=Phase.DOWN, quarantined_until=None, consecutive_successes=0)
     if failure is None:
         return _success(health, policy, now)
-    return _failure(health, policy, now, failure, message)
+    return _failure(health, policy, now, failure, message, seen_by)
 
 
 def _success(health: MemberHealth, policy: HealthPolicy, now: float) -> MemberHealth:
@@ -107,12 +115,16 @@ def _success(health: MemberHealth, policy: HealthPolicy, now: float) -> MemberHe
     )
 
 
-def _failure(health: MemberHealth, policy: HealthPolicy, now: float, failure: Failure, message: str) -> MemberHealth:
+def _failure(
+    health: MemberHealth, policy: HealthPolicy, now: float, failure: Failure, message: str, seen_by: str
+) -> MemberHealth:
     failures = health.consecutive_failures + 1
     failing_since = health.failing_since if health.failing_since is not None else now
     phase = health.phase
     if now - failing_since >= policy.down_after_seconds or phase is Phase.DOWN:
         phase = Phase.DOWN
+    elif phase is Phase.PENDING:
+        pass  # never Ready yet, so nothing to suspect (a cold start's slow first probe warns no one)
     elif failures >= policy.suspect_after_failures:
         phase = Phase.SUSPECT
     return MemberHealth(
@@ -120,8 +132,8 @@ def _failure(health: MemberHealth, policy: HealthPolicy, now: float, failure: Fa
         consecutive_failures=failures,
         failing_since=failing_since,
         last_failure=failure,
-        reason=f"Probe{failure.value.capitalize()}",
-        message=message or f"probe failed: {failure.value}",
+        reason=f"{seen_by}{failure.value.capitalize()}",
+        message=message or f"{seen_by.lower()} failed: {failure.value}",
     )
 
 

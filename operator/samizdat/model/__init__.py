@@ -15,6 +15,7 @@ from samizdat.model.ai_workload import (
     Mode,
     ModelRef,
     PlacementRules,
+    WhenUnsatisfiable,
 )
 from samizdat.model.alliance import Alliance, AllianceSpec
 from samizdat.model.common import API_VERSION, GROUP, VERSION, Condition, ConditionStatus, ObjectMeta
@@ -69,5 +70,6 @@ __all__ = [
     "Phase",
     "PlacementRules",
     "SecretKeyRef",
+    "WhenUnsatisfiable",
     "unschedulable",
 ]

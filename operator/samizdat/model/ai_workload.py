@@ -44,6 +44,15 @@ class Mode(StrEnum):
     TRAIN = "Train"
 
 
+class WhenUnsatisfiable(StrEnum):
+    """What placement does when the spread minimums cannot all be met under the limits."""
+
+    SCHEDULE_ANYWAY = "ScheduleAnyway"
+    """Place every replica under the limits with the most spread still possible, and say so."""
+    DO_NOT_SCHEDULE = "DoNotSchedule"
+    """Place nothing new until every minimum can be met again (replicas that run keep running)."""
+
+
 class GPURequirements(Model):
     """What each replica needs; all of a replica's GPUs come from one node."""
 
@@ -79,12 +88,14 @@ MIN_JURISDICTIONS_WITHIN_ALLOWED: Final = CelRule(
 
 
 class PlacementRules(Model):
-    """Hard rules on where replicas may run. A rule that cannot be met leaves the workload unplaced."""
+    """Rules on where replicas may run: limits, never broken (allowed and denied jurisdictions and
+    alliances, every maxPer*, requireTEE, the cluster selector, GPU fit), and spread minimums
+    (minJurisdictions, minProviders), which whenUnsatisfiable says whether to give up under duress."""
 
     model_config = cel_rules(ALLOWED_DENIED_DISJOINT, MIN_JURISDICTIONS_WITHIN_ALLOWED)
 
     min_jurisdictions: PositiveCount = 1
-    """Replicas must span at least this many countries."""
+    """Spread minimum: replicas should span at least this many countries."""
     max_per_jurisdiction: PositiveCount | None = None
     """At most this many replicas in any one country."""
     max_per_alliance: PositiveCount | None = None
@@ -94,7 +105,7 @@ class PlacementRules(Model):
     max_per_cluster: PositiveCount | None = None
     """At most this many replicas on any one member."""
     min_providers: PositiveCount = 1
-    """Replicas must span at least this many providers."""
+    """Spread minimum: replicas should span at least this many providers."""
     allowed_jurisdictions: CountryCodes = ()
     """If not empty, only members in these countries (ISO 3166-1 alpha-2) are used."""
     denied_jurisdictions: CountryCodes = ()
@@ -108,6 +119,10 @@ class PlacementRules(Model):
     NVML count; a label alone (nvidia.com/cc.mode) does not. Implies requireTEE."""
     cluster_selector: ClusterSelector = ClusterSelector()
     """Only members whose labels match are used."""
+    when_unsatisfiable: WhenUnsatisfiable = WhenUnsatisfiable.SCHEDULE_ANYWAY
+    """When the spread minimums cannot be met under the limits: ScheduleAnyway places every replica
+    with the most spread still possible (condition SpreadDegraded names the unmet minimum);
+    DoNotSchedule places nothing new until they can be met."""
 
     @model_validator(mode="after")
     def _rules(self) -> PlacementRules:
@@ -177,7 +192,7 @@ class AIWorkloadSpec(Model):
     gpu: GPURequirements = GPURequirements()
     """GPUs each replica needs."""
     placement: PlacementRules = PlacementRules()
-    """Hard rules on where replicas may run."""
+    """Rules on where replicas may run: limits and spread minimums."""
     failover: FailoverPolicy = FailoverPolicy()
     """Standby replicas and quarantine after a member fails."""
     model: ModelRef | None = None

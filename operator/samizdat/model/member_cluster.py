@@ -201,11 +201,13 @@ class MemberClusterStatus(Model):
     credentials: MemberCredentials | None = None
     """The credential in use, when it is a token samizdat renews."""
     gpu_inventory: tuple[GPUNodeShape, ...] = ()
-    """GPU nodes grouped by shape; exact for per-node fit, compact for big clusters."""
+    """GPU nodes grouped by shape; exact for per-node fit, compact for big clusters. As last seen: its free
+    counts are current only while phase is Ready."""
     total_gpus: Annotated[NonNegativeInt, Field(alias="totalGPUs")] = 0
-    """GPUs on all nodes of the member."""
-    free_gpus: Annotated[NonNegativeInt, Field(alias="freeGPUs")] = 0
-    """GPUs not allocated to any pod."""
+    """GPUs on all nodes of the member, as last seen."""
+    free_gpus: Annotated[NonNegativeInt | None, Field(alias="freeGPUs")] = None
+    """GPUs not allocated to any pod, while phase is Ready; absent otherwise, since the last count from a
+    member that is not Ready may no longer hold."""
     observed_generation: NonNegativeInt | None = None
     """The metadata.generation this status was computed from."""
 

@@ -115,6 +115,12 @@ def binding_rule(snapshot: Snapshot, request: Request) -> tuple[str, str]:
     return rule, f"no single rule change is enough; {_explain(rule, request, snapshot, room)}"
 
 
+def short_of(snapshot: Snapshot, request: Request, minimum: str) -> str:
+    """Why the spread minimum `minimum` ("minJurisdictions" or "minProviders") cannot be met, for a
+    degraded decision."""
+    return _explain(minimum, request, snapshot, _room(snapshot, request))
+
+
 def _short_count(request: Request, room: _Room) -> str | None:
     """The first rule that a count over the eligible members alone shows cannot hold, if any."""
     rules, replicas = request.rules, request.replicas

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from samizdat.model import WhenUnsatisfiable
+
 
 @dataclass(frozen=True, slots=True)
 class NodeShape:
@@ -47,7 +49,12 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """The hard placement rules of one workload (`spec.placement`). None means "no limit"."""
+    """The placement rules of one workload (`spec.placement`). None means "no limit".
+
+    Every rule is a limit, never broken, except the two spread minimums, `min_jurisdictions` and
+    `min_providers`: with `WhenUnsatisfiable.SCHEDULE_ANYWAY` they are given up, as little as possible,
+    when no placement of every replica under the limits meets them (see `solver.solve`).
+    """
 
     min_jurisdictions: int = 1
     max_per_jurisdiction: int | None = None
@@ -63,6 +70,7 @@ class Rules:
     require_observed_tee: bool = False
     # Equality match on member labels (`spec.placement.clusterSelector.matchLabels`).
     cluster_selector: Mapping[str, str] = field(default_factory=dict)
+    when_unsatisfiable: WhenUnsatisfiable = WhenUnsatisfiable.SCHEDULE_ANYWAY
 
 
 @dataclass(frozen=True, slots=True)
