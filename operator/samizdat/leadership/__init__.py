@@ -1,0 +1,30 @@
+"""Leader election among the operators of a hub stretched over several sites (pure: no I/O, no clock).
+
+`lease` is the record kept in a `coordination.k8s.io` Lease; `elector` is one candidate's state machine
+over it, whose `Warrant` says whether, and as which epoch, the candidate may write to members.
+"""
+
+from samizdat.leadership.elector import Elector, Intent, Timing, Wait, Warrant, Write
+from samizdat.leadership.lease import (
+    LeaseRecord,
+    MalformedLease,
+    StoredLease,
+    build_lease,
+    micro_time,
+    parse_lease,
+)
+
+__all__ = [
+    "Elector",
+    "Intent",
+    "LeaseRecord",
+    "MalformedLease",
+    "StoredLease",
+    "Timing",
+    "Wait",
+    "Warrant",
+    "Write",
+    "build_lease",
+    "micro_time",
+    "parse_lease",
+]
