@@ -29,6 +29,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quarantine-seconds", type=float, default=300.0,
                      help="how long a member that censored takes no replicas")
     run.add_argument("--health-port", type=int, default=0, help="serve /healthz for liveness probes (0: off)")
+    election = run.add_argument_group(
+        "leader election", "operators in several hub sites elect one leader through a Lease; only it writes to members")
+    election.add_argument("--lease-name", default="samizdat-leader", help="the election's Lease in the hub")
+    election.add_argument("--lease-namespace", default=None,
+                          help="its namespace (default: the pod's own namespace, else samizdat-system)")
+    election.add_argument("--identity", default=None,
+                          help="this operator's name in the Lease, unique per process (default: host name and a "
+                               "random suffix)")
+    election.add_argument("--lease-duration", type=int, default=8, metavar="SECONDS",
+                          help="how long standbys wait after they last saw the Lease change before taking it")
+    election.add_argument("--renew-deadline", type=float, default=5.0, metavar="SECONDS",
+                          help="how long after its last renewal the leader stops writing (less than the duration)")
+    election.add_argument("--retry-period", type=float, default=1.0, metavar="SECONDS",
+                          help="how often candidates read and the leader renews the Lease")
     return parser
 
 

@@ -1,12 +1,13 @@
 """Member-cluster I/O: every call to a member's API (and the hub's Secrets) goes through this package.
 
 One `MemberClient` per member, every request under a deadline, every failure one of our own
-`MemberError`s, one verb per module, and a single write path (`writing.write`).
+`MemberError`s, one verb per module, and a single write path (`writing.write`), which only the elected
+leader (`electing.Candidate`) gets through.
 """
 
-from samizdat.clusters import kubeconfig, resources
+from samizdat.clusters import kubeconfig, leasing, resources
 from samizdat.clusters.applying import apply
-from samizdat.clusters.client import Deadlines, MemberClient, Reply
+from samizdat.clusters.client import Authority, Deadlines, MemberClient, Reply
 from samizdat.clusters.deleting import delete
 from samizdat.clusters.errors import (
     Conflict,
@@ -19,7 +20,9 @@ from samizdat.clusters.errors import (
     MemberUnauthorized,
     MemberUnreachable,
     NotFound,
+    NotLeader,
 )
+from samizdat.clusters.electing import Candidate
 from samizdat.clusters.fetching import Listing, get, list_objects, read_secret
 from samizdat.clusters.kubeconfig import Credentials, KubeconfigError
 from samizdat.clusters.probing import Failure, Probe, probe
@@ -28,6 +31,8 @@ from samizdat.clusters.scaling import scale
 from samizdat.clusters.watching import EventType, WatchEvent, list_then_watch, watch
 
 __all__ = [
+    "Authority",
+    "Candidate",
     "Conflict",
     "Credentials",
     "Deadlines",
@@ -45,6 +50,7 @@ __all__ = [
     "MemberUnauthorized",
     "MemberUnreachable",
     "NotFound",
+    "NotLeader",
     "Probe",
     "Reply",
     "Resource",
@@ -53,6 +59,7 @@ __all__ = [
     "delete",
     "get",
     "kubeconfig",
+    "leasing",
     "list_objects",
     "list_then_watch",
     "probe",

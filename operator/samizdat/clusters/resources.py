@@ -57,8 +57,11 @@ EVENTS = Resource("", "v1", "events", "Event", namespaced=True)
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", namespaced=True, scalable=True)
 REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet", namespaced=True, scalable=True)
 JOBS = Resource("batch", "v1", "jobs", "Job", namespaced=True)
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", namespaced=True)  # the hub's election
 
-KNOWN: tuple[Resource, ...] = (NAMESPACES, NODES, PODS, SECRETS, CONFIGMAPS, EVENTS, DEPLOYMENTS, REPLICASETS, JOBS)
+KNOWN: tuple[Resource, ...] = (
+    NAMESPACES, NODES, PODS, SECRETS, CONFIGMAPS, EVENTS, DEPLOYMENTS, REPLICASETS, JOBS, LEASES,
+)
 _BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in KNOWN}
 
 

@@ -4,8 +4,9 @@
 over it, whose `Warrant` says whether, and as which epoch, the candidate may write to members.
 """
 
-from samizdat.leadership.elector import Elector, Intent, Timing, Wait, Warrant, Write
+from samizdat.leadership.elector import Elector, Intent, Permit, Timing, Wait, Warrant, Write
 from samizdat.leadership.lease import (
+    EPOCH_ANNOTATION,
     LeaseRecord,
     MalformedLease,
     StoredLease,
@@ -15,10 +16,12 @@ from samizdat.leadership.lease import (
 )
 
 __all__ = [
+    "EPOCH_ANNOTATION",
     "Elector",
     "Intent",
     "LeaseRecord",
     "MalformedLease",
+    "Permit",
     "StoredLease",
     "Timing",
     "Wait",

@@ -71,8 +71,16 @@ class Warrant:
     epoch: int
     valid_until: float
 
-    def remaining(self, now: float) -> float:
-        return max(0.0, self.valid_until - now)
+    def permit(self, now: float) -> Permit:
+        return Permit(self.epoch, max(0.0, self.valid_until - now))
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """A warrant as of one moment, for one write: the epoch to stamp it with, and how long it holds."""
+
+    epoch: int
+    seconds_left: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ from typing import Any
 
 API_VERSION = "coordination.k8s.io/v1"
 KIND = "Lease"
+# Every object a leader writes to a member carries its epoch here, for the member's fence to check.
+EPOCH_ANNOTATION = "samizdat.io/epoch"
 
 
 class MalformedLease(ValueError):
