@@ -9,6 +9,7 @@ the key hashes every pin, so a changed pin rebuilds and an unchanged one never d
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -123,9 +124,21 @@ def _fetch_helm(out: Path) -> None:
 def ensure_binaries(log: bool = True) -> Binaries:
     """Return the cached binaries, building whatever is missing first."""
     out = cache_root() / "bin" / pin_key()
+    out.mkdir(parents=True, exist_ok=True)
+    # Several checkouts (or test processes) may ask at once on a cold cache: one builds, the others wait
+    # for it instead of compiling the same binaries side by side on a small machine.
+    with (out / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _build_missing(out, log)
+    for name in _expected_names():
+        if not os.access(out / name, os.X_OK):
+            raise RuntimeError(f"toolchain: {out / name} missing after build")
+    return Binaries(out)
+
+
+def _build_missing(out: Path, log: bool) -> None:
     missing = [name for name in _expected_names() if not (out / name).exists()]
     if missing:
-        out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         for module, packages in GO_BUILDS.items():
             names = _binary_names(packages)
@@ -139,7 +152,3 @@ def ensure_binaries(log: bool = True) -> Binaries:
             print(f"sandbox: toolchain ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
     if not (out / KWOK_STAGES).exists():
         _write_kwok_stages(out)
-    for name in _expected_names():
-        if not os.access(out / name, os.X_OK):
-            raise RuntimeError(f"toolchain: {out / name} missing after build")
-    return Binaries(out)
