@@ -112,7 +112,7 @@ async def test_a_released_lease_is_taken_at_the_next_try(sandbox: Sandbox) -> No
 
 async def test_only_the_leader_writes_to_a_member_and_its_epoch_is_on_the_copy(sandbox: Sandbox) -> None:
     lease = f"election-{uuid.uuid4().hex[:8]}"
-    member = sandbox.member_names()[0]
+    member = sandbox.member_names[0]
     name = f"election-{uuid.uuid4().hex[:8]}"
     manifest = {
         "apiVersion": "v1", "kind": "ConfigMap",

@@ -42,6 +42,8 @@ class ClusterState:
     api_port: int
     pids: dict[str, int] = field(default_factory=dict)
     faults: list[str] = field(default_factory=list)
+    etcd_servers: str = ""  # "": the shared etcd; a hub over several sites stores in its own (hubsites)
+    replicated: bool = False  # one of several control planes of one API: its controllers elect a leader
 
     @property
     def server(self) -> str:
@@ -145,7 +147,7 @@ class Launcher:
         tokens.write_text(f'{self.admin_token},{ADMIN_TOKEN_USER},{ADMIN_TOKEN_USER},"system:masters"\n')
         return [
             str(self.binaries.path("kube-apiserver")),
-            f"--etcd-servers={self.etcd_url}", f"--etcd-prefix=/{cluster.name}",
+            f"--etcd-servers={cluster.etcd_servers or self.etcd_url}", f"--etcd-prefix=/{cluster.name}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={cluster.api_port}",
             f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
             f"--client-ca-file={self.ca[0]}", f"--token-auth-file={tokens}",
@@ -167,7 +169,7 @@ class Launcher:
         kubeconfig = f"--kubeconfig={self.admin_kubeconfig(cluster.name)}"
         cluster.pids["controller-manager"] = self._spawn(cluster.name, "controller-manager", [
             str(self.binaries.path("kube-controller-manager")), kubeconfig,
-            "--leader-elect=false", "--bind-address=127.0.0.1",
+            f"--leader-elect={str(cluster.replicated).lower()}", "--bind-address=127.0.0.1",
             f"--secure-port={self.port_base + 300 + cluster.index}",
             f"--service-account-private-key-file={directory / 'sa.key'}", f"--root-ca-file={self.ca[0]}",
             # no cloud, no real kubelets: skip the controllers that would only log errors
