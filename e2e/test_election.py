@@ -17,8 +17,7 @@ import pytest
 
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
-from samizdat import clusters
-from samizdat.clusters import electing, kubeconfig, leasing, resources
+from samizdat.clusters import applying, client, deleting, electing, errors, fetching, kubeconfig, leasing, resources
 from samizdat.leadership import EPOCH_ANNOTATION, Timing, Wait, Write
 
 FAST = Timing(lease_duration_s=2, renew_deadline_s=1.2, retry_period_s=0.3)
@@ -28,12 +27,12 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @contextlib.asynccontextmanager
-async def hub_client(sandbox: Sandbox) -> AsyncIterator[clusters.MemberClient]:
-    async with clusters.MemberClient("hub", kubeconfig.load(sandbox.admin_kubeconfig("hub"))) as client:
-        yield client
+async def hub_client(sandbox: Sandbox) -> AsyncIterator[client.MemberClient]:
+    async with client.MemberClient("hub", kubeconfig.load(sandbox.admin_kubeconfig("hub"))) as hub:
+        yield hub
 
 
-def candidate(hub: clusters.MemberClient, identity: str, lease: str) -> electing.Candidate:
+def candidate(hub: client.MemberClient, identity: str, lease: str) -> electing.Candidate:
     return electing.Candidate(hub, identity=identity, namespace=NAMESPACE, name=lease, timing=FAST)
 
 
@@ -61,7 +60,7 @@ async def test_a_write_at_a_stale_resource_version_is_a_conflict(sandbox: Sandbo
         intent = bob.elector.plan(float(FAST.lease_duration_s), bob.wall())
         assert isinstance(intent, Write) and intent.acquiring
         await alice.attempt()  # ... while alice renews: the resourceVersion bob holds is gone
-        with pytest.raises(clusters.Conflict):
+        with pytest.raises(errors.Conflict):
             await leasing.write_lease(hub, intent, namespace=NAMESPACE, name=lease, deadline=5)
         assert alice.leading()
 
@@ -123,15 +122,15 @@ async def test_only_the_leader_writes_to_a_member_and_its_epoch_is_on_the_copy(s
         await alice.attempt()
         await bob.attempt()
         admin = kubeconfig.load(sandbox.admin_kubeconfig(member))
-        async with clusters.MemberClient(member, admin, authority=alice) as as_alice, \
-                clusters.MemberClient(member, admin, authority=bob) as as_bob:
+        async with client.MemberClient(member, admin, authority=alice) as as_alice, \
+                client.MemberClient(member, admin, authority=bob) as as_bob:
             try:
-                await clusters.apply(as_alice, manifest)
-                with pytest.raises(clusters.NotLeader):
-                    await clusters.apply(as_bob, {**manifest, "data": {"by": "standby"}})
-                copy = await clusters.get(as_alice, resources.CONFIGMAPS, name, namespace=members.WORKLOAD_NAMESPACE)
+                await applying.apply(as_alice, manifest)
+                with pytest.raises(errors.NotLeader):
+                    await applying.apply(as_bob, {**manifest, "data": {"by": "standby"}})
+                copy = await fetching.get(as_alice, resources.CONFIGMAPS, name, namespace=members.WORKLOAD_NAMESPACE)
                 assert copy["data"] == {"by": "leader"}
                 assert copy["metadata"]["annotations"][EPOCH_ANNOTATION] == "1"
             finally:
-                async with clusters.MemberClient(member, admin) as cleanup:
-                    await clusters.delete(cleanup, resources.CONFIGMAPS, name, namespace=members.WORKLOAD_NAMESPACE)
+                async with client.MemberClient(member, admin) as cleanup:
+                    await deleting.delete(cleanup, resources.CONFIGMAPS, name, namespace=members.WORKLOAD_NAMESPACE)

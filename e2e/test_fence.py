@@ -18,13 +18,12 @@ import pytest
 
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
-from samizdat import clusters
-from samizdat.clusters import kubeconfig, resources
+from samizdat.clusters import applying, client, deleting, errors, kubeconfig, resources, scaling
 from samizdat.leadership import EPOCH_ANNOTATION, Permit, fence
 
 NAMESPACE = members.WORKLOAD_NAMESPACE
 USERNAME = f"system:serviceaccount:{members.SYSTEM_NAMESPACE}:{members.IDENTITY}"
-REFUSED = (clusters.MemberForbidden, clusters.MemberAPIError)
+REFUSED = (errors.MemberForbidden, errors.MemberAPIError)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -82,9 +81,9 @@ async def fenced_member(sandbox: Sandbox, epoch: int) -> AsyncIterator[str]:
         admin.run("delete", "deployments", "-l", "samizdat.io/test=fence", "-n", NAMESPACE, check=False)
 
 
-def as_leader(sandbox: Sandbox, member: str, epoch: int) -> clusters.MemberClient:
+def as_leader(sandbox: Sandbox, member: str, epoch: int) -> client.MemberClient:
     credentials = kubeconfig.load(sandbox.identity_kubeconfig_path(member))
-    return clusters.MemberClient(member, credentials, authority=Epoch(epoch))
+    return client.MemberClient(member, credentials, authority=Epoch(epoch))
 
 
 async def refused(write: Any) -> str:
@@ -100,30 +99,30 @@ async def test_a_stale_leaders_writes_are_refused_by_the_member(sandbox: Sandbox
         # first refusal rather than sleep.
         async with as_leader(sandbox, member, 4) as stale, as_leader(sandbox, member, 5) as current:
             await _until_fenced(stale, name)
-            applied = await clusters.apply(current, deployment(name))
+            applied = await applying.apply(current, deployment(name))
             assert applied["metadata"]["annotations"][EPOCH_ANNOTATION] == "5"
-            assert "older than the fence epoch 5" in await refused(clusters.apply(stale, deployment(name)))
+            assert "older than the fence epoch 5" in await refused(applying.apply(stale, deployment(name)))
             # a delete is judged by the object as it stands: stamped 5, so epoch 4 cannot delete it ...
-            assert await refused(clusters.delete(stale, resources.DEPLOYMENTS, name, namespace=NAMESPACE))
+            assert await refused(deleting.delete(stale, resources.DEPLOYMENTS, name, namespace=NAMESPACE))
             # ... nor change its replicas through /scale, which carries no epoch at all
-            assert await refused(clusters.scale(current, resources.DEPLOYMENTS, name, namespace=NAMESPACE, replicas=1))
+            assert await refused(scaling.scale(current, resources.DEPLOYMENTS, name, namespace=NAMESPACE, replicas=1))
             # The new leader raises the fence to 6: now epoch 5 is stale too.
-            await clusters.apply(current, fence.build_fence_epoch(NAMESPACE, 6))
+            await applying.apply(current, fence.build_fence_epoch(NAMESPACE, 6))
             async with as_leader(sandbox, member, 6) as newer:
-                assert await refused(clusters.apply(current, deployment(name)))
-                assert "only grows" in await refused(clusters.apply(newer, fence.build_fence_epoch(NAMESPACE, 5)))
+                assert await refused(applying.apply(current, deployment(name)))
+                assert "only grows" in await refused(applying.apply(newer, fence.build_fence_epoch(NAMESPACE, 5)))
                 assert "never deleted" in await refused(
-                    clusters.delete(newer, resources.CONFIGMAPS, fence.FENCE_NAME, namespace=NAMESPACE))
-                await clusters.apply(newer, deployment(name))  # stamps 6 on the object ...
-                assert await clusters.delete(newer, resources.DEPLOYMENTS, name, namespace=NAMESPACE)  # ... then deletes
+                    deleting.delete(newer, resources.CONFIGMAPS, fence.FENCE_NAME, namespace=NAMESPACE))
+                await applying.apply(newer, deployment(name))  # stamps 6 on the object ...
+                assert await deleting.delete(newer, resources.DEPLOYMENTS, name, namespace=NAMESPACE)  # ... then deletes
 
 
-async def _until_fenced(stale: clusters.MemberClient, name: str, timeout: float = 20) -> None:
+async def _until_fenced(stale: client.MemberClient, name: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     probe = deployment(f"{name}-probe")
     while True:
         try:
-            await clusters.apply(stale, probe)
+            await applying.apply(stale, probe)
         except REFUSED:
             return
         assert time.monotonic() < deadline, "the fence never took effect"

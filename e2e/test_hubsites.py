@@ -20,13 +20,12 @@ import pytest
 from e2e.sandbox import hubsites
 from e2e.sandbox.launcher import HUB
 from e2e.sandbox.world import Sandbox, free_port_base, port_free, sandbox_ports
-from samizdat import clusters
-from samizdat.clusters import electing, kubeconfig
+from samizdat.clusters import client, electing, kubeconfig
 from samizdat.leadership import Timing
 
 SITES = 3
 FAST = Timing(lease_duration_s=2, renew_deadline_s=1.2, retry_period_s=0.3)
-QUICK = clusters.Deadlines(connect=1.0, read=2.0, request=3.0)
+QUICK = client.Deadlines(connect=1.0, read=2.0, request=3.0)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -134,10 +133,10 @@ def test_without_a_quorum_the_hub_is_frozen_and_members_run_on(world: tuple[Sand
 
 
 @contextlib.asynccontextmanager
-async def hub_at(sandbox: Sandbox, site: int) -> AsyncIterator[clusters.MemberClient]:
+async def hub_at(sandbox: Sandbox, site: int) -> AsyncIterator[client.MemberClient]:
     credentials = kubeconfig.load(hubsites.site_kubeconfig(sandbox.launcher, site))
-    async with clusters.MemberClient(f"{HUB}-site-{site}", credentials, deadlines=QUICK) as client:
-        yield client
+    async with client.MemberClient(f"{HUB}-site-{site}", credentials, deadlines=QUICK) as hub:
+        yield hub
 
 
 async def test_the_leadership_moves_to_another_site_when_the_leaders_site_is_killed(

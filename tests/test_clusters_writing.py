@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from samizdat import clusters
-from samizdat.clusters import writing
+from samizdat.clusters import applying, client, errors, writing
 from samizdat.clusters.kubeconfig import Credentials
 from samizdat.leadership import EPOCH_ANNOTATION, Permit
 
@@ -54,21 +53,21 @@ def test_bodies_without_object_metadata_are_sent_as_they_are(body: dict[str, Any
 
 async def test_without_a_permit_nothing_is_sent() -> None:
     authority = Fixed(None)
-    async with clusters.MemberClient("m", Credentials(server=NOBODY), authority=authority) as client:
-        with pytest.raises(clusters.NotLeader, match="not the leader"):
-            await clusters.apply(client, MANIFEST)
+    async with client.MemberClient("m", Credentials(server=NOBODY), authority=authority) as member:
+        with pytest.raises(errors.NotLeader, match="not the leader"):
+            await applying.apply(member, MANIFEST)
     assert authority.asked == 1
 
 
 async def test_with_a_permit_the_write_is_sent() -> None:
     authority = Fixed(Permit(epoch=3, seconds_left=2.0))
-    async with clusters.MemberClient("m", Credentials(server=NOBODY), authority=authority) as client:
-        with pytest.raises(clusters.MemberUnreachable):  # it went out, and found nobody
-            await clusters.apply(client, MANIFEST)
+    async with client.MemberClient("m", Credentials(server=NOBODY), authority=authority) as member:
+        with pytest.raises(errors.MemberUnreachable):  # it went out, and found nobody
+            await applying.apply(member, MANIFEST)
     assert authority.asked == 1
 
 
 async def test_a_client_without_an_authority_writes_unguarded() -> None:
-    async with clusters.MemberClient("m", Credentials(server=NOBODY)) as client:
-        with pytest.raises(clusters.MemberUnreachable):
-            await clusters.apply(client, MANIFEST)
+    async with client.MemberClient("m", Credentials(server=NOBODY)) as member:
+        with pytest.raises(errors.MemberUnreachable):
+            await applying.apply(member, MANIFEST)

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,9 +125,12 @@ def start_etcd(launcher: Launcher, state: SandboxState, count: int) -> HubSites:
         site.etcd_pid = launcher._spawn(_name(site.index), "etcd", _etcd_argv(launcher, sites, site.index))
     sites.save()
     for site in sites.sites:
-        url = sites.etcd_client_url(site.index)
-        _wait_for(lambda url=url: httpx.get(f"{url}/health", timeout=1).status_code == 200, f"hub etcd {site.index}", 60)
+        _wait_for(_healthy(sites.etcd_client_url(site.index)), f"hub etcd {site.index}", 60)
     return sites
+
+
+def _healthy(url: str) -> Callable[[], bool]:
+    return lambda: httpx.get(f"{url}/health", timeout=1).status_code == 200
 
 
 def hub_cluster(sites: HubSites, hub: ClusterState) -> ClusterState:

@@ -5,9 +5,9 @@ One `MemberClient` per member, every request under a deadline, every failure one
 leader (`electing.Candidate`) gets through.
 """
 
-from samizdat.clusters import kubeconfig, leasing, resources
+from samizdat.clusters import kubeconfig, resources
 from samizdat.clusters.applying import apply
-from samizdat.clusters.client import Authority, Deadlines, MemberClient, Reply
+from samizdat.clusters.client import Deadlines, MemberClient, Reply
 from samizdat.clusters.deleting import delete
 from samizdat.clusters.errors import (
     Conflict,
@@ -20,9 +20,7 @@ from samizdat.clusters.errors import (
     MemberUnauthorized,
     MemberUnreachable,
     NotFound,
-    NotLeader,
 )
-from samizdat.clusters.electing import Candidate
 from samizdat.clusters.fetching import Listing, get, list_objects, read_secret
 from samizdat.clusters.kubeconfig import Credentials, KubeconfigError
 from samizdat.clusters.probing import Failure, Probe, probe
@@ -31,8 +29,6 @@ from samizdat.clusters.scaling import scale
 from samizdat.clusters.watching import EventType, WatchEvent, list_then_watch, watch
 
 __all__ = [
-    "Authority",
-    "Candidate",
     "Conflict",
     "Credentials",
     "Deadlines",
@@ -50,7 +46,6 @@ __all__ = [
     "MemberUnauthorized",
     "MemberUnreachable",
     "NotFound",
-    "NotLeader",
     "Probe",
     "Reply",
     "Resource",
@@ -59,7 +54,6 @@ __all__ = [
     "delete",
     "get",
     "kubeconfig",
-    "leasing",
     "list_objects",
     "list_then_watch",
     "probe",
