@@ -18,7 +18,7 @@ import pytest
 
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
-from samizdat.clusters import applying, client, deleting, errors, kubeconfig, resources, scaling
+from samizdat.clusters import applying, client, deleting, errors, kubeconfig, resources, scaling, writing
 from samizdat.leadership import EPOCH_ANNOTATION, Permit, fence
 
 NAMESPACE = members.WORKLOAD_NAMESPACE
@@ -102,10 +102,14 @@ async def test_a_stale_leaders_writes_are_refused_by_the_member(sandbox: Sandbox
             applied = await applying.apply(current, deployment(name))
             assert applied["metadata"]["annotations"][EPOCH_ANNOTATION] == "5"
             assert "older than the fence epoch 5" in await refused(applying.apply(stale, deployment(name)))
-            # a delete is judged by the object as it stands: stamped 5, so epoch 4 cannot delete it ...
+            # a delete needs a retirement mark of at least the fence epoch, which epoch 4 cannot make ...
             assert await refused(deleting.delete(stale, resources.DEPLOYMENTS, name, namespace=NAMESPACE))
-            # ... nor change its replicas through /scale, which carries no epoch at all
-            assert await refused(scaling.scale(current, resources.DEPLOYMENTS, name, namespace=NAMESPACE, replicas=1))
+            # ... and an unmarked object cannot be deleted even by a current leader that skips the mark
+            assert await refused(writing.write(current, "DELETE", resources.DEPLOYMENTS.path(
+                namespace=NAMESPACE, name=name), body=deleting.DELETE_OPTIONS))
+            # ... nor scale it; the current leader may (its epoch rides on the Deployment's patch)
+            assert await refused(scaling.scale(stale, resources.DEPLOYMENTS, name, namespace=NAMESPACE, replicas=1))
+            assert await scaling.scale(current, resources.DEPLOYMENTS, name, namespace=NAMESPACE, replicas=1) == 1
             # The new leader raises the fence to 6: now epoch 5 is stale too.
             await applying.apply(current, fence.build_fence_epoch(NAMESPACE, 6))
             async with as_leader(sandbox, member, 6) as newer:

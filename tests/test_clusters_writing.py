@@ -38,10 +38,14 @@ def test_a_whole_object_is_stamped_with_the_epoch_and_the_callers_copy_is_untouc
     assert writing.stamped({"metadata": {"name": "x"}}, 1)["metadata"]["annotations"] == {EPOCH_ANNOTATION: "1"}
 
 
+def test_a_merge_patch_of_the_spec_is_stamped_too() -> None:
+    patch = writing.stamped({"spec": {"replicas": 0}}, 7)
+    assert patch == {"spec": {"replicas": 0}, "metadata": {"annotations": {EPOCH_ANNOTATION: "7"}}}
+
+
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param({"spec": {"replicas": 0}}, id="scale-patch"),
         pytest.param({"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"},
                      id="delete-options"),
         pytest.param({"status": {"phase": "Ready"}}, id="status-patch"),

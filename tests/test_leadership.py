@@ -395,3 +395,22 @@ def test_no_two_candidates_ever_hold_a_warrant_at_once(
             if warrant is not None:
                 assert warrant.epoch == max(committed_epochs), "a warrant of an old epoch is still valid"
     assert committed_epochs == sorted(set(committed_epochs))
+
+
+# ----- the member's fence (its behaviour is checked in a real member API server: e2e/test_fence.py)
+
+
+def test_the_fence_installs_its_epoch_before_what_checks_against_it() -> None:
+    from samizdat.leadership import fence
+
+    objects = fence.build_fence("samizdat-workloads", "system:serviceaccount:samizdat-system:samizdat", epoch=3)
+    assert [o["kind"] for o in objects] == ["ConfigMap", *["ValidatingAdmissionPolicy",
+                                                           "ValidatingAdmissionPolicyBinding"] * 2]
+    assert objects[0]["data"] == {"epoch": "3"}
+    binding = objects[-1]["spec"]
+    # A fence without its epoch object refuses everything rather than letting everything through.
+    assert binding["paramRef"] == {"name": fence.FENCE_NAME, "namespace": "samizdat-workloads",
+                                   "parameterNotFoundAction": "Deny"}
+    for policy in (objects[1], objects[3]):
+        assert policy["spec"]["failurePolicy"] == "Fail"
+        assert "system:serviceaccount:samizdat-system:samizdat" in policy["spec"]["matchConditions"][0]["expression"]

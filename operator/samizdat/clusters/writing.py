@@ -8,9 +8,9 @@ leader's writes. Both happen here, in one place:
 - A client with an `Authority` (the leader election) writes only while the authority grants a permit;
   otherwise `NotLeader` is raised and nothing is sent. The request's deadline is cut to what is left
   of the warrant, so a write cannot keep waiting past the moment another operator may take over.
-- A body that is a whole object (it has `metadata`: server-side-apply manifests) gets the epoch as the
-  annotation `samizdat.io/epoch`. Patches of subresources and deletes carry no object metadata; the
-  member's fence has to judge those from the object as it stands (see docs/operations.md).
+- A body that describes an object (a server-side-apply manifest, a merge patch of its `spec`) gets
+  the epoch as the annotation `samizdat.io/epoch`. Deletes carry no object: the member's fence judges
+  them by the object as it stands, which the leader stamps before it deletes (see leadership.fence).
 """
 
 from __future__ import annotations
@@ -57,10 +57,11 @@ async def write(
 
 
 def stamped(body: Mapping[str, Any], epoch: int) -> Mapping[str, Any]:
-    """`body` with the epoch annotation if it is a whole object; the caller's body is never changed."""
+    """`body` with the epoch annotation if it describes an object; the caller's body is never changed."""
+    if "metadata" not in body and "spec" not in body:
+        return body  # DeleteOptions, a status patch
     metadata = body.get("metadata")
-    if not isinstance(metadata, Mapping):
-        return body
+    metadata = metadata if isinstance(metadata, Mapping) else {}
     annotations = metadata.get("annotations")
     annotations = dict(annotations) if isinstance(annotations, Mapping) else {}
     annotations[EPOCH_ANNOTATION] = str(epoch)

@@ -7,6 +7,7 @@ over it, whose `Warrant` says whether, and as which epoch, the candidate may wri
 from samizdat.leadership.elector import Elector, Intent, Permit, Timing, Wait, Warrant, Write
 from samizdat.leadership.lease import (
     EPOCH_ANNOTATION,
+    RETIRE_ANNOTATION,
     LeaseRecord,
     MalformedLease,
     StoredLease,
@@ -21,6 +22,7 @@ __all__ = [
     "Intent",
     "LeaseRecord",
     "MalformedLease",
+    "RETIRE_ANNOTATION",
     "Permit",
     "StoredLease",
     "Timing",

@@ -8,9 +8,11 @@ built here as plain manifests for whoever installs them in a member (`samizdat j
   leader epoch the member has been told of; a new leader raises it before its first write there;
 - a ValidatingAdmissionPolicy and its binding that refuse every create, update or delete of samizdat's
   Deployments and Jobs by samizdat's identity unless the object carries an epoch at least the fence's.
-  A delete carries no object, so it is judged by the object as it stands: the leader stamps a copy
-  (applies it with its epoch) before deleting it, and an older leader cannot, since its stamp would be
-  refused. Requests by anyone else (the member's controllers, its admins) are not this fence's business;
+  A delete carries no object, so it is judged by the object as it stands: it must have been marked for
+  retirement (`samizdat.io/retire`) by a write of at least the fence epoch, which `clusters.deleting`
+  makes just before each delete and which an older leader cannot make, its write being refused. (An
+  older leader may still delete what a current one marked and was about to delete anyway.) Requests by
+  anyone else (the member's controllers, its admins) are not this fence's business;
 - a second policy that lets the fence epoch only grow (`CEL: new >= old`) and never be deleted by
   samizdat's identity, so a stale leader cannot lower it first.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from samizdat.leadership.lease import EPOCH_ANNOTATION
+from samizdat.leadership.lease import EPOCH_ANNOTATION, RETIRE_ANNOTATION
 
 FENCE_NAME = "samizdat-fence"
 POLICY_NAME = "samizdat-epoch-fence"
@@ -30,11 +32,17 @@ GUARD_NAME = "samizdat-fence-only-grows"
 ADMISSION = "admissionregistration.k8s.io/v1"
 
 _EPOCH_OF = "int({0}.metadata.annotations['" + EPOCH_ANNOTATION + "'])"
+_NOT_SCALE = "!has(request.subResource) || request.subResource != 'scale'"
 _HAS_EPOCH = "has({0}.metadata.annotations) && '" + EPOCH_ANNOTATION + "' in {0}.metadata.annotations"
 
 
 def _stamped_at_least_fence(obj: str) -> str:
     return f"{_HAS_EPOCH.format(obj)} && {_EPOCH_OF.format(obj)} >= int(params.data.epoch)"
+
+
+def _retired_at_least_fence(obj: str) -> str:
+    marked = f"'{RETIRE_ANNOTATION}' in {obj}.metadata.annotations && {obj}.metadata.annotations['{RETIRE_ANNOTATION}'] == 'true'"
+    return f"{_stamped_at_least_fence(obj)} && {marked}"
 
 
 def build_fence_epoch(namespace: str, epoch: int) -> dict[str, Any]:
@@ -61,12 +69,13 @@ def build_fence_policy(username: str) -> dict[str, Any]:
                  "operations": ["CREATE", "UPDATE", "DELETE"]},
             ]},
             "matchConditions": [{"name": "samizdat-identity", "expression": f"request.userInfo.username == '{username}'"}],
+            # `subResource` is absent from requests for the object itself: test for it before reading it.
             "validations": [
-                {"expression": "request.subResource != 'scale'",
+                {"expression": _NOT_SCALE,
                  "message": "samizdat changes replicas through the Deployment, where its epoch can be checked",
                  "reason": "Forbidden"},
-                {"expression": "request.subResource == 'scale' || (request.operation == 'DELETE' ? "
-                               f"{_stamped_at_least_fence('oldObject')} : {_stamped_at_least_fence('object')})",
+                {"expression": f"!({_NOT_SCALE}) || (request.operation == 'DELETE' ? "
+                               f"{_retired_at_least_fence('oldObject')} : {_stamped_at_least_fence('object')})",
                  "messageExpression": "'write from a leader epoch older than the fence epoch ' + params.data.epoch",
                  "reason": "Forbidden"},
             ],

@@ -20,6 +20,8 @@ API_VERSION = "coordination.k8s.io/v1"
 KIND = "Lease"
 # Every object a leader writes to a member carries its epoch here, for the member's fence to check.
 EPOCH_ANNOTATION = "samizdat.io/epoch"
+# Set (with the epoch) just before samizdat deletes an object: a delete carries no epoch of its own.
+RETIRE_ANNOTATION = "samizdat.io/retire"
 
 
 class MalformedLease(ValueError):
