@@ -17,18 +17,18 @@ import pytest
 
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
-from samizdat import clusters
-from samizdat.clusters import kubeconfig, resources
+from samizdat.clusters import applying, deleting, errors, fetching, kubeconfig, probing, resources, scaling, watching
+from samizdat.clusters.client import Deadlines, MemberClient
 
 NAMESPACE = members.WORKLOAD_NAMESPACE
-FAST = clusters.Deadlines(connect=1.0, read=2.0, request=3.0, watch=5, watch_grace=1.0)
+FAST = Deadlines(connect=1.0, read=2.0, request=3.0, watch=5, watch_grace=1.0)
 
 pytestmark = pytest.mark.timeout(240)
 
 
-def identity(sandbox: Sandbox, member: str, deadlines: clusters.Deadlines = FAST) -> clusters.MemberClient:
+def identity(sandbox: Sandbox, member: str, deadlines: Deadlines = FAST) -> MemberClient:
     """A client with samizdat's least-privilege identity in `member`, from the kubeconfig file."""
-    return clusters.MemberClient(member, kubeconfig.load(sandbox.identity_kubeconfig_path(member)), deadlines=deadlines)
+    return MemberClient(member, kubeconfig.load(sandbox.identity_kubeconfig_path(member)), deadlines=deadlines)
 
 
 def deployment(name: str, *, replicas: int = 1, namespace: str = NAMESPACE) -> dict[str, Any]:
@@ -76,28 +76,28 @@ async def hurt(sandbox: Sandbox, victim: str, fault: Callable[[str], None]) -> A
 
 async def test_every_member_is_reached_through_its_kubeconfig_secret_in_the_hub(sandbox: Sandbox) -> None:
     hub_credentials = kubeconfig.load(sandbox.admin_kubeconfig("hub"))
-    async with clusters.MemberClient("hub", hub_credentials, deadlines=FAST) as hub:
+    async with MemberClient("hub", hub_credentials, deadlines=FAST) as hub:
         for member in sandbox.member_names:
-            text = await clusters.read_secret(hub, namespace=members.SYSTEM_NAMESPACE, name=f"member-{member}",
+            text = await fetching.read_secret(hub, namespace=members.SYSTEM_NAMESPACE, name=f"member-{member}",
                                               key="kubeconfig")
             # Exactly what the operator will do: the Secret's text, parsed with no file access.
-            async with clusters.MemberClient(member, kubeconfig.parse(text), deadlines=FAST) as client:
-                listing = await clusters.list_objects(client, resources.NODES,
+            async with MemberClient(member, kubeconfig.parse(text), deadlines=FAST) as client:
+                listing = await fetching.list_objects(client, resources.NODES,
                                                       label_selector="nvidia.com/gpu.present=true")
                 assert listing.items, f"{member}: no GPU nodes listed"
                 assert listing.resource_version
                 node = listing.items[0]
                 assert node["kind"] == "Node" and node["apiVersion"] == "v1"
                 assert int(node["status"]["allocatable"]["nvidia.com/gpu"]) >= 1
-                fetched = await clusters.get(client, resources.NODES, node["metadata"]["name"])
+                fetched = await fetching.get(client, resources.NODES, node["metadata"]["name"])
                 assert fetched["metadata"]["labels"] == node["metadata"]["labels"]
 
 
 async def test_lists_page_through_large_collections(sandbox: Sandbox) -> None:
     member = sandbox.member_names[0]
     async with identity(sandbox, member) as client:
-        whole = await clusters.list_objects(client, resources.NODES)
-        paged = await clusters.list_objects(client, resources.NODES, page_size=1)
+        whole = await fetching.list_objects(client, resources.NODES)
+        paged = await fetching.list_objects(client, resources.NODES, page_size=1)
     assert len(whole.items) >= 2
     assert sorted(n["metadata"]["name"] for n in paged.items) == sorted(n["metadata"]["name"] for n in whole.items)
 
@@ -105,13 +105,13 @@ async def test_lists_page_through_large_collections(sandbox: Sandbox) -> None:
 async def test_missing_objects_and_secret_keys_are_not_found(sandbox: Sandbox) -> None:
     member = sandbox.member_names[0]
     async with identity(sandbox, member) as client:
-        with pytest.raises(clusters.NotFound) as caught:
-            await clusters.get(client, resources.DEPLOYMENTS, "no-such-deployment", namespace=NAMESPACE)
+        with pytest.raises(errors.NotFound) as caught:
+            await fetching.get(client, resources.DEPLOYMENTS, "no-such-deployment", namespace=NAMESPACE)
         assert caught.value.member == member and caught.value.status == 404
         assert "not found" in caught.value.message
-    async with clusters.MemberClient("hub", kubeconfig.load(sandbox.admin_kubeconfig("hub")), deadlines=FAST) as hub:
-        with pytest.raises(clusters.NotFound, match="no key"):
-            await clusters.read_secret(hub, namespace=members.SYSTEM_NAMESPACE, name=f"member-{member}", key="nope")
+    async with MemberClient("hub", kubeconfig.load(sandbox.admin_kubeconfig("hub")), deadlines=FAST) as hub:
+        with pytest.raises(errors.NotFound, match="no key"):
+            await fetching.read_secret(hub, namespace=members.SYSTEM_NAMESPACE, name=f"member-{member}", key="nope")
 
 
 # ----- the write path and watches
@@ -120,12 +120,12 @@ async def test_missing_objects_and_secret_keys_are_not_found(sandbox: Sandbox) -
 async def test_apply_is_idempotent_watch_sees_it_and_delete_is_idempotent(sandbox: Sandbox) -> None:
     member = sandbox.member_names[0]
     name = "io-layer-apply"
-    async with identity(sandbox, member, clusters.Deadlines(watch=20)) as client:
-        listing = await clusters.list_objects(client, resources.DEPLOYMENTS, namespace=NAMESPACE)
-        seen: list[clusters.WatchEvent] = []
+    async with identity(sandbox, member, Deadlines(watch=20)) as client:
+        listing = await fetching.list_objects(client, resources.DEPLOYMENTS, namespace=NAMESPACE)
+        seen: list[watching.WatchEvent] = []
 
         async def watch_until(kind: str) -> None:
-            async for event in clusters.watch(client, resources.DEPLOYMENTS, namespace=NAMESPACE,
+            async for event in watching.watch(client, resources.DEPLOYMENTS, namespace=NAMESPACE,
                                               resource_version=listing.resource_version):
                 seen.append(event)
                 if event.type == kind and event.object["metadata"]["name"] == name:
@@ -133,8 +133,8 @@ async def test_apply_is_idempotent_watch_sees_it_and_delete_is_idempotent(sandbo
 
         added = asyncio.create_task(watch_until("ADDED"))
         try:
-            first = await clusters.apply(client, deployment(name))
-            second = await clusters.apply(client, deployment(name))
+            first = await applying.apply(client, deployment(name))
+            second = await applying.apply(client, deployment(name))
             # Server-side apply of an unchanged manifest changes nothing of ours: the spec's generation
             # stays, and so does the time our field manager last changed something. (resourceVersion
             # may move: the member's deployment controller writes status in between.)
@@ -143,19 +143,19 @@ async def test_apply_is_idempotent_watch_sees_it_and_delete_is_idempotent(sandbo
             assert _applied_at(second) == _applied_at(first)
             await asyncio.wait_for(added, 15)
 
-            assert await clusters.scale(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE, replicas=0) == 0
-            scaled = await clusters.get(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE)
+            assert await scaling.scale(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE, replicas=0) == 0
+            scaled = await fetching.get(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE)
             assert scaled["spec"]["replicas"] == 0
             # Taking it back: our next apply restores the replica count we own.
-            third = await clusters.apply(client, deployment(name, replicas=2))
+            third = await applying.apply(client, deployment(name, replicas=2))
             assert third["spec"]["replicas"] == 2
         finally:
             added.cancel()
-            deleted = await clusters.delete(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE)
+            deleted = await deleting.delete(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE)
         assert deleted is True
-        assert await clusters.delete(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE) is False
-        with pytest.raises(clusters.NotFound):
-            await clusters.get(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE)
+        assert await deleting.delete(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE) is False
+        with pytest.raises(errors.NotFound):
+            await fetching.get(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE)
         seen.clear()
         await asyncio.wait_for(watch_until("DELETED"), 15)
         assert seen[-1].type == "DELETED"
@@ -171,25 +171,25 @@ def _applied_at(obj: dict[str, Any]) -> str:
 async def test_list_then_watch_lists_then_streams_changes(sandbox: Sandbox) -> None:
     member = sandbox.member_names[0]
     name = "io-layer-stream"
-    async with identity(sandbox, member, clusters.Deadlines(watch=3, watch_grace=2)) as client:
-        stream = clusters.list_then_watch(client, resources.DEPLOYMENTS, namespace=NAMESPACE)
+    async with identity(sandbox, member, Deadlines(watch=3, watch_grace=2)) as client:
+        stream = watching.list_then_watch(client, resources.DEPLOYMENTS, namespace=NAMESPACE)
         try:
             first = await asyncio.wait_for(anext(stream), 5)
-            assert isinstance(first, clusters.Listing)
+            assert isinstance(first, fetching.Listing)
             assert name not in {d["metadata"]["name"] for d in first.items}
-            await clusters.apply(client, deployment(name))
+            await applying.apply(client, deployment(name))
             # Across at least one server-side end of the watch (timeoutSeconds=3), without a gap.
             await asyncio.sleep(4)
             types = []
             while True:
                 item = await asyncio.wait_for(anext(stream), 10)
-                assert isinstance(item, clusters.WatchEvent)
+                assert isinstance(item, watching.WatchEvent)
                 types.append(item.type)
                 if item.type == "ADDED" and item.object["metadata"]["name"] == name:
                     break
         finally:
             await stream.aclose()
-            await clusters.delete(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE)
+            await deleting.delete(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE)
 
 
 async def test_watch_from_an_expired_version_is_gone(sandbox: Sandbox, victim: str) -> None:
@@ -197,14 +197,14 @@ async def test_watch_from_an_expired_version_is_gone(sandbox: Sandbox, victim: s
     sandbox.kill(victim)
     sandbox.heal(victim)
     async with identity(sandbox, victim) as client:
-        with pytest.raises(clusters.Gone) as caught:
-            async for _ in clusters.watch(client, resources.NODES, resource_version="1"):
+        with pytest.raises(errors.Gone) as caught:
+            async for _ in watching.watch(client, resources.NODES, resource_version="1"):
                 pass
         assert caught.value.status == 410 and caught.value.reason == "Expired"
         assert "too old resource version" in caught.value.message
         # What the caller does about it: list again, and watch on from the list's version.
-        listing = await clusters.list_objects(client, resources.NODES)
-        async for event in clusters.watch(client, resources.NODES, resource_version=listing.resource_version):
+        listing = await fetching.list_objects(client, resources.NODES)
+        async for event in watching.watch(client, resources.NODES, resource_version=listing.resource_version):
             assert event.type in ("BOOKMARK", "MODIFIED")
             break
 
@@ -212,13 +212,13 @@ async def test_watch_from_an_expired_version_is_gone(sandbox: Sandbox, victim: s
 async def test_writes_outside_our_namespace_are_forbidden(sandbox: Sandbox) -> None:
     member = sandbox.member_names[0]
     async with identity(sandbox, member) as client:
-        with pytest.raises(clusters.MemberForbidden) as caught:
-            await clusters.apply(client, deployment("io-layer-forbidden", namespace="default"))
+        with pytest.raises(errors.MemberForbidden) as caught:
+            await applying.apply(client, deployment("io-layer-forbidden", namespace="default"))
         assert caught.value.status == 403 and "forbidden" in caught.value.message
-        with pytest.raises(clusters.MemberForbidden):
-            await clusters.list_objects(client, resources.SECRETS)
-        with pytest.raises(clusters.MemberForbidden):
-            await clusters.delete(client, resources.DEPLOYMENTS, "anything", namespace="kube-system")
+        with pytest.raises(errors.MemberForbidden):
+            await fetching.list_objects(client, resources.SECRETS)
+        with pytest.raises(errors.MemberForbidden):
+            await deleting.delete(client, resources.DEPLOYMENTS, "anything", namespace="kube-system")
 
 
 # ----- faults
@@ -227,51 +227,51 @@ async def test_writes_outside_our_namespace_are_forbidden(sandbox: Sandbox) -> N
 async def test_healthy_member_probes_ok(sandbox: Sandbox) -> None:
     for member in sandbox.member_names:
         async with identity(sandbox, member) as client:
-            result = await clusters.probe(client)
+            result = await probing.probe(client)
         assert result.ok and result.failure is None, result
         assert 0 < result.latency_s < FAST.request
 
 
 async def test_killed_member_is_unreachable_at_once(sandbox: Sandbox, victim: str) -> None:
     async with identity(sandbox, victim) as client:
-        events = clusters.watch(client, resources.NODES)  # no version: starts with the existing nodes
+        events = watching.watch(client, resources.NODES)  # no version: starts with the existing nodes
         assert (await anext(events)).type == "ADDED"
         async with hurt(sandbox, victim, sandbox.kill):
             started = time.monotonic()
-            with pytest.raises(clusters.MemberUnreachable):
+            with pytest.raises(errors.MemberUnreachable):
                 async for _ in events:  # the open stream breaks
                     pass
-            with pytest.raises(clusters.MemberUnreachable) as caught:
-                await clusters.list_objects(client, resources.NODES)
+            with pytest.raises(errors.MemberUnreachable) as caught:
+                await fetching.list_objects(client, resources.NODES)
             # Refused once the socket is closed; reset while the dying process still holds it.
             assert "refused" in caught.value.message or "reset" in caught.value.message, caught.value
-            result = await clusters.probe(client)
+            result = await probing.probe(client)
             assert (result.ok, result.failure) == (False, "refused"), result
             assert time.monotonic() - started < 2, "a refused connection must not wait for any deadline"
-        assert (await clusters.probe(client)).ok
+        assert (await probing.probe(client)).ok
 
 
 async def test_partitioned_member_times_out_within_the_deadline(sandbox: Sandbox, victim: str) -> None:
     async with identity(sandbox, victim) as client:
-        events = clusters.watch(client, resources.NODES)
+        events = watching.watch(client, resources.NODES)
         assert (await anext(events)).type == "ADDED"
         async with hurt(sandbox, victim, sandbox.partition):
             started = time.monotonic()
-            with pytest.raises(clusters.MemberTimeout):
+            with pytest.raises(errors.MemberTimeout):
                 async for _ in events:  # silence: the read deadline (watch + grace) ends it
                     pass
             silence = time.monotonic() - started
             assert silence < FAST.watch + FAST.watch_grace + 1.5, silence
 
             started = time.monotonic()
-            with pytest.raises(clusters.MemberTimeout):
-                await clusters.list_objects(client, resources.NODES)
+            with pytest.raises(errors.MemberTimeout):
+                await fetching.list_objects(client, resources.NODES)
             assert time.monotonic() - started < FAST.request + 0.5
 
-            result = await clusters.probe(client, timeout=1.5)
+            result = await probing.probe(client, timeout=1.5)
             assert (result.ok, result.failure) == (False, "timeout"), result
             assert 1.0 <= result.latency_s < 2.0, result
-        assert (await clusters.probe(client)).ok
+        assert (await probing.probe(client)).ok
 
 
 async def test_revoked_credentials_are_unauthorized(sandbox: Sandbox, victim: str) -> None:
@@ -282,16 +282,16 @@ async def test_revoked_credentials_are_unauthorized(sandbox: Sandbox, victim: st
                 lambda: _failing_probe(client), timeout=60,
             )
             assert result.failure == "unauthorized", result
-            with pytest.raises(clusters.MemberUnauthorized):
-                await clusters.list_objects(client, resources.NODES)
+            with pytest.raises(errors.MemberUnauthorized):
+                await fetching.list_objects(client, resources.NODES)
         finally:
             sandbox.register(victim)
     async with identity(sandbox, victim) as client:  # the new token
-        assert (await clusters.probe(client)).ok
+        assert (await probing.probe(client)).ok
 
 
-async def _failing_probe(client: clusters.MemberClient) -> clusters.Probe | None:
-    result = await clusters.probe(client)
+async def _failing_probe(client: MemberClient) -> probing.Probe | None:
+    result = await probing.probe(client)
     return None if result.ok else result
 
 
@@ -325,6 +325,6 @@ async def test_probe_falls_back_to_discovery_then_is_forbidden_on_a_hardened_mem
         await eventually(lambda: _probe_via(client, "/readyz"), timeout=30)
 
 
-async def _probe_via(client: clusters.MemberClient, path: str) -> clusters.Probe | None:
-    result = await clusters.probe(client)
+async def _probe_via(client: MemberClient, path: str) -> probing.Probe | None:
+    result = await probing.probe(client)
     return result if result.message == f"GET {path}: ok" else None

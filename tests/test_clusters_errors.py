@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from samizdat import clusters
-from samizdat.clusters import errors, fetching, resources, watching
+from samizdat.clusters import errors, fetching, probing, resources, watching
+from samizdat.clusters.client import MemberClient
 from samizdat.clusters.kubeconfig import Credentials
 
 
@@ -23,30 +23,30 @@ def status(code: int, reason: str, message: str) -> bytes:
 
 
 STATUSES: list[Any] = [
-    pytest.param(401, status(401, "Unauthorized", "Unauthorized"), clusters.MemberUnauthorized, "Unauthorized",
+    pytest.param(401, status(401, "Unauthorized", "Unauthorized"), errors.MemberUnauthorized, "Unauthorized",
                  id="401-unauthorized"),
     pytest.param(403, status(403, "Forbidden", 'deployments.apps is forbidden: User "x" cannot create'),
-                 clusters.MemberForbidden, 'deployments.apps is forbidden: User "x" cannot create', id="403-forbidden"),
-    pytest.param(404, status(404, "NotFound", 'deployments.apps "a" not found'), clusters.NotFound,
+                 errors.MemberForbidden, 'deployments.apps is forbidden: User "x" cannot create', id="403-forbidden"),
+    pytest.param(404, status(404, "NotFound", 'deployments.apps "a" not found'), errors.NotFound,
                  'deployments.apps "a" not found', id="404-not-found"),
-    pytest.param(409, status(409, "Conflict", "Apply failed with 1 conflict"), clusters.Conflict,
+    pytest.param(409, status(409, "Conflict", "Apply failed with 1 conflict"), errors.Conflict,
                  "Apply failed with 1 conflict", id="409-conflict"),
-    pytest.param(410, status(410, "Expired", "too old resource version: 1 (737)"), clusters.Gone,
+    pytest.param(410, status(410, "Expired", "too old resource version: 1 (737)"), errors.Gone,
                  "too old resource version: 1 (737)", id="410-gone"),
-    pytest.param(422, status(422, "Invalid", "spec.replicas: Invalid value: -1"), clusters.MemberAPIError,
+    pytest.param(422, status(422, "Invalid", "spec.replicas: Invalid value: -1"), errors.MemberAPIError,
                  "spec.replicas: Invalid value: -1", id="422-invalid"),
-    pytest.param(429, status(429, "TooManyRequests", "too many requests"), clusters.MemberAPIError,
+    pytest.param(429, status(429, "TooManyRequests", "too many requests"), errors.MemberAPIError,
                  "too many requests", id="429-throttled"),
-    pytest.param(500, b"[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed\n", clusters.MemberAPIError,
+    pytest.param(500, b"[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed\n", errors.MemberAPIError,
                  "[+]ping ok [-]etcd failed: reason withheld readyz check failed", id="500-text-body"),
-    pytest.param(503, b"", clusters.MemberAPIError, "HTTP 503", id="503-empty-body"),
-    pytest.param(502, b'["not", "a", "status"]', clusters.MemberAPIError, "HTTP 502", id="502-odd-json"),
-    pytest.param(301, b"", clusters.MemberAPIError, "HTTP 301", id="301-redirects-are-not-followed"),
+    pytest.param(503, b"", errors.MemberAPIError, "HTTP 503", id="503-empty-body"),
+    pytest.param(502, b'["not", "a", "status"]', errors.MemberAPIError, "HTTP 502", id="502-odd-json"),
+    pytest.param(301, b"", errors.MemberAPIError, "HTTP 301", id="301-redirects-are-not-followed"),
 ]
 
 
 @pytest.mark.parametrize(("code", "body", "expected", "message"), STATUSES)
-def test_status_codes(code: int, body: bytes, expected: type[clusters.MemberError], message: str) -> None:
+def test_status_codes(code: int, body: bytes, expected: type[errors.MemberError], message: str) -> None:
     error = errors.for_response("de-berlin", code, body)
     assert type(error) is expected
     assert (error.member, error.status, error.message) == ("de-berlin", code, message)
@@ -75,32 +75,32 @@ TRANSPORT: list[Any] = [
     pytest.param(_chained(httpx.ConnectError("All connection attempts failed"),
                           OSError("All connection attempts failed"),
                           ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 1)")),
-                 clusters.MemberUnreachable, "cannot connect: connection refused", id="refused"),
+                 errors.MemberUnreachable, "cannot connect: connection refused", id="refused"),
     pytest.param(_chained(httpx.ReadError(""), ConnectionResetError(errno.ECONNRESET, "reset")),
-                 clusters.MemberUnreachable, "connection lost: connection reset by peer", id="reset"),
+                 errors.MemberUnreachable, "connection lost: connection reset by peer", id="reset"),
     pytest.param(httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
-                 clusters.MemberUnreachable,
+                 errors.MemberUnreachable,
                  "connection lost: peer closed connection without sending complete message body", id="closed-mid-body"),
     pytest.param(_chained(httpx.ReadError("EOF"), ssl.SSLEOFError(8, "EOF occurred in violation of protocol")),
-                 clusters.MemberUnreachable, "connection lost: EOF", id="tls-eof-is-a-kill-not-a-tls-error"),
-    pytest.param(httpx.ConnectTimeout(""), clusters.MemberTimeout, "connecting timed out", id="connect-timeout"),
-    pytest.param(httpx.ReadTimeout(""), clusters.MemberTimeout, "no response within the read deadline",
+                 errors.MemberUnreachable, "connection lost: EOF", id="tls-eof-is-a-kill-not-a-tls-error"),
+    pytest.param(httpx.ConnectTimeout(""), errors.MemberTimeout, "connecting timed out", id="connect-timeout"),
+    pytest.param(httpx.ReadTimeout(""), errors.MemberTimeout, "no response within the read deadline",
                  id="read-timeout"),
-    pytest.param(httpx.WriteTimeout(""), clusters.MemberTimeout, "sending the request timed out", id="write-timeout"),
-    pytest.param(httpx.PoolTimeout(""), clusters.MemberTimeout, "no free connection within the deadline",
+    pytest.param(httpx.WriteTimeout(""), errors.MemberTimeout, "sending the request timed out", id="write-timeout"),
+    pytest.param(httpx.PoolTimeout(""), errors.MemberTimeout, "no free connection within the deadline",
                  id="pool-timeout"),
     pytest.param(_chained(httpx.ConnectError("verify failed"), _verification_failed()),
-                 clusters.MemberTLSError, "TLS failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed",
+                 errors.MemberTLSError, "TLS failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed",
                  id="certificate-not-verified"),
-    pytest.param(httpx.LocalProtocolError("bad header"), clusters.MemberError, "LocalProtocolError: bad header",
+    pytest.param(httpx.LocalProtocolError("bad header"), errors.MemberError, "LocalProtocolError: bad header",
                  id="protocol-violation"),
-    pytest.param(httpx.InvalidURL("bad"), clusters.MemberError, "InvalidURL: bad", id="invalid-url"),
-    pytest.param(httpx.StreamClosed(), clusters.MemberError, "StreamClosed", id="stream-misuse"),
+    pytest.param(httpx.InvalidURL("bad"), errors.MemberError, "InvalidURL: bad", id="invalid-url"),
+    pytest.param(httpx.StreamClosed(), errors.MemberError, "StreamClosed", id="stream-misuse"),
 ]
 
 
 @pytest.mark.parametrize(("exception", "expected", "message"), TRANSPORT)
-def test_transport_failures(exception: BaseException, expected: type[clusters.MemberError], message: str) -> None:
+def test_transport_failures(exception: BaseException, expected: type[errors.MemberError], message: str) -> None:
     error = errors.for_exception("fr-paris", exception)
     assert type(error) is expected
     assert error is not None and error.message.startswith(message) and error.member == "fr-paris"
@@ -115,7 +115,7 @@ def test_other_exceptions_are_not_ours_to_translate() -> None:
 async def test_the_deadline_bounds_the_whole_block() -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
-    with pytest.raises(clusters.MemberTimeout, match="no complete response within 0.05s") as caught:
+    with pytest.raises(errors.MemberTimeout, match="no complete response within 0.05s") as caught:
         async with errors.deadline("m", 0.05):
             await asyncio.sleep(10)
     assert loop.time() - started < 1
@@ -137,18 +137,18 @@ async def test_the_deadline_leaves_an_outer_cancellation_alone() -> None:
 # ----- through the client: the only place an httpx.MockTransport is used, and only to raise.
 
 
-def _client(failure: Exception) -> clusters.MemberClient:
+def _client(failure: Exception) -> MemberClient:
     def handler(request: httpx.Request) -> httpx.Response:
         raise failure
 
-    return clusters.MemberClient("jp-tokyo", Credentials(server="https://member.invalid"),
+    return MemberClient("jp-tokyo", Credentials(server="https://member.invalid"),
                                  transport=httpx.MockTransport(handler))
 
 
 @pytest.mark.parametrize(("failure", "expected"), [
-    pytest.param(httpx.ConnectError("refused"), clusters.MemberUnreachable, id="refused"),
-    pytest.param(httpx.ConnectTimeout("timed out"), clusters.MemberTimeout, id="timeout"),
-    pytest.param(httpx.RemoteProtocolError("closed"), clusters.MemberUnreachable, id="closed"),
+    pytest.param(httpx.ConnectError("refused"), errors.MemberUnreachable, id="refused"),
+    pytest.param(httpx.ConnectTimeout("timed out"), errors.MemberTimeout, id="timeout"),
+    pytest.param(httpx.RemoteProtocolError("closed"), errors.MemberUnreachable, id="closed"),
 ])
 async def test_requests_and_watches_raise_only_our_errors(failure: Exception, expected: type[Exception]) -> None:
     async with _client(failure) as client:
@@ -157,12 +157,12 @@ async def test_requests_and_watches_raise_only_our_errors(failure: Exception, ex
         with pytest.raises(expected):
             async for _ in watching.watch(client, resources.NODES):
                 pass
-        assert (await clusters.probe(client)).ok is False
+        assert (await probing.probe(client)).ok is False
 
 
 @pytest.mark.parametrize(("failure", "expected"), [
-    pytest.param(httpx.ReadTimeout("silence"), clusters.MemberTimeout, id="silent-stream"),
-    pytest.param(httpx.RemoteProtocolError("incomplete chunked read"), clusters.MemberUnreachable, id="broken-stream"),
+    pytest.param(httpx.ReadTimeout("silence"), errors.MemberTimeout, id="silent-stream"),
+    pytest.param(httpx.RemoteProtocolError("incomplete chunked read"), errors.MemberUnreachable, id="broken-stream"),
 ])
 async def test_a_stream_breaking_midway_raises_our_error(failure: Exception, expected: type[Exception]) -> None:
     async def body() -> AsyncIterator[bytes]:
@@ -173,7 +173,7 @@ async def test_a_stream_breaking_midway_raises_our_error(failure: Exception, exp
         return httpx.Response(200, content=body())
 
     transport = httpx.MockTransport(handler)
-    async with clusters.MemberClient("m", Credentials(server="https://m.invalid"), transport=transport) as client:
+    async with MemberClient("m", Credentials(server="https://m.invalid"), transport=transport) as client:
         events = watching.watch(client, resources.NODES)
         assert (await anext(events)).resource_version == "7"
         with pytest.raises(expected):

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from samizdat import clusters
-from samizdat.clusters import resources, watching
+from samizdat.clusters import errors, resources, watching
 
 PATHS: list[Any] = [
     pytest.param(resources.NODES, {}, "/api/v1/nodes", id="core-cluster-scoped-collection"),
@@ -70,17 +69,17 @@ def test_watch_events(line: bytes, kind: str, version: str | None) -> None:
 
 WATCH_ERRORS: list[Any] = [
     pytest.param(b'{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired",'
-                 b'"message":"too old resource version: 1 (737)"}}', clusters.Gone, id="expired-version"),
+                 b'"message":"too old resource version: 1 (737)"}}', errors.Gone, id="expired-version"),
     pytest.param(b'{"type":"ERROR","object":{"kind":"Status","code":500,"message":"internal"}}',
-                 clusters.MemberAPIError, id="server-error"),
-    pytest.param(b'{"type":"ERROR","object":{"kind":"Status"}}', clusters.MemberAPIError, id="error-without-code"),
-    pytest.param(b"{not json", clusters.MemberAPIError, id="not-json"),
-    pytest.param(b'{"type":"ADDED","object":null}', clusters.MemberAPIError, id="no-object"),
+                 errors.MemberAPIError, id="server-error"),
+    pytest.param(b'{"type":"ERROR","object":{"kind":"Status"}}', errors.MemberAPIError, id="error-without-code"),
+    pytest.param(b"{not json", errors.MemberAPIError, id="not-json"),
+    pytest.param(b'{"type":"ADDED","object":null}', errors.MemberAPIError, id="no-object"),
 ]
 
 
 @pytest.mark.parametrize(("line", "expected"), WATCH_ERRORS)
-def test_watch_errors(line: bytes, expected: type[clusters.MemberError]) -> None:
+def test_watch_errors(line: bytes, expected: type[errors.MemberError]) -> None:
     with pytest.raises(expected):
         watching._parse("m", line)
 

@@ -18,7 +18,7 @@ from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 from samizdat import placement
-from samizdat.placement import problem, search
+from samizdat.placement import pruning, search
 
 COUNTRIES = ("DE", "FR", "NL", "US", "GB", "CH", "JP", "NO")
 PROVIDERS = ("p1", "p2", "p3", "p4")
@@ -235,11 +235,13 @@ def wide(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
     return snapshot, request
 
 
-def _every_pair(ranked: Any, signature: Any, evaluate: Any, keeping: Any, *_: Any) -> list[Any]:
-    """Every pair `_select` may choose from: those where a replica fits, and those with replicas to keep."""
-    every = dict.fromkeys([(country, provider) for _, country, provider in ranked] + list(keeping))
+def _every_pair(ranked: Any, classes: pruning.Classes, reader: pruning.Reader, _: Any) -> list[pruning.Pair]:
+    """Every pair `pruning.prune` may choose from: those where a replica fits, and those with replicas to keep."""
+    every = dict.fromkeys([(country, provider) for _, country, provider in ranked] + list(reader.kept_in))
     return [
-        pair for country, provider in every if country in signature and (pair := evaluate(country, provider, False))
+        pair
+        for country, provider in every
+        if country in classes.signature and (pair := reader.read(country, provider, False)) is not None
     ]
 
 
@@ -249,7 +251,7 @@ def test_pruning_pairs_loses_no_optimum(instance: tuple[placement.Snapshot, plac
     snapshot, request = instance
     with mock.patch.object(search, "SOFT_BUDGET", 10**9):
         pruned = placement.solve(snapshot, request)
-        with mock.patch.object(problem, "_select", _every_pair):
+        with mock.patch.object(pruning, "prune", _every_pair):
             whole = placement.solve(snapshot, request)
     assert pruned.feasible == whole.feasible == milp_oracle.solve(snapshot, request).feasible
     if pruned.feasible:

@@ -60,22 +60,22 @@ def test_arcs_must_run_forward() -> None:
 def _builtin_problem() -> problem.Problem:
     countries = sorted(set().union(*ALLIANCES.values()) | {"CH", "JP"})
     snapshot = world(*(member(country.lower(), country) for country in countries))
-    return problem.compile(snapshot, request(8, max_per_alliance=2, min_jurisdictions=3))
+    return problem.formulate(snapshot, request(8, max_per_alliance=2, min_jurisdictions=3))
 
 
 def test_the_root_embeds_a_laminar_family_of_the_builtin_alliances() -> None:
-    compiled = _builtin_problem()
-    names = {alliance.cells: alliance.name for alliance in compiled.alliances}
-    embedded = sorted(names[cells] for cells in search._embedded(compiled))
+    posed = _builtin_problem()
+    names = {alliance.cells: alliance.name for alliance in posed.alliances}
+    embedded = sorted(names[cells] for cells in search._embedded(posed))
     # eea and eu nest, five-eyes is apart from both; nine- and fourteen-eyes cross eu.
     assert embedded == ["eea", "eu", "five-eyes"]
 
 
 def test_pieces_of_a_crossing_alliance_keep_the_tree_laminar() -> None:
-    compiled = _builtin_problem()
-    family = search._embedded(compiled)
-    fourteen = next(alliance.cells for alliance in compiled.alliances if alliance.name == "fourteen-eyes")
-    pieces = search._pieces(family, fourteen, frozenset(range(len(compiled.cells))))
+    posed = _builtin_problem()
+    family = search._embedded(posed)
+    fourteen = next(alliance.cells for alliance in posed.alliances if alliance.name == "fourteen-eyes")
+    pieces = search._pieces(family, fourteen, frozenset(range(len(posed.cells))))
     assert frozenset().union(*pieces) == fourteen
     assert sum(len(piece) for piece in pieces) == len(fourteen), "pieces are disjoint"
     for piece, cells in itertools.product(pieces, family):
@@ -104,19 +104,19 @@ def test_crossing_alliances_are_settled_by_branching() -> None:
         member("at", "AT", cost_per_gpu_hour=2), member("ch", "CH", cost_per_gpu_hour=5),
         member("jp", "JP", cost_per_gpu_hour=5),
     )  # fmt: skip
-    compiled = problem.compile(snapshot, request(5, max_per_alliance=1, min_jurisdictions=4, max_per_jurisdiction=2))
-    outcome = search.search(compiled)
+    posed = problem.formulate(snapshot, request(5, max_per_alliance=1, min_jurisdictions=4, max_per_jurisdiction=2))
+    outcome = search.search(posed)
     assert outcome.flows is not None
     assert outcome.nodes > 1
-    placed = {c.member.name: n for c, n in zip(compiled.candidates, outcome.flows, strict=True) if n}
+    placed = {c.member.name: n for c, n in zip(posed.candidates, outcome.flows, strict=True) if n}
     assert placed == {"at": 1, "ch": 2, "jp": 1, "us": 1}
 
 
 def test_an_impossible_split_is_proved_impossible() -> None:
     # Every country is in fourteen-eyes or the EEA, each capped at 1, yet 3 jurisdictions are needed.
     snapshot = world(member("us", "US"), member("de", "DE"), member("at", "AT"), member("no", "NO"))
-    compiled = problem.compile(snapshot, request(3, max_per_alliance=1, min_jurisdictions=3))
-    assert search.search(compiled).flows is None
+    posed = problem.formulate(snapshot, request(3, max_per_alliance=1, min_jurisdictions=3))
+    assert search.search(posed).flows is None
 
 
 def test_a_convex_arc_prices_each_unit_higher_and_gives_back_the_dearest_first() -> None:

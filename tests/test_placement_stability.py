@@ -6,9 +6,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from test_placement_builders import member, per_country, request, world
+from test_placement_builders import member, per_country, request, shape, world
 
 from samizdat import placement
+from samizdat.placement import problem, search
 
 FLEET = (
     member("de-1", "DE", "p1"), member("de-2", "DE", "p2"), member("fr-1", "FR", "p1"),
@@ -127,3 +128,30 @@ def test_diagnosis_says_why_a_member_is_unused_or_limited(
 ) -> None:
     decision = placement.solve(world(*members), request(rules.pop("replicas"), **rules))
     assert decision.diagnosis[name] == reasons
+
+
+def test_the_worked_example_of_the_placement_doc() -> None:
+    """docs/placement.md walks this instance through every stage; each number it quotes is checked here."""
+    two_free = (shape(free=1, nodes=2),)
+    snapshot = world(
+        member("de-1", "DE", "hetzner", cost_per_gpu_hour=2.0, shapes=two_free),
+        member("fr-1", "FR", "ovh", cost_per_gpu_hour=3.0, shapes=two_free),
+        member("ch-1", "CH", "exoscale", cost_per_gpu_hour=4.0, shapes=two_free),
+        alliances={"eu": frozenset({"DE", "FR"})},
+    )
+    asked = request(3, current={"de-1": 1}, min_jurisdictions=2, max_per_alliance=2)
+    posed = problem.formulate(snapshot, asked, stay=True)
+    assert posed is not None
+    assert (posed.floors, posed.replicas) == ({"de-1": 1}, 2)
+    assert dict(zip(posed.countries, posed.country_limit, strict=True)) == {"CH": 2, "DE": 1, "FR": 1}
+    assert (posed.min_jurisdictions, posed.min_providers) == (1, 0)
+    assert [(c.member.name, c.capacity) for c in posed.candidates] == [("ch-1", 2), ("de-1", 2), ("fr-1", 2)]
+    assert [(a.name, a.cap) for a in posed.alliances] == [("eu", 1)]
+    assert [[posed.countries[i] for i in cell.countries] for cell in posed.cells] == [["DE", "FR"]]
+    assert search.search(posed).nodes == 1
+    decision = placement.solve(snapshot, asked)
+    assert (dict(decision.assignments), decision.moves) == ({"ch-1": 1, "de-1": 1, "fr-1": 1}, 0)
+    assert dict(decision.diagnosis) == {
+        "de-1": ("alliance eu full (maxPerAlliance 2)",),
+        "fr-1": ("alliance eu full (maxPerAlliance 2)",),
+    }

@@ -12,6 +12,7 @@ member is healed and the next trial waits until every member is Ready again. Pri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -96,16 +97,19 @@ def main() -> int:
     parser.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
     args = parser.parse_args()
     sandbox = Sandbox()
-    started_sandbox = not sandbox.running()
-    if started_sandbox:
-        sandbox.up(6)
-    install_samizdat(sandbox)
-    kubectl = sandbox.kubectl("hub")
-    operator = OperatorProcess(sandbox, quarantine_seconds=5)
-    operator.start()
-    hub = Hub(sandbox)
     results: dict[str, Any] = {}
-    try:
+    with contextlib.ExitStack() as cleanup:
+        if not sandbox.running():
+            # Stopped on any way out, a failed start included: a bench never leaves a sandbox behind.
+            cleanup.callback(sandbox.down)
+            sandbox.up(6)
+        install_samizdat(sandbox)
+        kubectl = sandbox.kubectl("hub")
+        operator = OperatorProcess(sandbox, quarantine_seconds=5)
+        operator.start()
+        cleanup.callback(operator.stop)
+        cleanup.callback(kubectl.run, "delete", "aiworkload", NAME, "-n", "default", "--wait=false", check=False)
+        hub = Hub(sandbox)
         # a workload left by an interrupted run must be gone (finalizer included) before we start
         kubectl.run("delete", "aiworkload", NAME, "-n", "default", "--ignore-not-found", "--timeout=60s")
         kubectl.apply([aiworkload(NAME, REPLICAS, RULES)])
@@ -119,11 +123,6 @@ def main() -> int:
                 "max_s": round(max(seconds), 3),
                 "all_s": [round(s, 3) for s in seconds],
             }
-    finally:
-        kubectl.run("delete", "aiworkload", NAME, "-n", "default", "--wait=false", check=False)
-        operator.stop()
-        if started_sandbox:
-            sandbox.down()
     print(json.dumps({
         "benchmark": "failover",
         "method": __doc__.split("\n\n")[1].replace("\n", " "),

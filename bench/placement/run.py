@@ -1,8 +1,11 @@
 """Placement benchmark: decision latency, bulk re-placement throughput, speed against the MILP oracle.
 
-    python bench/placement/run.py [--quick] [--seed N]
+    python bench/placement/run.py [--quick] [--seed N] [--fingerprint]
 
-Prints one JSON object. Method, in the JSON too:
+Prints one JSON object. `--fingerprint` times nothing: it prints a SHA-256 of every decision the
+benchmark makes (assignments, feasibility, binding rule, explanation, moves, diagnosis) plus those
+for the same workloads on a fleet cut to a twentieth (to reach the infeasible and binding-rule paths),
+so that a change meant to keep behaviour can show it does. Method, in the JSON too:
 * latency: one world of 1,000 members (100,000 GPU nodes in ~5 shapes per member, built-in alliance
   table, see `world.py`); each of N random workload specs is solved once against it, wall time of
   `placement.solve` (filter, search, rule check, diagnosis; infeasible ones include the binding-rule
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import os
 import platform
@@ -149,10 +153,46 @@ def versus_oracle(snapshot: placement.Snapshot, requests: list[placement.Request
     return report
 
 
+def _canonical(decision: placement.Decision) -> str:
+    return repr((
+        sorted(decision.assignments.items()),
+        decision.feasible,
+        decision.binding_rule,
+        decision.explanation,
+        decision.moves,
+        sorted(decision.diagnosis.items()),
+    ))
+
+
+def fingerprint(snapshot: placement.Snapshot, requests: list[placement.Request], rng: random.Random) -> dict[str, Any]:
+    """A digest of every decision over `requests`: placed, re-placed after 10% of members vanish (as
+    `bulk` does), and placed on a twentieth of the fleet."""
+    digest = hashlib.sha256()
+    counts = {"decisions": 0, "feasible": 0}
+
+    def record(decision: placement.Decision) -> placement.Decision:
+        digest.update(_canonical(decision).encode())
+        counts["decisions"] += 1
+        counts["feasible"] += decision.feasible
+        return decision
+
+    placed = [record(placement.solve(snapshot, request)) for request in requests]
+    vanished = set(rng.sample([m.name for m in snapshot.members], len(snapshot.members) // 10))
+    survivors = replace(snapshot, members=tuple(m for m in snapshot.members if m.name not in vanished))
+    for request, before in zip(requests, placed, strict=True):
+        if before.feasible and vanished & set(before.assignments):
+            record(placement.solve(survivors, replace(request, current=dict(before.assignments))))
+    few = replace(snapshot, members=snapshot.members[::20])
+    for request, before in zip(requests, placed, strict=True):
+        record(placement.solve(few, replace(request, current=dict(before.assignments))))
+    return {**counts, "sha256": digest.hexdigest()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer decisions, for CI (< 60 s)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fingerprint", action="store_true", help="a digest of every decision, no timings")
     args = parser.parse_args()
     counts = {"latency": 60, "bulk": 300, "oracle": 30}
     if not args.quick:
@@ -160,6 +200,11 @@ def main() -> None:
     rng = random.Random(args.seed)
     snapshot = world.world(args.seed)
     specs = [world.workload(rng) for _ in range(max(counts.values()))]
+    if args.fingerprint:
+        json.dump({"seed": args.seed, "mode": "quick" if args.quick else "full", **fingerprint(snapshot, specs, rng)},
+                  sys.stdout)
+        sys.stdout.write("\n")
+        return
     gc.collect()
     report: dict[str, Any] = {
         "machine": {

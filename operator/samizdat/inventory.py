@@ -62,6 +62,11 @@ def pod_gpu_request(pod: Mapping[str, Any]) -> int:
     return total
 
 
+def allocatable_gpus(node: Mapping[str, Any]) -> int:
+    """GPUs the node offers pods (its allocatable `nvidia.com/gpu`), 0 when absent or unparsable."""
+    return _quantity(node.get("status", {}).get("allocatable", {}).get(GPU_RESOURCE, 0))
+
+
 def _node_ready(node: Mapping[str, Any]) -> bool:
     if node.get("spec", {}).get("unschedulable"):
         return False
@@ -81,8 +86,7 @@ def node_shapes(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, 
         facts = gpu_facts(node.get("metadata", {}).get("labels", {}))
         if facts is None or not _node_ready(node):
             continue
-        allocatable = _quantity(node.get("status", {}).get("allocatable", {}).get(GPU_RESOURCE, 0))
-        free = max(0, allocatable - used[node["metadata"]["name"]])
+        free = max(0, allocatable_gpus(node) - used[node["metadata"]["name"]])
         shapes[(facts.product, facts.memory_mib, facts.tee, free)] += 1
     return tuple(
         NodeShape(product=product, memory_mib=memory, tee=tee, free_gpus=free, nodes=count)

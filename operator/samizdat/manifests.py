@@ -1,6 +1,9 @@
 """Pure builders of what samizdat writes into member clusters: one Deployment (Serve) or Job (Train).
 
 Like dask-kubernetes' `build_*_spec`, these take values and return dicts; they never talk to an API.
+What differs between the two kinds of copy (how one is built, where its replica count lives, what
+counts as ready, how it is scaled to zero) is one row of `COPY_KINDS`, read by the builder here and by
+the member watcher that tells our copies' state and tampering apart.
 Every copy carries labels and annotations tying it to its AIWorkload in the hub (uid, generation, model
 digest) and the values samizdat asked for (replicas, images), so that the member watcher can tell our own
 changes from a hostile admin's, and an orphan from a live copy.
@@ -12,6 +15,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from samizdat import inventory
@@ -27,6 +31,43 @@ DIGEST_ANNOTATION: Final = "samizdat.io/model-digest"
 REPLICAS_ANNOTATION: Final = "samizdat.io/desired-replicas"
 IMAGES_ANNOTATION: Final = "samizdat.io/images"
 DIGEST_ENV: Final = "SAMIZDAT_MODEL_DIGEST"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyKind:
+    """One kind of member copy: what it is in the member's API, and where its replica counts live."""
+
+    mode: Mode
+    api_version: str
+    kind: str
+    replicas_field: str  # in `spec`: what samizdat sets, scales to zero, and a censor may change
+    ready_fields: tuple[str, ...]  # in `status`: summed into the replicas that count as ready
+    scale_subresource: bool  # scaled through `/scale` (a Deployment), else by a patch of `replicas_field`
+
+    def desired(self, obj: Mapping[str, Any]) -> int:
+        return int(obj.get("spec", {}).get(self.replicas_field, 0))
+
+    def ready(self, obj: Mapping[str, Any]) -> int:
+        status = obj.get("status", {})
+        return sum(int(status.get(name, 0) or 0) for name in self.ready_fields)
+
+    def scaled_to_zero(self) -> dict[str, Any]:
+        """The merge patch that stops every pod of the copy, for `/scale` or the object itself."""
+        return {"spec": {self.replicas_field: 0}}
+
+
+COPY_KINDS: Final = (
+    CopyKind(Mode.SERVE, "apps/v1", "Deployment", "replicas", ("readyReplicas",), scale_subresource=True),
+    # A training replica that finished its work is as good as a ready one: it needs nothing more.
+    CopyKind(Mode.TRAIN, "batch/v1", "Job", "parallelism", ("ready", "succeeded"), scale_subresource=False),
+)
+_BY_MODE: Final = {kind.mode: kind for kind in COPY_KINDS}
+_BY_KIND: Final = {kind.kind: kind for kind in COPY_KINDS}
+
+
+def copy_kind(kind: str) -> CopyKind:
+    """The row for a copy's `kind` ("Deployment" or "Job"); KeyError for anything else."""
+    return _BY_KIND[kind]
 
 
 def copy_name(workload: AIWorkload) -> str:
@@ -93,14 +134,16 @@ def build_copy(workload: AIWorkload, replicas: int) -> dict[str, Any]:
         annotations[DIGEST_ANNOTATION] = workload.spec.model.digest
     metadata = {"name": copy_name(workload), "namespace": WORKLOAD_NAMESPACE, "labels": labels,
                 "annotations": annotations}
+    kind = _BY_MODE[workload.spec.mode]
+    header = {"apiVersion": kind.api_version, "kind": kind.kind, "metadata": metadata}
     if workload.spec.mode is Mode.TRAIN:
         # Indexed, so that `completions` may change with `parallelism` when the member's share of the
         # replicas does (elastic Indexed Jobs, GA since Kubernetes 1.31); a plain Job would refuse it.
         # Each pod also gets its rank as JOB_COMPLETION_INDEX.
-        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
-            "completionMode": "Indexed", "parallelism": replicas, "completions": replicas, "backoffLimit": 6,
+        return {**header, "spec": {
+            "completionMode": "Indexed", kind.replicas_field: replicas, "completions": replicas, "backoffLimit": 6,
             "template": template,
         }}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": {
-        "replicas": replicas, "selector": {"matchLabels": selector}, "template": template,
+    return {**header, "spec": {
+        kind.replicas_field: replicas, "selector": {"matchLabels": selector}, "template": template,
     }}

@@ -12,7 +12,13 @@ from collections.abc import Mapping
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-PHASES = ("Pending", "Ready", "Suspect", "Down", "Quarantined")
+from samizdat import health, model
+
+# Closed label sets, spelled once where they are defined.
+PHASES = tuple(phase.value for phase in model.Phase)
+CENSORSHIP_KINDS = tuple(kind.value for kind in model.CensorshipKind)
+FAILURE_KINDS = tuple(failure.value for failure in health.Failure)
+FAILOVER_REASONS = tuple(reason.value for reason in model.FailoverReason)
 
 MEMBER_UP = Gauge("samizdat_member_up", "1 if the last probe of the member's API server succeeded.", ["member"])
 MEMBER_PHASE = Gauge("samizdat_member_phase", "1 for the member's current phase, 0 for the others.",
@@ -62,10 +68,8 @@ def serve(port: int, address: str = "0.0.0.0") -> None:
 
 
 # Counters exist at 0 from the start, so that `increase()` sees their first event too.
-for _reason in ("MemberDown", "Censoring"):
+for _reason in FAILOVER_REASONS:
     FAILOVERS.labels(_reason)
-CENSORSHIP_KINDS = ("ObjectDeleted", "ScaledToZero", "SpecAltered", "CredentialsRevoked", "NamespaceRemoved")
-FAILURE_KINDS = ("refused", "timeout", "unauthorized", "forbidden", "error")
 
 
 def member_connected(member: str) -> None:

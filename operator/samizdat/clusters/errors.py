@@ -2,8 +2,8 @@
 
 The HTTP library is an implementation detail of this package: nothing above `samizdat.clusters` may
 catch (or even import) its exceptions. Every transport failure and every HTTP error status is turned
-into one of the classes below, each naming the member, so callers reason in the failure model of
-DESIGN.md instead of in sockets:
+into one of the classes below, each naming the member, so callers reason in the failure model
+(killed, partitioned, censoring) instead of in sockets:
 
 - `MemberUnreachable`: connections refused or reset — the member was *killed*.
 - `MemberTimeout`: nothing answered within a deadline — the member is *partitioned*.

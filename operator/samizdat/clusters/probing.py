@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
-
 from samizdat.clusters import errors
 from samizdat.clusters.client import MemberClient
+from samizdat.health import Failure
 
-Failure = Literal["refused", "timeout", "unauthorized", "forbidden", "error"]
 PATHS = ("/readyz", "/api")
 
 _FAILURES: tuple[tuple[type[errors.MemberError], Failure], ...] = (
-    (errors.MemberUnreachable, "refused"),
-    (errors.MemberTimeout, "timeout"),
-    (errors.MemberUnauthorized, "unauthorized"),
-    (errors.MemberForbidden, "forbidden"),
+    (errors.MemberUnreachable, Failure.REFUSED),
+    (errors.MemberTimeout, Failure.TIMEOUT),
+    (errors.MemberUnauthorized, Failure.UNAUTHORIZED),
+    (errors.MemberForbidden, Failure.FORBIDDEN),
 )
 
 
@@ -54,9 +52,9 @@ async def probe(client: MemberClient, timeout: float | None = None) -> Probe:
         except errors.MemberForbidden:
             if index + 1 < len(PATHS):
                 continue  # this identity may not read PATHS[index]; try the next
-            return _failed(client.member, started, "forbidden", f"GET {path} is forbidden to our identity")
+            return _failed(client.member, started, Failure.FORBIDDEN, f"GET {path} is forbidden to our identity")
         except errors.MemberError as error:
-            failure: Failure = next((name for kind, name in _FAILURES if isinstance(error, kind)), "error")
+            failure = next((name for kind, name in _FAILURES if isinstance(error, kind)), Failure.ERROR)
             return _failed(client.member, started, failure, error.message)
         return Probe(client.member, True, time.monotonic() - started, None, f"GET {path}: ok")
     raise AssertionError("unreachable: the last path always returns")

@@ -52,24 +52,24 @@ NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
 PODS = Resource("", "v1", "pods", "Pod", namespaced=True)
 SECRETS = Resource("", "v1", "secrets", "Secret", namespaced=True)
-CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
-EVENTS = Resource("", "v1", "events", "Event", namespaced=True)
+CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)  # a member's fence epoch
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", namespaced=True, scalable=True)
-REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet", namespaced=True, scalable=True)
 JOBS = Resource("batch", "v1", "jobs", "Job", namespaced=True)
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", namespaced=True)  # the hub's election
 
-KNOWN: tuple[Resource, ...] = (
-    NAMESPACES, NODES, PODS, SECRETS, CONFIGMAPS, EVENTS, DEPLOYMENTS, REPLICASETS, JOBS, LEASES,
-)
+KNOWN: tuple[Resource, ...] = (NAMESPACES, NODES, PODS, SECRETS, CONFIGMAPS, DEPLOYMENTS, JOBS, LEASES)
 _BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in KNOWN}
 
 
 def of(manifest: Mapping[str, Any]) -> Resource:
     """The resource a manifest belongs to, from its `apiVersion` and `kind`."""
-    key = (str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
+    return of_kind(str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
+
+
+def of_kind(api_version: str, kind: str) -> Resource:
+    """The resource of objects of `kind` in `api_version`; ValueError for one samizdat does not touch."""
     try:
-        return _BY_KIND[key]
+        return _BY_KIND[(api_version, kind)]
     except KeyError:
         known = ", ".join(f"{r.api_version} {r.kind}" for r in KNOWN)
-        raise ValueError(f"no known resource for apiVersion={key[0]!r} kind={key[1]!r} (known: {known})") from None
+        raise ValueError(f"no known resource for apiVersion={api_version!r} kind={kind!r} (known: {known})") from None

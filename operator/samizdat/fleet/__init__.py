@@ -1,6 +1,10 @@
-"""The operator's live view of its member clusters, built on the I/O layer in `samizdat.clusters`."""
+"""The operator's live view of its member clusters, built on the I/O layer in `samizdat.clusters`.
 
-from samizdat.fleet.fleet import Fleet
-from samizdat.fleet.member import Censorship, Copy, Member, MemberSettings, tampering
+Handlers use only the names below (an import test holds them to it): the `Fleet` and the values it
+answers with; a `Member` is the fleet's own business.
+"""
 
-__all__ = ["Censorship", "Copy", "Fleet", "Member", "MemberSettings", "tampering"]
+from samizdat.fleet.fleet import Fleet, Loss
+from samizdat.fleet.member import Censorship, Copy, MemberSettings, MemberState, tampering
+
+__all__ = ["Censorship", "Copy", "Fleet", "Loss", "MemberSettings", "MemberState", "tampering"]

@@ -12,79 +12,130 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from samizdat import health, metrics
+from samizdat import health, jurisdictions, metrics, model
 from samizdat.clusters import errors, kubeconfig
-from samizdat.clusters.client import MemberClient
-from samizdat.fleet.member import Copy, Member, MemberSettings
+from samizdat.fleet.member import Copy, Member, MemberSettings, MemberState
 from samizdat.model import MemberCluster, Phase
 from samizdat.placement import from_model
 from samizdat.placement.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
-LOST_PHASES = (Phase.DOWN, Phase.QUARANTINED)
 # How long after start the fleet may still be learning what its members hold (see `settling`): enough
 # for a member's first probe to fail into Down (health's 3 s) and for a fence over complete views.
 SETTLE_S = 15.0
 
+MemberFactory = Callable[[str, kubeconfig.Credentials, MemberSettings, Callable[[Member, str], None]], Member]
+# kopf's indexes, as the fleet reads them: key -> the stored values
+Index = Mapping[Any, Iterable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """A member that held replicas of a workload and is now lost (Down or Quarantined)."""
+
+    member: str
+    why: str  # "down: connection refused", "quarantined: Deployment x deleted"
+    reason: model.FailoverReason
+    since: float  # monotonic time the loss began: its first failed probe, or the censorship
+
 
 class Fleet:
-    def __init__(self, settings: MemberSettings) -> None:
-        self.settings = settings
+    """The operator's one view of its members, and the only way handlers reach them.
+
+    Queries: `snapshot` (what placement decides over, rebuilt only when something changed), `current`
+    and `counted` (replicas that count), `losses` (which holders of a workload are lost, why and since
+    when), `guard`, `settling`, `state` (one member for its status), `is_fenced`. Commands: `connect`,
+    `disconnect`, `update_spec`, `track`, `alliances_changed`, `record_decision`, `forget`, `place`,
+    `retire`, `remove`, `close`. Change notification: `subscribe`, `unsubscribe`.
+    """
+
+    def __init__(self, settings: MemberSettings, member: MemberFactory = Member) -> None:
+        self._settings = settings
+        self._new_member = member
         # Every live AIWorkload uid (kopf's index, complete before daemons start); None until known.
-        self.live_index: Mapping[str, object] | None = None
-        self.members: dict[str, Member] = {}
-        self.specs: dict[str, MemberCluster] = {}
-        self.decisions: dict[str, dict[str, int]] = {}  # workload uid -> member -> replicas
-        self.fenced: set[str] = set()
+        self._live: Mapping[str, object] | None = None
+        self._alliance_objects: Index | None = None
+        self._members: dict[str, Member] = {}
+        self._specs: dict[str, MemberCluster] = {}
+        self._decisions: dict[str, dict[str, int]] = {}  # workload uid -> member -> replicas
+        self._fenced: set[str] = set()
         self._subscribers: dict[str, asyncio.Event] = {}
         self._member_listeners: dict[str, asyncio.Event] = {}
         self._fencing: dict[str, asyncio.Task[None]] = {}
         self._started = time.monotonic()
+        # The snapshot is rebuilt once per generation: every change to what it is made of bumps it.
+        self._generation = 0
+        self._snapshot: tuple[int, Snapshot] | None = None
+        self._alliances: Mapping[str, frozenset[str]] | None = None
 
     # ----- membership
 
-    async def connect(self, spec: MemberCluster, kubeconfig_text: str) -> Member:
-        """(Re)connect a member with fresh credentials; raises KubeconfigError for a bad kubeconfig."""
+    async def connect(self, spec: MemberCluster, kubeconfig_text: str) -> str:
+        """(Re)connect a member with fresh credentials; returns the API server it talks to. Raises
+        KubeconfigError for a bad kubeconfig."""
         name = spec.metadata.name
         credentials = kubeconfig.parse(kubeconfig_text)
         await self.disconnect(name)
-        member = Member(name, MemberClient(name, credentials), self._member_settings(spec), self._changed)
-        self.members[name] = member
-        self.specs[name] = spec
+        member = self._new_member(name, credentials, self._member_settings(spec), self._changed)
+        self._members[name] = member
+        self._specs[name] = spec
+        self._bump()
         metrics.member_connected(name)
         member.start()
-        return member
+        return credentials.server
 
     def update_spec(self, spec: MemberCluster) -> None:
-        self.specs[spec.metadata.name] = spec
-        self.notify_workloads()
+        if self._specs.get(spec.metadata.name) != spec:
+            self._specs[spec.metadata.name] = spec
+            self._bump()
+        self._notify_workloads()
 
     async def disconnect(self, name: str) -> None:
-        member = self.members.pop(name, None)
-        self.specs.pop(name, None)
-        self.fenced.discard(name)
+        member = self._members.pop(name, None)
+        self._specs.pop(name, None)
+        self._fenced.discard(name)
+        self._bump()
         fence = self._fencing.pop(name, None)
         if fence is not None:
             fence.cancel()
         if member is not None:
             metrics.forget_member(name)
             await member.stop()
-            self.notify_workloads()
+            self._notify_workloads()
+
+    async def close(self) -> None:
+        for name in list(self._members):
+            await self.disconnect(name)
+
+    def track(self, workloads: Mapping[str, object], alliances: Index) -> None:
+        """Where the fleet reads every live workload uid (for the orphan sweep) and the user's Alliance
+        objects (their table is built once per `alliances_changed`): live indexes kept by the caller."""
+        if workloads is not self._live or alliances is not self._alliance_objects:
+            self._live, self._alliance_objects = workloads, alliances
+            self._alliances = None
+            self._bump()
+
+    def alliances_changed(self) -> None:
+        self._alliances = None
+        self._bump()
+        self._notify_workloads()
 
     def _member_settings(self, spec: MemberCluster) -> MemberSettings:
         policy = spec.spec.health
         return MemberSettings(
             probe_interval_s=policy.probe_interval_seconds,
             probe_timeout_s=policy.probe_timeout_seconds,
-            quarantine_s=self.settings.quarantine_s,
+            quarantine_s=self._settings.quarantine_s,
             policy=health.HealthPolicy(
                 suspect_after_failures=policy.suspect_after_failures,
                 down_after_seconds=policy.down_after_seconds,
-                recover_after_successes=self.settings.policy.recover_after_successes,
+                recover_after_successes=self._settings.policy.recover_after_successes,
             ),
         )
 
@@ -97,22 +148,26 @@ class Fleet:
     def unsubscribe(self, key: str, *, member: bool = False) -> None:
         (self._member_listeners if member else self._subscribers).pop(key, None)
 
-    def notify_workloads(self) -> None:
+    def _notify_workloads(self) -> None:
         for event in self._subscribers.values():
             event.set()
 
+    def _bump(self) -> None:
+        self._generation += 1
+
     def _changed(self, member: Member, what: str) -> None:
+        self._bump()
         if what == "phase":
-            quarantined = sum(1 for m in self.members.values() if m.health.phase is Phase.QUARANTINED)
+            quarantined = sum(1 for m in self._members.values() if m.health.phase is Phase.QUARANTINED)
             metrics.member_phase(member.name, member.health.phase.value, quarantined)
-            if member.health.phase in LOST_PHASES:
-                self.fenced.discard(member.name)
-            elif member.health.phase is Phase.READY and member.name not in self.fenced:
+            if health.lost(member.health.phase):
+                self._fenced.discard(member.name)
+            elif health.schedulable(member.health.phase) and member.name not in self._fenced:
                 self._start_fence(member)
         listener = self._member_listeners.get(member.name)
         if listener is not None:
             listener.set()
-        self.notify_workloads()
+        self._notify_workloads()
 
     # ----- fencing
 
@@ -122,9 +177,9 @@ class Fleet:
             self._fencing[member.name] = asyncio.create_task(self._fence(member), name=f"{member.name}/fence")
 
     async def _fence(self, member: Member) -> None:
-        while member.health.phase is Phase.READY and not member.views_complete:
+        while health.schedulable(member.health.phase) and not member.views_complete:
             await asyncio.sleep(0.1)  # fence against complete views only
-        live = set(self.live_index) if self.live_index is not None else None
+        live = set(self._live) if self._live is not None else None
         stale = [copy for copy in member.copies.values() if not self._wanted(member.name, copy, live)]
         for copy in stale:
             logger.info("member %s: fencing stale copy %s of workload %s", member.name, copy.name, copy.workload_uid)
@@ -133,14 +188,19 @@ class Fleet:
             except errors.MemberError as error:
                 logger.warning("member %s: fencing %s failed: %s", member.name, copy.name, error)
                 return  # the member is not counted until a later fence succeeds
-        self.fenced.add(member.name)
-        self.notify_workloads()
+        self._fenced.add(member.name)
+        self._bump()
+        self._notify_workloads()
 
     def _wanted(self, member: str, copy: Copy, live: set[str] | None) -> bool:
         if live is not None and copy.workload_uid not in live:
             return False  # an orphan: its workload was deleted while this member was away
-        decision = self.decisions.get(copy.workload_uid)
+        decision = self._decisions.get(copy.workload_uid)
         return decision is None or decision.get(member, 0) > 0
+
+    def is_fenced(self, name: str) -> bool:
+        """Whether the member has been fenced since it was last lost: only then do we write to it."""
+        return name in self._fenced
 
     # ----- what placement and status read
 
@@ -153,67 +213,121 @@ class Fleet:
         if time.monotonic() - self._started > SETTLE_S:
             return False
         for name in expected:
-            member = self.members.get(name)
+            member = self._members.get(name)
             if member is None or member.health.phase is Phase.PENDING:
                 return True
-            if member.health.phase in (Phase.READY, Phase.SUSPECT) and name not in self.fenced:
+            if health.healthy(member.health.phase) and name not in self._fenced:
                 return True
         return False
 
     def countable(self, name: str) -> bool:
         """Replicas here count: fenced, views complete, and Ready or merely Suspect (one lost probe must
         not move replicas; only Down or Quarantined does)."""
-        member = self.members.get(name)
+        member = self._members.get(name)
         return (
-            member is not None and name in self.fenced and member.views_complete
-            and member.health.phase in (Phase.READY, Phase.SUSPECT)
+            member is not None and name in self._fenced and member.views_complete
+            and health.healthy(member.health.phase)
         )
 
     def copies_of(self, uid: str) -> dict[str, Copy]:
-        return {name: m.copies[uid] for name, m in self.members.items() if uid in m.copies}
+        """Every copy of the workload the members hold, counted or not."""
+        return {name: m.copies[uid] for name, m in self._members.items() if uid in m.copies}
+
+    def counted(self, uid: str) -> dict[str, Copy]:
+        """The copies of the workload whose replicas count (see `countable`)."""
+        return {name: copy for name, copy in self.copies_of(uid).items() if self.countable(name)}
 
     def current(self, uid: str) -> dict[str, int]:
         """Replicas placed per member that may be counted: lost or unfenced members hold none."""
-        return {name: copy.desired for name, copy in self.copies_of(uid).items() if self.countable(name)}
+        return {name: copy.desired for name, copy in self.counted(uid).items()}
 
-    def phases(self) -> dict[str, Phase]:
-        return {name: member.health.phase for name, member in self.members.items()}
+    def losses(self, uid: str) -> dict[str, Loss]:
+        """Members that held replicas of the workload (by their copies, or by our last decision when a
+        censor deleted the copy outright) and are now lost: why, and since when."""
+        holders = set(self.copies_of(uid)) | set(self._decisions.get(uid, {}))
+        losses = {}
+        for name in sorted(holders):
+            member = self._members.get(name)
+            if member is None or not health.lost(member.health.phase):
+                continue
+            censored = member.censorship is not None
+            losses[name] = Loss(
+                member=name,
+                why=model.unschedulable(member.health.phase, member.health.message),
+                reason=model.FailoverReason.CENSORING if censored else model.FailoverReason.MEMBER_DOWN,
+                since=member.lost_since if member.lost_since is not None else member.clock(),
+            )
+        return losses
 
     def guard(self) -> health.EvictionGuard:
-        return health.eviction_guard(self.phases().values())
+        """The self-partition guard over every member's phase now."""
+        return health.eviction_guard(member.health.phase for member in self._members.values())
 
-    def snapshot(self, alliances: Mapping[str, frozenset[str]]) -> Snapshot:
-        """Members as placement sees them now: live health and inventory, not the last written status."""
+    def state(self, name: str) -> MemberState | None:
+        """The member as its status reports it now, or None when it is not connected."""
+        member = self._members.get(name)
+        return member.state(name in self._fenced) if member is not None else None
+
+    def spec(self, name: str) -> MemberCluster | None:
+        return self._specs.get(name)
+
+    def snapshot(self) -> Snapshot:
+        """Members as placement sees them now: live health and inventory, not the last written status.
+        The same object until something it is made of changes, so placement's per-snapshot index is
+        built once per change rather than once per reconcile."""
+        if self._snapshot is None or self._snapshot[0] != self._generation:
+            self._snapshot = (self._generation, self._build_snapshot())
+        return self._snapshot[1]
+
+    def _build_snapshot(self) -> Snapshot:
+        if self._alliances is None:
+            self._alliances = self._alliance_table()
         now = datetime.now(UTC)
         members = []
-        for name, spec in sorted(self.specs.items()):
-            member = self.members.get(name)
+        for name, spec in sorted(self._specs.items()):
+            member = self._members.get(name)
             reasons = ["cordoned"] if spec.spec.cordoned else []
             if member is None:
                 reasons.append("not connected")
             elif not self.countable(name):
                 reasons.append(self._unschedulable_reason(member))
             # A Suspect member keeps what it runs but takes nothing new: no free GPUs to offer.
-            usable = member is not None and member.health.phase is Phase.READY
+            usable = member is not None and health.schedulable(member.health.phase)
             members.append(dataclasses.replace(
                 from_model.to_member(spec, now),
                 shapes=member.shapes() if member is not None and usable else (),
                 unschedulable_reason="; ".join(reasons) or None,
             ))
-        return Snapshot(members=tuple(members), alliances=alliances)
+        return Snapshot(members=tuple(members), alliances=self._alliances)
+
+    def _alliance_table(self) -> Mapping[str, frozenset[str]]:
+        """Built-in alliances merged with the user's Alliance objects (which add or override by name)."""
+        stores = self._alliance_objects.values() if self._alliance_objects is not None else ()
+        return jurisdictions.alliance_table([model.Alliance.model_validate(obj) for store in stores for obj in store])
 
     @staticmethod
     def _unschedulable_reason(member: Member) -> str:
-        phase = member.health.phase
-        if phase is Phase.READY:
+        if health.schedulable(member.health.phase):
             return "syncing: views of the member not complete yet"
-        if phase is Phase.QUARANTINED:
-            return f"quarantined: {member.health.message}"
-        return f"{phase.value.lower()}: {member.health.message}"
+        return model.unschedulable(member.health.phase, member.health.message)
+
+    # ----- what reconcilers decide and do
 
     def record_decision(self, uid: str, assignments: Mapping[str, int]) -> None:
-        self.decisions[uid] = dict(assignments)
+        """Remember where the workload should run: the fence keeps what this still wants."""
+        self._decisions[uid] = dict(assignments)
 
     def forget(self, uid: str) -> None:
-        self.decisions.pop(uid, None)
+        self._decisions.pop(uid, None)
 
+    async def place(self, name: str, manifest: dict[str, Any]) -> None:
+        """Create or update a copy in the member; raises MemberError."""
+        await self._members[name].apply_copy(manifest)
+
+    def retire(self, name: str, copy: Copy) -> None:
+        """Delete a copy in the background (its pods take seconds to drain)."""
+        self._members[name].retire(copy)
+
+    async def remove(self, name: str, copy: Copy) -> None:
+        """Delete a copy and wait until it is gone; raises MemberError."""
+        await self._members[name].delete_copy(copy)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from samizdat import health, inventory, manifests, metrics
-from samizdat.clusters import applying, deleting, errors, probing, resources, scaling, watching, writing
+from samizdat.clusters import applying, deleting, errors, kubeconfig, probing, resources, scaling, watching, writing
 from samizdat.clusters.client import MemberClient
 from samizdat.clusters.fetching import Listing
 from samizdat.model import CensorshipKind, Phase
@@ -30,7 +30,7 @@ from samizdat.placement.snapshot import NodeShape
 logger = logging.getLogger(__name__)
 
 COPY_SELECTOR = "app.kubernetes.io/managed-by=samizdat"
-COPY_RESOURCES = (resources.DEPLOYMENTS, resources.JOBS)
+COPY_RESOURCES = tuple(resources.of_kind(kind.api_version, kind.kind) for kind in manifests.COPY_KINDS)
 RETRY_AFTER_ERROR_S = 1.0
 POD_DRAIN_TIMEOUT_S = 30.0  # how long a removed copy's pods may take to go before it is deleted anyway
 CONTROLLER_GRACE_S = 3.0  # how long the member's own controllers get to remove those pods
@@ -38,6 +38,8 @@ CONTROLLER_GRACE_S = 3.0  # how long the member's own controllers get to remove 
 
 @dataclass(frozen=True, slots=True)
 class Censorship:
+    """Evidence that a member censors: what it did, in its own words."""
+
     kind: CensorshipKind
     message: str
 
@@ -62,6 +64,19 @@ class Copy:
     body: dict[str, Any] = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    """One member at one moment, as its status reports it: a value, so status builders stay pure."""
+
+    name: str
+    health: health.MemberHealth
+    last_probe: probing.Probe | None
+    censorship: Censorship | None
+    shapes: tuple[NodeShape, ...]
+    total_gpus: int  # allocatable on every node, whether it takes new replicas or not
+    ready: bool  # Ready, every view complete and fenced: the member counts for placement
+
+
 def tampering(obj: Mapping[str, Any]) -> Censorship | None:
     """A copy whose spec disagrees with what samizdat wrote into its own annotations was changed by
     someone else."""
@@ -70,7 +85,7 @@ def tampering(obj: Mapping[str, Any]) -> Censorship | None:
     spec = obj.get("spec", {})
     if manifests.REPLICAS_ANNOTATION in annotations:
         asked = int(annotations[manifests.REPLICAS_ANNOTATION])
-        actual = spec.get("replicas", spec.get("parallelism"))
+        actual = spec.get(manifests.copy_kind(str(obj.get("kind"))).replicas_field)
         if actual is not None and int(actual) != asked:
             kind = CensorshipKind.SCALED_TO_ZERO if int(actual) == 0 else CensorshipKind.SPEC_ALTERED
             return Censorship(kind, f"{obj.get('kind')} {name}: replicas {asked} -> {actual} by someone else")
@@ -85,20 +100,28 @@ def tampering(obj: Mapping[str, Any]) -> Censorship | None:
 
 
 class Member:
-    """The operator's live view of, and only door to, one member cluster."""
+    """The operator's live view of, and only door to, one member cluster.
+
+    Its loops feed it through three doors, which tests feed directly: `probed` (one probe's outcome),
+    `listed` (a complete listing of one resource) and `observed` (one watch event). Its writes end in
+    `apply_copy` and `erase`, the only two that talk to the member.
+    """
 
     def __init__(
         self,
         name: str,
-        client: MemberClient,
+        credentials: kubeconfig.Credentials,
         settings: MemberSettings,
         on_change: Callable[[Member, str], None],
     ) -> None:
         self.name = name
-        self.client = client
+        self._credentials = credentials
+        self._client: MemberClient | None = None
         self.settings = settings
         self.on_change = on_change
         self.health = health.MemberHealth()
+        # What health judges time by (monotonic seconds); the fleet compares loss times on the same clock.
+        self.clock: Callable[[], float] = time.monotonic
         self.nodes: dict[str, dict[str, Any]] = {}
         self.pods: dict[str, dict[str, Any]] = {}
         self.copies: dict[str, Copy] = {}  # by workload uid
@@ -133,7 +156,15 @@ class Member:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+
+    @property
+    def client(self) -> MemberClient:
+        """The member's API, connected on first use (its TLS context is costly to build)."""
+        if self._client is None:
+            self._client = MemberClient(self.name, self._credentials)
+        return self._client
 
     @property
     def views_complete(self) -> bool:
@@ -142,36 +173,46 @@ class Member:
     @property
     def ready_to_count(self) -> bool:
         """Replicas here may be counted: the member is healthy and every view is complete."""
-        return self.health.phase is Phase.READY and self.views_complete
+        return health.schedulable(self.health.phase) and self.views_complete
+
+    def state(self, fenced: bool) -> MemberState:
+        return MemberState(
+            name=self.name, health=self.health, last_probe=self.last_probe, censorship=self.censorship,
+            shapes=self.shapes(), total_gpus=sum(inventory.allocatable_gpus(node) for node in self.nodes.values()),
+            ready=self.ready_to_count and fenced,
+        )
 
     # ----- health
 
     async def _probe_loop(self) -> None:
         while True:
             started = time.monotonic()
-            result = await probing.probe(self.client, timeout=self.settings.probe_timeout_s)
-            self.last_probe = result
-            metrics.member_probed(self.name, result.ok, result.latency_s, result.failure)
-            if result.failure == "unauthorized" and self._answering:
-                self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"API answered 401: {result.message}"))
-            failure = None if result.ok else health.Failure(result.failure or "error")
-            self._set_health(health.observe_probe(self.health, self.settings.policy, time.monotonic(), failure,
-                                                  result.message))
+            self.probed(await probing.probe(self.client, timeout=self.settings.probe_timeout_s))
             await asyncio.sleep(max(0.0, self.settings.probe_interval_s - (time.monotonic() - started)))
+
+    def probed(self, result: probing.Probe) -> None:
+        """Fold one probe's outcome into the member's health."""
+        self.last_probe = result
+        metrics.member_probed(self.name, result.ok, result.latency_s, result.failure)
+        if result.failure is health.Failure.UNAUTHORIZED and self._answering:
+            self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"API answered 401: {result.message}"))
+        failure = None if result.ok else (result.failure or health.Failure.ERROR)
+        self._set_health(health.observe_probe(self.health, self.settings.policy, self.clock(), failure,
+                                              result.message))
 
     @property
     def _answering(self) -> bool:
         """Whether 401/403 can be blamed on the member: an API server still starting answers them
         until its authenticators and RBAC caches are warm, which is no revocation."""
-        return self.health.phase in (Phase.READY, Phase.SUSPECT)
+        return health.healthy(self.health.phase)
 
     def _set_health(self, new: health.MemberHealth) -> None:
         old, self.health = self.health, new
         if old.phase is not new.phase:
-            lost = new.phase in (Phase.DOWN, Phase.QUARANTINED)
+            lost = health.lost(new.phase)
             if lost and self.lost_since is None:
                 # A failure started when the first probe failed, not when it was judged Down.
-                self.lost_since = new.failing_since if new.failing_since is not None else time.monotonic()
+                self.lost_since = new.failing_since if new.failing_since is not None else self.clock()
             elif not lost:
                 self.lost_since = None
             logger.info("member %s: %s -> %s (%s)", self.name, old.phase, new.phase, new.message)
@@ -184,7 +225,7 @@ class Member:
         self.censorship = evidence
         metrics.member_censored(self.name, evidence.kind.value)
         self._set_health(health.observe_censorship(
-            self.health, time.monotonic(), self.settings.quarantine_s, evidence.kind.value, evidence.message
+            self.health, self.clock(), self.settings.quarantine_s, evidence.kind.value, evidence.message
         ))
         self.on_change(self, "censorship")
 
@@ -201,9 +242,9 @@ class Member:
                 async with contextlib.aclosing(stream):
                     async for item in stream:
                         if isinstance(item, Listing):
-                            self._replace(resource, item.items)
+                            self.listed(resource, item.items)
                         elif item.type != "BOOKMARK":
-                            self._update(resource, item.type, item.object)
+                            self.observed(resource, item.type, item.object)
             except errors.MemberUnauthorized as error:
                 if self._answering:
                     self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, str(error)))
@@ -216,7 +257,8 @@ class Member:
             # not one broken connection's; the next listing replaces the view whole.
             await asyncio.sleep(RETRY_AFTER_ERROR_S)
 
-    def _replace(self, resource: resources.Resource, items: tuple[dict[str, Any], ...]) -> None:
+    def listed(self, resource: resources.Resource, items: tuple[dict[str, Any], ...]) -> None:
+        """Replace the view of `resource` with a complete listing of it."""
         if resource is resources.NODES:
             self.nodes = {o["metadata"]["name"]: o for o in items}
         elif resource is resources.PODS:
@@ -232,7 +274,8 @@ class Member:
         self.synced.add(resource.plural)
         self.on_change(self, resource.plural)
 
-    def _update(self, resource: resources.Resource, kind: str, obj: dict[str, Any]) -> None:
+    def observed(self, resource: resources.Resource, kind: str, obj: dict[str, Any]) -> None:
+        """Fold one watch event (ADDED, MODIFIED or DELETED) of `resource` into the view."""
         deleted = kind == "DELETED"
         metadata = obj["metadata"]
         if resource is resources.NODES:
@@ -272,14 +315,8 @@ class Member:
         uid = labels.get(manifests.UID_LABEL)
         if not uid:
             return
-        spec, status = obj.get("spec", {}), obj.get("status", {})
-        if obj["kind"] == "Job":
-            # A training replica that finished its work is as good as a ready one: it needs nothing more.
-            desired = int(spec.get("parallelism", 0))
-            ready = int(status.get("ready", 0) or 0) + int(status.get("succeeded", 0) or 0)
-        else:
-            desired, ready = int(spec.get("replicas", 0)), int(status.get("readyReplicas", 0) or 0)
-        into[uid] = Copy(obj["kind"], obj["metadata"]["name"], uid, desired, ready, obj)
+        kind = manifests.copy_kind(obj["kind"])
+        into[uid] = Copy(obj["kind"], obj["metadata"]["name"], uid, kind.desired(obj), kind.ready(obj), obj)
 
     def _copy_event(self, obj: dict[str, Any], deleted: bool) -> None:
         name = obj["metadata"]["name"]
@@ -350,22 +387,10 @@ class Member:
                         self.name, copy.name, error)
 
     async def delete_copy(self, copy: Copy) -> None:
-        """Scale the copy to zero, then delete it: its pods go at once through the Deployment or Job
-        controller, not whenever the member's garbage collector gets to them (after an API server
-        restart that can take minutes), so no stale replica keeps running while it no longer counts."""
+        """Delete a copy, remembering that samizdat did it, so that its DELETED event is no censorship."""
         self._deleting.add(copy.name)
-        resource = resources.JOBS if copy.kind == "Job" else resources.DEPLOYMENTS
         try:
-            if copy.kind == "Job":
-                await writing.write(
-                    self.client, "PATCH", resource.path(namespace=manifests.WORKLOAD_NAMESPACE, name=copy.name),
-                    body={"spec": {"parallelism": 0}}, content_type=scaling.MERGE_PATCH,
-                )
-            else:
-                await scaling.scale(self.client, resource, copy.name, namespace=manifests.WORKLOAD_NAMESPACE,
-                                    replicas=0)
-            await self._drain(copy)
-            existed = await deleting.delete(self.client, resource, copy.name, namespace=manifests.WORKLOAD_NAMESPACE)
+            existed = await self.erase(copy)
         except errors.NotFound:
             existed = False
         except errors.MemberError:
@@ -374,3 +399,18 @@ class Member:
         if not existed:  # no DELETED event will come to confirm it
             self._deleting.discard(copy.name)
             self.copies.pop(copy.workload_uid, None)
+
+    async def erase(self, copy: Copy) -> bool:
+        """Scale the copy to zero, then delete it; whether it still existed. Its pods go at once through
+        the Deployment or Job controller, not whenever the member's garbage collector gets to them (after
+        an API server restart that can take minutes), so no stale replica runs on while it no longer counts."""
+        kind = manifests.copy_kind(copy.kind)
+        resource = resources.of_kind(kind.api_version, kind.kind)
+        namespace = manifests.WORKLOAD_NAMESPACE
+        if kind.scale_subresource:
+            await scaling.scale(self.client, resource, copy.name, namespace=namespace, replicas=0)
+        else:
+            await writing.write(self.client, "PATCH", resource.path(namespace=namespace, name=copy.name),
+                                body=kind.scaled_to_zero(), content_type=scaling.MERGE_PATCH)
+        await self._drain(copy)
+        return await deleting.delete(self.client, resource, copy.name, namespace=namespace)

@@ -13,14 +13,14 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import kopf
 import pydantic
 
-from samizdat import jurisdictions, metrics, model, placement
+from samizdat import metrics, model, placement
 from samizdat.fleet import Fleet
-from samizdat.handlers import conditions, hub
+from samizdat.handlers import conditions, hub, startup
 from samizdat.handlers.conditions import Observed
 from samizdat.handlers.reconcile import Outcome, reconcile, remove_everywhere
 from samizdat.model import AIWorkloadConditionType as Type
@@ -42,26 +42,9 @@ class FailoverClock:
     started: datetime
 
 
-def alliance_table(alliance_index: kopf.Index[str, dict[str, Any]]) -> dict[str, frozenset[str]]:
-    """Built-in alliances merged with the user's Alliance objects (which add or override by name)."""
-    objects = [model.Alliance.model_validate(obj) for store in alliance_index.values() for obj in store]
-    return dict(jurisdictions.alliance_table(objects))
-
-
-@kopf.index(model.GROUP, model.VERSION, "alliances")
-def alliance_index(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str, Any]]:
-    return {name: dict(body)}
-
-
 @kopf.on.event(model.GROUP, model.VERSION, "alliances")
 def alliance_changed(memo: kopf.Memo, **_: Any) -> None:
-    memo.fleet.notify_workloads()
-
-
-@kopf.index(model.GROUP, model.VERSION, "aiworkloads")
-def workload_uids(uid: str, **_: Any) -> dict[str, bool]:
-    """Every live AIWorkload uid, complete before any daemon starts: the orphan sweep relies on it."""
-    return {uid: True}
+    memo.fleet.alliances_changed()
 
 
 @kopf.on.event(model.GROUP, model.VERSION, "aiworkloads")
@@ -73,10 +56,7 @@ def workload_changed(uid: str, memo: kopf.Memo, **_: Any) -> None:
 async def run_workload(
     body: kopf.Body, uid: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **kwargs: Any,
 ) -> None:
-    # kopf passes its indexes by the names of their functions
-    alliance_index: kopf.Index[str, dict[str, Any]] = kwargs["alliance_index"]
-    fleet: Fleet = memo.fleet
-    fleet.live_index = kwargs["workload_uids"]
+    fleet = startup.tracking_fleet(memo, kwargs)
     wake = fleet.subscribe(uid)
     written: dict[str, Any] | None = None
     said: tuple[str, ...] = ()
@@ -95,9 +75,10 @@ async def run_workload(
             if fleet.settling(kwargs["member_names"]):
                 await _sleep(wake, stopped, SETTLE_POLL_S)
                 continue
-            outcome = await reconcile(workload, fleet, alliance_table(alliance_index))
+            outcome = await reconcile(workload, fleet)
             clock, last_failover = _time_failover(fleet, workload, outcome, clock, last_failover)
-            status = build_status(workload, fleet, outcome, last_failover, alliance_table(alliance_index))
+            status, gauges = build_status(workload, fleet, outcome, last_failover)
+            metrics.workload_state(workload.metadata.namespace or "", workload.metadata.name, **gauges)
             written = await _write(memo, body, status, written, logger)
             said = _say(body, said, _events(workload, outcome))
             await _sleep(wake, stopped, RETRY_S if outcome.failures else RESYNC_S)
@@ -157,8 +138,8 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[str, str
     decision = outcome.decision
     if decision is not None and not decision.feasible:
         events.append(("Warning", "Infeasible", _infeasible_message(decision)))
-    for name, why in sorted(outcome.lost.items()):
-        events.append(("Warning", "MemberLost", f"replicas in {name} no longer count ({why})"))
+    for name, loss in sorted(outcome.lost.items()):
+        events.append(("Warning", "MemberLost", f"replicas in {name} no longer count ({loss.why})"))
     for change in outcome.changes:
         verb = {"placed": "Placed", "scaled": "Scaled", "updated": "Updated", "removed": "Removed"}[change.verb]
         events.append(("Normal", verb, f"{change.verb} {change.replicas} replica(s) in {change.member}"))
@@ -181,15 +162,12 @@ def _time_failover(
     last: model.Failover | None,
 ) -> tuple[FailoverClock | None, model.Failover | None]:
     if clock is None and outcome.lost:
-        name = sorted(outcome.lost)[0]
-        member = fleet.members[name]
-        started_monotonic = member.lost_since or time.monotonic()
-        started = datetime.now(UTC) - timedelta(seconds=time.monotonic() - started_monotonic)
-        reason = "Censoring" if member.censorship is not None else "MemberDown"
-        return FailoverClock(name, reason, started_monotonic, started), last
+        origin = outcome.lost[sorted(outcome.lost)[0]]
+        started = datetime.now(UTC) - timedelta(seconds=time.monotonic() - origin.since)
+        return FailoverClock(origin.member, origin.reason.value, origin.since, started), last
     if clock is not None and outcome.converged:
         uid = workload.metadata.uid or ""
-        ready = sum(min(c.ready, c.desired) for n, c in fleet.copies_of(uid).items() if fleet.countable(n))
+        ready = sum(min(c.ready, c.desired) for c in fleet.counted(uid).values())
         if ready >= workload.spec.placed_replicas:
             seconds = round(time.monotonic() - clock.started_monotonic, 3)
             metrics.failover_done(clock.reason, seconds)
@@ -198,21 +176,33 @@ def _time_failover(
     return clock, last
 
 
+class WorkloadGauges(TypedDict):
+    """What `metrics.workload_state` publishes about one workload, as its status builder saw it."""
+
+    desired: int
+    ready_by_country: dict[str, int]
+    jurisdictions: int
+    required: int
+    violations: int
+
+
 def build_status(
     workload: model.AIWorkload, fleet: Fleet, outcome: Outcome, last_failover: model.Failover | None,
-    alliances: dict[str, frozenset[str]],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], WorkloadGauges]:
+    """The workload's status from what the fleet counts now, and the figures its metrics publish; it
+    changes nothing, so the caller writes both."""
     uid = workload.metadata.uid or ""
     now = datetime.now(UTC)
     generation = workload.metadata.generation
-    counted = {n: c for n, c in fleet.copies_of(uid).items() if fleet.countable(n) and c.desired > 0}
+    counted = {n: c for n, c in fleet.counted(uid).items() if c.desired > 0}
+    specs = {name: spec for name in counted if (spec := fleet.spec(name)) is not None}
     placements = tuple(
         model.MemberPlacement(
-            cluster=name, jurisdiction=fleet.specs[name].spec.jurisdiction.country,
-            provider=fleet.specs[name].spec.provider, replicas=copy.desired,
+            cluster=name, jurisdiction=specs[name].spec.jurisdiction.country,
+            provider=specs[name].spec.provider, replicas=copy.desired,
             ready_replicas=min(copy.ready, copy.desired),
         )
-        for name, copy in sorted(counted.items()) if name in fleet.specs
+        for name, copy in sorted(counted.items()) if name in specs
     )
     countries = sorted({p.jurisdiction for p in placements})
     replicas = sum(p.replicas for p in placements)
@@ -220,14 +210,14 @@ def build_status(
     wanted = workload.spec.placed_replicas
     actual = {p.cluster: p.replicas for p in placements}
     request = from_model.to_request(workload, actual)
-    violations = placement.violations(fleet.snapshot(alliances), request, actual) if replicas or wanted else []
+    violations = placement.violations(fleet.snapshot(), request, actual) if replicas or wanted else []
     decision = outcome.decision
     ready_by_country: dict[str, int] = {}
     for item in placements:
         ready_by_country[item.jurisdiction] = ready_by_country.get(item.jurisdiction, 0) + item.ready_replicas
-    metrics.workload_state(
-        workload.metadata.namespace or "", workload.metadata.name, desired=wanted, ready_by_country=ready_by_country,
-        jurisdictions=len(countries), required=workload.spec.placement.min_jurisdictions,
+    gauges = WorkloadGauges(
+        desired=wanted, ready_by_country=ready_by_country, jurisdictions=len(countries),
+        required=workload.spec.placement.min_jurisdictions,
         violations=len(violations) + (1 if decision is not None and not decision.feasible else 0),
     )
     observed = [
@@ -247,7 +237,7 @@ def build_status(
         replicas=replicas, ready_replicas=ready, last_failover=last_failover,
         observed_generation=generation, message=message,
     )
-    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True), gauges
 
 
 _READY_WORDS = {model.Mode.SERVE: "serving replicas ready", model.Mode.TRAIN: "training replicas running or done"}
@@ -286,7 +276,8 @@ def _degraded(outcome: Outcome, ready: int, wanted: int) -> Observed[Type]:
     if outcome.halted:
         return Observed(Type.DEGRADED, True, "EvictionsHalted", outcome.halted)
     if outcome.lost:
-        return Observed(Type.DEGRADED, True, "MemberLost", "; ".join(f"{m}: {w}" for m, w in outcome.lost.items()))
+        return Observed(Type.DEGRADED, True, "MemberLost",
+                        "; ".join(f"{m}: {loss.why}" for m, loss in outcome.lost.items()))
     if ready < wanted:
         return Observed(Type.DEGRADED, True, "ReplicasNotReady", f"{ready}/{wanted} ready")
     return Observed(Type.DEGRADED, False, "AsDesired", "all replicas ready")

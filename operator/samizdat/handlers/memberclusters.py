@@ -16,10 +16,10 @@ from typing import Any
 import kopf
 import pydantic
 
-from samizdat import metrics, model
+from samizdat import health, metrics, model
 from samizdat.clusters import errors, kubeconfig
-from samizdat.fleet import Fleet, Member
-from samizdat.handlers import conditions, hub
+from samizdat.fleet import Fleet, MemberState
+from samizdat.handlers import conditions, hub, startup
 from samizdat.handlers.conditions import Observed
 from samizdat.model import MemberClusterConditionType as Type
 from samizdat.model import Phase
@@ -33,14 +33,14 @@ def parse(body: kopf.Body) -> model.MemberCluster:
     return model.MemberCluster.model_validate(dict(body))
 
 
-def build_status(spec: model.MemberCluster, member: Member, fenced: bool, now: datetime) -> dict[str, Any]:
-    """The member's status from its live health and inventory (pure but for reading `member`)."""
+def build_status(spec: model.MemberCluster, member: MemberState, now: datetime) -> dict[str, Any]:
+    """The member's status from its live health and inventory (pure: the caller writes it and its metrics)."""
     state = member.health
     probe = member.last_probe
-    shapes = member.shapes()
+    shapes = member.shapes
     reachable = probe.ok if probe is not None else None
     censoring = member.censorship
-    ready = member.ready_to_count and fenced
+    ready = member.ready
     observed = [
         Observed(Type.READY, ready, "Ready" if ready else state.reason,
                  "member counts for placement" if ready else state.message),
@@ -65,7 +65,7 @@ def build_status(spec: model.MemberCluster, member: Member, fenced: bool, now: d
                                nodes=s.nodes)
             for s in shapes
         ),
-        total_gpus=sum(_node_gpus(node) for node in member.nodes.values()),
+        total_gpus=member.total_gpus,
         free_gpus=sum(s.free_gpus * s.nodes for s in shapes),
         observed_generation=spec.metadata.generation,
     )
@@ -74,13 +74,6 @@ def build_status(spec: model.MemberCluster, member: Member, fenced: bool, now: d
     for key in ("quarantinedUntil", "censorshipEvidence", "lastProbeLatencyMs"):
         dumped.setdefault(key, None)
     return dumped
-
-
-def _node_gpus(node: dict[str, Any]) -> int:
-    try:
-        return int(node.get("status", {}).get("allocatable", {}).get("nvidia.com/gpu", 0))
-    except ValueError:
-        return 0
 
 
 def _comparable(status: dict[str, Any]) -> dict[str, Any]:
@@ -100,10 +93,9 @@ def member_names(name: str, **_: Any) -> dict[str, bool]:
 async def run_member(
     body: kopf.Body, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **kwargs: Any
 ) -> None:
-    fleet: Fleet = memo.fleet
-    fleet.live_index = kwargs["workload_uids"]  # the fence's orphan sweep needs every live workload
+    fleet = startup.tracking_fleet(memo, kwargs)  # the fence's orphan sweep needs every live workload
     delay = RETRY_CONNECT_S[0]
-    member: Member | None = None
+    connected = False
     connected_with = ""
     try:
         while not stopped:
@@ -113,21 +105,21 @@ async def run_member(
                 kopf.warn(body, reason="InvalidSpec", message=str(error)[:1024])
                 await stopped.wait(RETRY_CONNECT_S[1])
                 continue
-            if member is None:
+            if not connected:
                 try:
                     ref = spec.spec.kubeconfig_secret_ref
                     text = await hub.read_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key)
-                    member = await fleet.connect(spec, text)
-                    connected_with = text
-                    kopf.event(body, type="Normal", reason="Connecting", message=f"connecting to {member.client.credentials.server}")
+                    server = await fleet.connect(spec, text)
+                    connected, connected_with = True, text
+                    kopf.event(body, type="Normal", reason="Connecting", message=f"connecting to {server}")
                     delay = RETRY_CONNECT_S[0]
                 except (errors.MemberError, kubeconfig.KubeconfigError) as error:
                     await _report_unusable(memo, body, spec, error)
                     await stopped.wait(delay)
                     delay = min(delay * 2, RETRY_CONNECT_S[1])
                     continue
-            await _follow(fleet, member, body, memo, stopped, logger, connected_with)
-            member = None  # the kubeconfig changed: connect again with the new one
+            await _follow(fleet, name, body, memo, stopped, logger, connected_with)
+            connected = False  # the kubeconfig changed: connect again with the new one
     finally:
         await fleet.disconnect(name)
 
@@ -141,11 +133,11 @@ async def _credentials_changed(memo: kopf.Memo, spec: model.MemberCluster, conne
 
 
 async def _follow(
-    fleet: Fleet, member: Member, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
+    fleet: Fleet, name: str, body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped,
     logger: kopf.Logger, connected_with: str,
 ) -> None:
     """Write status on every change of the member until the daemon stops or its kubeconfig changes."""
-    changed = fleet.subscribe(member.name, member=True)
+    changed = fleet.subscribe(name, member=True)
     written: dict[str, Any] | None = None
     last_write = last_secret_check = 0.0
     last_phase: Phase | None = None
@@ -158,38 +150,41 @@ async def _follow(
                 last_secret_check = time.monotonic()
                 if await _credentials_changed(memo, spec, connected_with):
                     kopf.event(body, type="Normal", reason="CredentialsChanged", message="reconnecting")
-                    await fleet.disconnect(member.name)
+                    await fleet.disconnect(name)
                     return
             fleet.update_spec(spec)
+            member = fleet.state(name)
+            if member is None:
+                return  # disconnected under us: connect again
             now = datetime.now(UTC)
-            status = build_status(spec, member, member.name in fleet.fenced, now)
-            metrics.member_gpus(member.name, status["totalGPUs"], status["freeGPUs"])
+            status = build_status(spec, member, now)
+            metrics.member_gpus(name, status["totalGPUs"], status["freeGPUs"])
             if member.health.phase is not last_phase:
-                _announce(body, member, last_phase)
+                _announce(body, member.health, last_phase)
                 last_phase = member.health.phase
             stale = time.monotonic() - last_write > STATUS_REFRESH_S
             if written is None or stale or _comparable(status) != _comparable(written):
                 status["lastProbeTime"] = now.isoformat()
                 try:
-                    await hub.patch_status(memo.hub, "memberclusters", member.name, None, status)
+                    await hub.patch_status(memo.hub, "memberclusters", name, None, status)
                     written, last_write = status, time.monotonic()
                 except errors.MemberError as error:
-                    logger.warning("cannot write status of member %s: %s", member.name, error)
+                    logger.warning("cannot write status of member %s: %s", name, error)
             try:
                 await asyncio.wait_for(changed.wait(), timeout=SECRET_RECHECK_S)
             except TimeoutError:
                 pass
             await asyncio.sleep(0.2)  # coalesce bursts of pod and node events into one write
     finally:
-        fleet.unsubscribe(member.name, member=True)
+        fleet.unsubscribe(name, member=True)
 
 
-def _announce(body: kopf.Body, member: Member, before: Phase | None) -> None:
-    phase, state = member.health.phase, member.health
+def _announce(body: kopf.Body, state: health.MemberHealth, before: Phase | None) -> None:
+    phase = state.phase
     if before is None and phase is Phase.PENDING:
         return
     message = f"{before.value if before else 'New'} -> {phase.value}: {state.message}"
-    if phase in (Phase.DOWN, Phase.QUARANTINED, Phase.SUSPECT):
+    if health.lost(phase) or health.unreachable(phase):
         kopf.warn(body, reason=f"Member{phase.value}", message=message)
     else:
         kopf.event(body, type="Normal", reason=f"Member{phase.value}", message=message)

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from samizdat import manifests, metrics, placement
 from samizdat.clusters import errors
-from samizdat.fleet import Fleet
-from samizdat.model import AIWorkload, Phase
+from samizdat.fleet import Fleet, Loss
+from samizdat.model import AIWorkload
 from samizdat.placement import from_model
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Outcome:
     changes: list[Change] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # member -> error
     left_behind: list[str] = field(default_factory=list)  # unreachable members still holding a copy
-    lost: dict[str, str] = field(default_factory=dict)  # member -> why its replicas no longer count
+    lost: dict[str, Loss] = field(default_factory=dict)  # member -> why its replicas no longer count
 
     @property
     def converged(self) -> bool:
@@ -61,23 +61,16 @@ def _needs_write(workload: AIWorkload, existing: Mapping[str, object] | None, re
     return None
 
 
-async def reconcile(workload: AIWorkload, fleet: Fleet, alliances: Mapping[str, frozenset[str]]) -> Outcome:
+async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
     uid = workload.metadata.uid or ""
     copies = fleet.copies_of(uid)
-    # Lost: members that held replicas (by their copies, or by our last decision when a censor deleted
-    # the copy outright) and are now Down or Quarantined.
-    holders = set(copies) | set(fleet.decisions.get(uid, {}))
-    lost = {
-        name: f"{fleet.members[name].health.phase.value.lower()}: {fleet.members[name].health.message}"
-        for name in sorted(holders)
-        if name in fleet.members and fleet.members[name].health.phase in (Phase.DOWN, Phase.QUARANTINED)
-    }
+    lost = fleet.losses(uid)
     guard = fleet.guard()
     metrics.evictions_halted(guard.halted)
     if guard.halted:
         return Outcome(decision=None, halted=guard.message, lost=lost)
     request = from_model.to_request(workload, fleet.current(uid))
-    snapshot = fleet.snapshot(alliances)
+    snapshot = fleet.snapshot()
     started = time.perf_counter()
     decision = placement.solve(snapshot, request)
     metrics.decision_took(time.perf_counter() - started)
@@ -96,11 +89,11 @@ async def reconcile(workload: AIWorkload, fleet: Fleet, alliances: Mapping[str, 
     for name, copy in sorted(copies.items()):
         if decision.assignments.get(name, 0) > 0:
             continue
-        if name not in fleet.fenced:
+        if not fleet.is_fenced(name):
             # Unreachable, hostile or just back: the member's fence deletes the copy, not us.
             outcome.left_behind.append(name)
         else:
-            fleet.members[name].retire(copy)
+            fleet.retire(name, copy)
             outcome.changes.append(Change(name, "removed", 0))
     await asyncio.gather(*writes)
     return outcome
@@ -108,7 +101,7 @@ async def reconcile(workload: AIWorkload, fleet: Fleet, alliances: Mapping[str, 
 
 async def _place(fleet: Fleet, workload: AIWorkload, outcome: Outcome, name: str, verb: str, replicas: int) -> None:
     try:
-        await fleet.members[name].apply_copy(manifests.build_copy(workload, replicas))
+        await fleet.place(name, manifests.build_copy(workload, replicas))
         outcome.changes.append(Change(name, verb, replicas))
     except errors.MemberError as error:
         outcome.failures[name] = str(error)
@@ -121,7 +114,7 @@ async def remove_everywhere(uid: str, fleet: Fleet) -> list[str]:
     unreachable = []
     for name, copy in sorted(fleet.copies_of(uid).items()):
         try:
-            await fleet.members[name].delete_copy(copy)
+            await fleet.remove(name, copy)
         except errors.MemberError:
             unreachable.append(name)
     return unreachable

@@ -1,4 +1,5 @@
-"""Operator-wide setup: kopf's settings, the fleet and the hub client, shared through kopf's memo."""
+"""Operator-wide setup: kopf's settings, the fleet and the hub client, shared through kopf's memo, and
+the indexes the fleet reads (every live workload uid, the user's Alliance objects)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import kopf
 
-from samizdat import metrics
+from samizdat import metrics, model
 from samizdat.fleet import Fleet, MemberSettings
 from samizdat.handlers import hub
 
@@ -37,6 +38,24 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    for name in list(memo.fleet.members):
-        await memo.fleet.disconnect(name)
+    await memo.fleet.close()
     await memo.hub.aclose()
+
+
+@kopf.index(model.GROUP, model.VERSION, "alliances")
+def alliance_index(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str, Any]]:
+    return {name: dict(body)}
+
+
+@kopf.index(model.GROUP, model.VERSION, "aiworkloads")
+def workload_uids(uid: str, **_: Any) -> dict[str, bool]:
+    """Every live AIWorkload uid, complete before any daemon starts: the orphan sweep relies on it."""
+    return {uid: True}
+
+
+def tracking_fleet(memo: kopf.Memo, handler_kwargs: dict[str, Any]) -> Fleet:
+    """The fleet, reading kopf's indexes: the one place that hands them over. Indexes reach only
+    handlers (by the names of their functions), and either kind of daemon may start first."""
+    fleet: Fleet = memo.fleet
+    fleet.track(workloads=handler_kwargs["workload_uids"], alliances=handler_kwargs["alliance_index"])
+    return fleet

@@ -1,7 +1,17 @@
 """Member health as a pure state machine: probe and watch outcomes in, phases out, with hysteresis."""
 
 from samizdat.health.guard import EvictionGuard, eviction_guard
-from samizdat.health.tracker import Failure, HealthPolicy, MemberHealth, observe_censorship, observe_probe
+from samizdat.health.tracker import (
+    Failure,
+    HealthPolicy,
+    MemberHealth,
+    healthy,
+    lost,
+    observe_censorship,
+    observe_probe,
+    schedulable,
+    unreachable,
+)
 
 __all__ = [
     "EvictionGuard",
@@ -9,6 +19,10 @@ __all__ = [
     "HealthPolicy",
     "MemberHealth",
     "eviction_guard",
+    "healthy",
+    "lost",
     "observe_censorship",
     "observe_probe",
+    "schedulable",
+    "unreachable",
 ]

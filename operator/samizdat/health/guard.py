@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from samizdat.health.tracker import unreachable
 from samizdat.model import Phase
 
 DEFAULT_HALT_THRESHOLD = 0.55
@@ -26,7 +27,7 @@ class EvictionGuard:
 def eviction_guard(phases: Iterable[Phase], threshold: float = DEFAULT_HALT_THRESHOLD) -> EvictionGuard:
     counted = [phase for phase in phases if phase is not Phase.PENDING]
     # Quarantine is a verdict about a member's conduct, not a symptom of our own connectivity.
-    unhealthy = sum(1 for phase in counted if phase in (Phase.DOWN, Phase.SUSPECT))
+    unhealthy = sum(1 for phase in counted if unreachable(phase))
     total = len(counted)
     halted = total >= 2 and unhealthy / total >= threshold
     message = (

@@ -18,6 +18,34 @@ from enum import StrEnum
 from samizdat.model import Phase
 
 
+# The one home of what each phase means for replicas; nothing else spells a tuple of phases.
+LOST_PHASES = frozenset({Phase.DOWN, Phase.QUARANTINED})
+HEALTHY_PHASES = frozenset({Phase.READY, Phase.SUSPECT})
+UNREACHABLE_PHASES = frozenset({Phase.SUSPECT, Phase.DOWN})
+
+
+def lost(phase: Phase) -> bool:
+    """Replicas in a member in `phase` count as gone and must be re-placed."""
+    return phase in LOST_PHASES
+
+
+def healthy(phase: Phase) -> bool:
+    """The member answered lately: Ready, or Suspect after a missed probe. Its replicas still count
+    (one lost packet must not move them), and a 401/403 from it is its own doing, not a cold start."""
+    return phase in HEALTHY_PHASES
+
+
+def schedulable(phase: Phase) -> bool:
+    """New replicas may go to a member in `phase`: only a Ready one takes them."""
+    return phase is Phase.READY
+
+
+def unreachable(phase: Phase) -> bool:
+    """The member's probes are failing (Suspect or Down, not Quarantined, which is a verdict on its
+    conduct): it must earn Ready again with successes in a row, and it counts toward the guard."""
+    return phase in UNREACHABLE_PHASES
+
+
 class Failure(StrEnum):
     """Why a probe failed, in the terms of the failure model."""
 
@@ -48,12 +76,12 @@ class MemberHealth:
 
     @property
     def schedulable(self) -> bool:
-        return self.phase is Phase.READY
+        return schedulable(self.phase)
 
     @property
     def lost(self) -> bool:
         """Replicas here count as gone and must be re-placed."""
-        return self.phase in (Phase.DOWN, Phase.QUARANTINED)
+        return lost(self.phase)
 
 
 def observe_probe(
@@ -72,8 +100,7 @@ def observe_probe(
 
 def _success(health: MemberHealth, policy: HealthPolicy, now: float) -> MemberHealth:
     successes = health.consecutive_successes + 1
-    returning = health.phase in (Phase.DOWN, Phase.SUSPECT)
-    if returning and successes < policy.recover_after_successes:
+    if unreachable(health.phase) and successes < policy.recover_after_successes:
         return dataclasses.replace(health, consecutive_successes=successes, consecutive_failures=0)
     return MemberHealth(
         phase=Phase.READY, consecutive_successes=successes, reason="ProbeSucceeded", message="API server ready"

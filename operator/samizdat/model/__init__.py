@@ -7,6 +7,7 @@ from samizdat.model.ai_workload import (
     AIWorkloadStatus,
     ClusterSelector,
     Failover,
+    FailoverReason,
     FailoverPolicy,
     GPURequirements,
     MemberPlacement,
@@ -28,6 +29,7 @@ from samizdat.model.member_cluster import (
     MemberClusterStatus,
     Phase,
     SecretKeyRef,
+    unschedulable,
 )
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "Failover",
+    "FailoverReason",
     "FailoverPolicy",
     "GPUNodeShape",
     "GPURequirements",
@@ -62,4 +65,5 @@ __all__ = [
     "Phase",
     "PlacementRules",
     "SecretKeyRef",
+    "unschedulable",
 ]

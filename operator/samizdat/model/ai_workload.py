@@ -221,6 +221,13 @@ class MemberPlacement(Model):
     """Replicas on the member that are ready."""
 
 
+class FailoverReason(StrEnum):
+    """Why replicas left a member: it was lost, or it censored (and was quarantined)."""
+
+    MEMBER_DOWN = "MemberDown"
+    CENSORING = "Censoring"
+
+
 class Failover(Model):
     """One move of replicas away from a member that failed or censored."""
 

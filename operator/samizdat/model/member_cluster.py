@@ -127,6 +127,11 @@ class Phase(StrEnum):
     QUARANTINED = "Quarantined"
 
 
+def unschedulable(phase: Phase, why: str | None = None) -> str:
+    """The one text for why a member in `phase` takes no new replicas: "down: connection refused"."""
+    return f"{phase.value.lower()}: {why}" if why else phase.value.lower()
+
+
 class CensorshipKind(StrEnum):
     """What a member did to our objects (failure model 3 in the design)."""
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from samizdat.placement import capacity, framework, index, problem, search
+from samizdat.placement import capacity, index, problem, search
+from samizdat.placement.eligibility import Eligibility
 from samizdat.placement.filters import (
-    FILTERS,
     allowed_jurisdictions,
     cluster_selector,
     denied_alliances,
@@ -87,15 +87,12 @@ class _Room:
 
 
 def _room(snapshot: Snapshot, request: Request) -> _Room:
-    facts = index.of(snapshot)
-    context = framework.context(snapshot, request, facts.kind(request.gpu, request.rules.require_tee).fits)
-    per_cluster = request.rules.max_per_cluster
+    eligibility = Eligibility(index.of(snapshot), request)
     room = _Room()
-    for member in facts.by_name.values():
-        if any(plugin.filter(member, context).reasons for plugin in FILTERS):
+    for member in eligibility.facts.by_name.values():
+        if eligibility.rejections(member):
             continue
-        here = max(0, request.current.get(member.name, 0)) + context.fits(member)
-        here = min(here, request.replicas, request.replicas if per_cluster is None else per_cluster)
+        here = eligibility.room(member)
         if here > 0:
             room.total += here
             room.countries[member.country] = room.countries.get(member.country, 0) + here
@@ -111,8 +108,8 @@ def binding_rule(snapshot: Snapshot, request: Request) -> tuple[str, str]:
         relaxed = relax(snapshot, request)
         if relaxed is None:
             continue
-        compiled = problem.compile(*relaxed, remember=relaxed[0] is snapshot)
-        if compiled is not None and search.search(compiled).flows is not None:
+        posed = problem.formulate(*relaxed, remember=relaxed[0] is snapshot)
+        if posed is not None and search.search(posed).flows is not None:
             return rule, _explain(rule, request, snapshot, room)
     rule = suspect or "replicas"
     return rule, f"no single rule change is enough; {_explain(rule, request, snapshot, room)}"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping
 
-from samizdat.placement import framework, index
-from samizdat.placement.filters import FILTERS
+from samizdat.placement import index
+from samizdat.placement.eligibility import Eligibility
 from samizdat.placement.snapshot import Member, Request, Snapshot
 
 
@@ -47,8 +47,8 @@ def _diagnose(
     snapshot: Snapshot, request: Request, assignments: Mapping[str, int] | None
 ) -> dict[str, tuple[str, ...]]:
     rules = request.rules
-    facts = index.of(snapshot)
-    context = framework.context(snapshot, request, facts.kind(request.gpu, rules.require_tee).fits)
+    eligibility = Eligibility(index.of(snapshot), request)
+    facts = eligibility.facts
     placed = assignments or {}
     per_country: Counter[str] = Counter()
     per_provider: Counter[str] = Counter()
@@ -58,14 +58,11 @@ def _diagnose(
     full = _full_groups(snapshot, request, per_country, per_provider)
     diagnosis: dict[str, tuple[str, ...]] = {}
     for name, member in facts.by_name.items():
-        rejected = tuple(reason for plugin in FILTERS for reason in plugin.filter(member, context).reasons)
+        rejected = eligibility.rejections(member)
         if rejected:
             diagnosis[name] = rejected
             continue
-        current = max(0, request.current.get(name, 0))
-        room = min(current + context.fits(member), max(0, request.replicas))
-        if rules.max_per_cluster is not None:
-            room = min(room, rules.max_per_cluster)
+        room = eligibility.room(member)
         replicas = placed.get(name, 0)
         if request.replicas <= 0:
             diagnosis[name] = ("not needed: replicas 0",)

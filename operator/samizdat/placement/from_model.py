@@ -15,9 +15,9 @@ from samizdat.placement import snapshot
 # Why a member in each phase takes no new replicas. Ready members take them; Quarantined is judged
 # with its end time in `unschedulable_reason`.
 _PHASE_REASONS = {
-    model.Phase.PENDING: "pending: not probed yet",
-    model.Phase.SUSPECT: "suspect: failing probes",
-    model.Phase.DOWN: "down",
+    model.Phase.PENDING: model.unschedulable(model.Phase.PENDING, "not probed yet"),
+    model.Phase.SUSPECT: model.unschedulable(model.Phase.SUSPECT, "failing probes"),
+    model.Phase.DOWN: model.unschedulable(model.Phase.DOWN),
 }
 
 

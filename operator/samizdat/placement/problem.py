@@ -1,37 +1,22 @@
-"""Compile a snapshot and a request into the solver's problem: the filter and score stages.
+"""The formulate stage: a snapshot and a request become the solver's `Problem`, and its objective.
 
-Filters that look only at a member's country run once per country; the others run on the members of
-each (country, provider) pair in order of preference, only until the pair has room for all it may
-ever take. Scores come from the snapshot's index, normalised over the fleet.
-
-Then the pairs are pruned, exactly. Countries inside the same binding alliances form a class; a class
-may hold at most A replicas (the smallest room among its alliances, or R = replicas when it is in
-none). Within a class, pairs are taken in order of their best member until they hold A+R-1 pairs with
-pairwise distinct countries and providers (the class's matching). Any replica a placement puts on a
-pair left out can move to one of those without breaking a rule or costing more: the other replicas
-can block at most A-1 of them through their country (only replicas of the same class share its
-countries) and R-1 through their provider, the one left is empty in both (so no max is exceeded and
-no min is lost), in the same alliances, and no dearer. The same move shows more: once a class's
-matching is full, a new replica that shares its country or provider with any other can move to an
-empty pair and lower the spread, so an optimal placement puts at most one new replica on each pair of
-that class, and only its best member is needed. Two more cuts work the same way inside one country
-(R pairs, as R-1 other replicas block at most R-1 providers) and inside one provider of a class (A
-pairs, as A-1 others block at most A-1 of its countries). Each move goes to a pair that ranks
-earlier, so moves end, on pairs that are kept; and a pair with replicas to keep is always kept.
-Floors (replicas that stay, see `compile`) take their countries and providers for good, so each
-count above grows by the floors' countries or providers it must avoid, R being the replicas left.
+`formulate` runs the stages of docs/placement.md up to the search: the filters (`eligibility`, country
+filters once per country, the others on the members of each (country, provider) pair in order of
+preference, only until the pair has room for all it may ever take), the floors (replicas that stay),
+the exact pruning of pairs (`pruning`), then the problem over what is left: candidates seen through
+indices and integers, per-country and per-provider limits, and the binding alliances over cells.
+Scores come from the snapshot's index, normalised over the fleet.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from samizdat.placement import framework, index
-from samizdat.placement.filters import FILTERS
+from samizdat.placement import framework, index, pruning
+from samizdat.placement.eligibility import Eligibility
 from samizdat.placement.scores import SCORES
 from samizdat.placement.snapshot import Member, Request, Snapshot
 
@@ -95,132 +80,131 @@ class Problem:
     spread_weight: int
 
 
-class _Pair(NamedTuple):
-    country: str
-    provider: str
-    best: tuple[int, ...]  # preference key of its most preferred eligible member
-    members: tuple[tuple[Member, int, int], ...]  # (member, room, keep)
-    whole: bool  # the members have room for all the pair may take (or there are no more)
-
-
-def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remember: bool = True) -> Problem | None:
+def formulate(snapshot: Snapshot, request: Request, *, stay: bool = False, remember: bool = True) -> Problem | None:
     """The problem for `request.replicas >= 1`; `remember=False` for a snapshot seen only once.
 
     With `stay`, every replica of `request.current` that may stay becomes a floor and only the rest is
     left to decide; None when the floors alone already break a rule (or outnumber the replicas).
+    The stages, in the order of docs/placement.md: filter (`eligibility`), floors, what the rules leave
+    once the floors are counted, the binding alliances and their classes, prune (`pruning`), assemble.
     """
-    facts = index.of(snapshot, remember=remember)
-    rules, replicas = request.rules, request.replicas
-    kind = facts.kind(request.gpu, rules.require_tee)
-    context = framework.context(snapshot, request, kind.fits)
-    by_country = [plugin for plugin in FILTERS if plugin.PER_COUNTRY]
-    by_member = [plugin for plugin in FILTERS if not plugin.PER_COUNTRY]
-    per_cluster = _limit(rules.max_per_cluster, replicas)
-    per_jurisdiction = _limit(rules.max_per_jurisdiction, replicas)
-    per_provider = _limit(rules.max_per_provider, replicas)
-    alliance_cap = _limit(rules.max_per_alliance, replicas)
-
-    def eligible(member: Member) -> tuple[Member, int, int] | None:
-        for plugin in by_member:
-            if plugin.filter(member, context).reasons:
-                return None
-        current = max(0, request.current.get(member.name, 0))
-        room = min(current + context.fits(member), per_cluster, replicas)
-        return (member, room, min(current, room)) if room > 0 else None
-
-    open_countries = [
-        country
-        for country, member in facts.representative.items()
-        if not any(plugin.filter(member, context).reasons for plugin in by_country)
-    ]
-    open_set = set(open_countries)
-    kept_in: dict[tuple[str, str], list[str]] = {}
-    floors: dict[str, int] = {}
-    for name, count in sorted(request.current.items()):
-        member = facts.by_name.get(name)
-        if member is None or count <= 0 or member.country not in open_set:
-            continue
-        kept_in.setdefault((member.country, member.provider), []).append(name)
-        if stay and (found := eligible(member)) is not None:
-            floors[name] = found[2]
-    remaining = replicas - sum(floors.values())
-    country_base, provider_base = _bases(facts, floors)
-    alliance_room = {
-        name: alliance_cap - sum(country_base[country] for country in members)
-        for name, members in snapshot.alliances.items()
-    }
-    if (
-        remaining < 0
-        or any(n > per_jurisdiction for n in country_base.values())
-        or any(n > per_provider for n in provider_base.values())
-        or any(room < 0 for room in alliance_room.values())
-    ):
+    eligibility = Eligibility(index.of(snapshot, remember=remember), request)
+    open_countries = eligibility.open_countries()
+    kept_in = _kept_pairs(eligibility, set(open_countries))
+    remaining = _Remaining.after(eligibility, _floors(eligibility, kept_in) if stay else {}, open_countries)
+    if remaining is None:
         return None
+    binding = _binding_alliances(snapshot.alliances, remaining)
+    classes = _classes(eligibility.facts, binding, remaining)
+    pairs = pruning.prune(
+        eligibility.kind.ranked(),
+        classes,
+        pruning.Reader(eligibility, kept_in, remaining.country_limit, remaining.per_provider),
+        pruning.Floors(remaining.replicas, set(remaining.country_base), set(remaining.provider_base)),
+    )
+    return _assemble(eligibility, remaining, binding, classes, pairs)
 
-    limit_of: dict[str, int] = {}
-    for country in open_countries:
-        # A country's replicas count against every alliance it is in, so none may exceed its room.
-        rooms = [alliance_room[name] for name in facts.alliances_of[country]]
-        limit = min([per_jurisdiction - country_base[country], remaining, *rooms])
-        if limit > 0 and per_provider > 0:
-            limit_of[country] = limit
 
-    def evaluate(country: str, provider: str, spread_out: bool) -> _Pair | None:
-        """The pair's members that matter: those with replicas to keep, and the most preferred others
-        until they have room for all the pair may take, or for one new replica when `spread_out`."""
-        kept_here = kept_in.get((country, provider), ())
-        keeping = [found for name in kept_here if (found := eligible(facts.by_name[name]))]
-        kept_names = {member.name for member, _, _ in keeping}
-        whole_need = min(limit_of[country], per_provider)
-        need, room, chosen = 1 if spread_out else whole_need, 0, keeping
-        best = min((facts.preference[name] for name in kept_names), default=None) if kept_here else None
-        # Members where nothing fits fail the GPU filter unless they run replicas, and those are kept.
-        fitting = kind.fitting(country, provider)
-        for member in fitting:
-            if room >= need:
-                break
-            found = eligible(member)
-            if found is None:
-                continue
-            if best is None or facts.preference[member.name] < best:
-                best = facts.preference[member.name]
-            if member.name not in kept_names:
-                chosen.append(found)
-                room += found[1]
-        else:
-            room = whole_need  # every member was seen: there is nothing more to find
-        if best is None:
+def _kept_pairs(eligibility: Eligibility, open_countries: set[str]) -> dict[tuple[str, str], list[str]]:
+    """Pair -> its members (by name, sorted) that run replicas now, in open countries."""
+    facts = eligibility.facts
+    kept_in: dict[tuple[str, str], list[str]] = {}
+    for name, count in sorted(eligibility.context.request.current.items()):
+        member = facts.by_name.get(name)
+        if member is not None and count > 0 and member.country in open_countries:
+            kept_in.setdefault((member.country, member.provider), []).append(name)
+    return kept_in
+
+
+def _floors(eligibility: Eligibility, kept_in: Mapping[tuple[str, str], Sequence[str]]) -> dict[str, int]:
+    """Member -> its replicas that may stay (its keep), for every member with any: the floors."""
+    floors: dict[str, int] = {}
+    for names in kept_in.values():
+        for name in names:
+            if (found := eligibility.in_open_country(eligibility.facts.by_name[name])) is not None:
+                floors[name] = found[1]
+    return dict(sorted(floors.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class _Remaining:
+    """What the rules leave once the floors are counted: the replicas to place and the room under
+    each max (per jurisdiction and provider as it was, per alliance and country less the floors)."""
+
+    floors: Mapping[str, int]  # member -> replicas fixed where they are
+    replicas: int
+    per_jurisdiction: int
+    per_provider: int
+    country_base: Counter[str]  # floors per country
+    provider_base: Counter[str]  # floors per provider
+    alliance_room: Mapping[str, int]  # alliance -> replicas it may still take
+    country_limit: Mapping[str, int]  # open country -> replicas it may still take, if any
+
+    @classmethod
+    def after(
+        cls, eligibility: Eligibility, floors: Mapping[str, int], open_countries: Sequence[str]
+    ) -> _Remaining | None:
+        """None when the floors alone break a rule or outnumber the replicas."""
+        facts, request = eligibility.facts, eligibility.context.request
+        rules, replicas = request.rules, request.replicas
+        country_base, provider_base = _bases(facts, floors)
+        alliance_cap = _limit(rules.max_per_alliance, replicas)
+        left = replicas - sum(floors.values())
+        per_jurisdiction = _limit(rules.max_per_jurisdiction, replicas)
+        per_provider = _limit(rules.max_per_provider, replicas)
+        alliance_room = {
+            name: alliance_cap - sum(country_base[country] for country in members)
+            for name, members in facts.snapshot.alliances.items()
+        }
+        if (
+            left < 0
+            or any(n > per_jurisdiction for n in country_base.values())
+            or any(n > per_provider for n in provider_base.values())
+            or any(room < 0 for room in alliance_room.values())
+        ):
             return None
-        return _Pair(country, provider, best, tuple(chosen), room >= whole_need)
+        country_limit: dict[str, int] = {}
+        for country in open_countries:
+            # A country's replicas count against every alliance it is in, so none may exceed its room.
+            rooms = [alliance_room[name] for name in facts.alliances_of[country]]
+            limit = min([per_jurisdiction - country_base[country], left, *rooms])
+            if limit > 0 and per_provider > 0:
+                country_limit[country] = limit
+        return cls(
+            floors, left, per_jurisdiction, per_provider, country_base, provider_base, alliance_room, country_limit
+        )
 
-    binding = _binding_alliances(snapshot.alliances, limit_of, alliance_room, remaining)
+
+def _classes(facts: index.Index, binding: Sequence[tuple[str, int]], remaining: _Remaining) -> pruning.Classes:
+    """Countries that may take replicas by the binding alliances they are in, and each class's room:
+    its smallest alliance room (a binding alliance's room is below the replicas left, by the definition
+    of binding) or all that are left."""
     binding_names = {name for name, _ in binding}
     signature = {
         country: frozenset(name for name in facts.alliances_of[country] if name in binding_names)
-        for country in limit_of
+        for country in remaining.country_limit
     }
-    # the most replicas each class may take: its smallest alliance room (a binding alliance's room is
-    # below the replicas left, by the definition of binding) or all that are left
-    class_room = {
-        group: min((room for name, room in binding if name in group), default=remaining)
+    room = {
+        group: min((room for name, room in binding if name in group), default=remaining.replicas)
         for group in set(signature.values())
     }
-    pairs = _select(
-        kind.ranked(),
-        signature,
-        evaluate,
-        [pair for pair in kept_in if pair[0] in limit_of],
-        set(country_base),
-        set(provider_base),
-        remaining,
-        class_room,
-    )
+    return pruning.Classes(signature, room)
 
+
+def _assemble(
+    eligibility: Eligibility,
+    remaining: _Remaining,
+    binding: Sequence[tuple[str, int]],
+    classes: pruning.Classes,
+    pairs: Sequence[pruning.Pair],
+) -> Problem:
+    """The problem over the pruned pairs: candidates by index, limits, cells, objective radixes."""
+    facts, request, floors = eligibility.facts, eligibility.context.request, remaining.floors
     countries = tuple(sorted({pair.country for pair in pairs}))
     providers = tuple(sorted({pair.provider for pair in pairs}))
     country_index = {country: position for position, country in enumerate(countries)}
     provider_index = {provider: position for position, provider in enumerate(providers)}
-    weights = _preference_weights(remaining, len(facts.by_name))
+    weights = _preference_weights(remaining.replicas, len(facts.by_name))
     candidates: list[Candidate] = []
     for pair in sorted(pairs, key=lambda pair: (pair.country, pair.provider)):
         at_country, at_provider = country_index[pair.country], provider_index[pair.provider]
@@ -229,25 +213,25 @@ def compile(snapshot: Snapshot, request: Request, *, stay: bool = False, remembe
             if room > floor:
                 preference = facts.packed_preference(member, weights)
                 candidates.append(Candidate(member, at_country, at_provider, room - floor, keep - floor, preference))
-    alliances, cells, cell_of_country = _cells(binding, countries, signature)
-    spread_weight = remaining * max((candidate.preference for candidate in candidates), default=0) + 1
+    alliances, cells, cell_of_country = _cells(binding, countries, classes.signature)
+    spread_weight = remaining.replicas * max((candidate.preference for candidate in candidates), default=0) + 1
     return Problem(
-        replicas=remaining,
+        replicas=remaining.replicas,
         candidates=tuple(candidates),
         countries=countries,
         providers=providers,
-        country_limit=tuple(limit_of[country] for country in countries),
-        provider_limit=tuple(per_provider - provider_base[provider] for provider in providers),
-        country_base=tuple(country_base[country] for country in countries),
-        provider_base=tuple(provider_base[provider] for provider in providers),
+        country_limit=tuple(remaining.country_limit[country] for country in countries),
+        provider_limit=tuple(remaining.per_provider - remaining.provider_base[provider] for provider in providers),
+        country_base=tuple(remaining.country_base[country] for country in countries),
+        provider_base=tuple(remaining.provider_base[provider] for provider in providers),
         # Without floors one replica already makes one country and one provider: nothing to count.
-        min_jurisdictions=_still_needed(rules.min_jurisdictions, len(country_base)),
-        min_providers=_still_needed(rules.min_providers, len(provider_base)),
+        min_jurisdictions=_still_needed(request.rules.min_jurisdictions, len(remaining.country_base)),
+        min_providers=_still_needed(request.rules.min_providers, len(remaining.provider_base)),
         alliances=alliances,
         cells=cells,
         cell_of_country=cell_of_country,
         floors=floors,
-        stability_weight=spread_weight * (replicas * replicas + 1),
+        stability_weight=spread_weight * (request.replicas * request.replicas + 1),
         spread_weight=spread_weight,
     )
 
@@ -296,99 +280,14 @@ def _bases(facts: index.Index, floors: Mapping[str, int]) -> tuple[Counter[str],
     return countries, providers
 
 
-def _binding_alliances(
-    table: Mapping[str, frozenset[str]], limit_of: Mapping[str, int], room: Mapping[str, int], replicas: int
-) -> list[tuple[str, int]]:
+def _binding_alliances(table: Mapping[str, frozenset[str]], remaining: _Remaining) -> list[tuple[str, int]]:
     """The alliances that could take more than their room, with that room."""
     binding = []
+    limit_of, room = remaining.country_limit, remaining.alliance_room
     for name in sorted(table):
-        if replicas > room[name] and sum(limit_of.get(country, 0) for country in table[name]) > room[name]:
+        if remaining.replicas > room[name] and sum(limit_of.get(country, 0) for country in table[name]) > room[name]:
             binding.append((name, room[name]))
     return binding
-
-
-def _select(
-    ranked: Sequence[tuple[tuple[int, ...], str, str]],
-    signature: Mapping[str, frozenset[str]],
-    evaluate: Callable[[str, str, bool], _Pair | None],
-    keeping: Sequence[tuple[str, str]],
-    floored_countries: set[str],
-    floored_providers: set[str],
-    replicas: int,
-    class_room: Mapping[frozenset[str], int],
-) -> list[_Pair]:
-    """The pairs some optimal placement is sure to be found among (see the module doc).
-
-    `ranked` lists every (country, provider) pair where a new replica fits by its most preferred such
-    member. A pair's eligible best can only be that member or a later one (or a member with replicas to
-    keep, and pairs with those are taken in any case), so pairs are evaluated in that order and taken,
-    per class, in the order of their eligible best once no unevaluated pair of the class can come before
-    them. Floors block their countries and providers for good, so pairs there never join the matching.
-
-    First, though, a country needs no more pairs than there can be providers blocked for it, plus one:
-    a replica on a later pair of that country can move to one of its earlier pairs whose provider holds
-    nothing else (same country, so same alliances; a fresh provider; and no dearer). So a country's
-    pairs past that many are not even evaluated, and the classes are scanned over what is left.
-    """
-    quota = {group: room + replicas - 1 for group, room in class_room.items()}
-    # A class with fewer countries than its quota can never fill its matching: see its pairs whole.
-    sizes = Counter(signature.values())
-    fillable = {group for group, size in sizes.items() if size >= quota[group]}
-    per_country = replicas + len(floored_providers)
-    per_provider = {
-        group: room + sum(1 for country in floored_countries if signature.get(country) == group)
-        for group, room in class_room.items()
-    }
-    in_country: dict[str, int] = {}
-    in_provider: dict[tuple[frozenset[str], str], int] = {}
-    waiting: dict[frozenset[str], list[tuple[tuple[int, ...], str, str, _Pair]]] = {}
-    matched: dict[frozenset[str], tuple[set[str], set[str]]] = {}
-    taken: dict[tuple[str, str], _Pair] = {}
-    open_classes = set(signature.values())
-
-    def full(group: frozenset[str], country: str, provider: str) -> bool:
-        return in_country.get(country, 0) >= per_country or in_provider.get((group, provider), 0) >= per_provider[group]
-
-    def take_up_to(group: frozenset[str], bound: tuple[int, ...] | None) -> None:
-        heap = waiting.get(group, [])
-        countries, providers = matched.setdefault(group, (set(), set()))
-        while heap and len(countries) < quota[group] and (bound is None or heap[0][0] <= bound):
-            _, country, provider, pair = heapq.heappop(heap)
-            if full(group, country, provider):
-                continue
-            taken[country, provider] = pair
-            in_country[country] = in_country.get(country, 0) + 1
-            in_provider[group, provider] = in_provider.get((group, provider), 0) + 1
-            if not (country in countries or country in floored_countries) and not (
-                provider in providers or provider in floored_providers
-            ):
-                countries.add(country)
-                providers.add(provider)
-        if len(countries) >= quota[group]:
-            open_classes.discard(group)
-
-    for key, country, provider in ranked:
-        if not open_classes:
-            break
-        group = signature.get(country)
-        if group is None or group not in open_classes or full(group, country, provider):
-            continue
-        take_up_to(group, key)
-        if group in open_classes and (pair := evaluate(country, provider, group in fillable)) is not None:
-            heapq.heappush(waiting.setdefault(group, []), (pair.best, country, provider, pair))
-    for group in list(open_classes):
-        take_up_to(group, None)
-    # A class whose matching never filled up may need a pair to take several new replicas.
-    unfilled = open_classes & fillable
-    for (country, provider), pair in list(taken.items()):
-        if not pair.whole and signature[country] in unfilled:
-            taken[country, provider] = evaluate(country, provider, False) or pair
-    for country, provider in keeping:
-        if (country, provider) not in taken and (
-            pair := evaluate(country, provider, signature[country] not in open_classes)
-        ) is not None:
-            taken[country, provider] = pair
-    return list(taken.values())
 
 
 def _cells(

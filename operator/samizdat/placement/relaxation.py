@@ -124,113 +124,153 @@ def relax(
     """The best placement of this node's relaxation, or None when not even the relaxation has one.
 
     Without `counting`, the minimums (`minJurisdictions`, `minProviders` and the cells' quotas) are left
-    out: a looser relaxation on a smaller network.
+    out: a looser relaxation on a smaller network. The network is built layer by layer, source to sink,
+    so that every arc runs forward (what `flow` needs).
     """
-    replicas, reward = problem.replicas, shared.reward
-    network = flow.Network()
-    rewarded: list[tuple[int, int]] = []  # (arc, units it must carry)
-
-    def rewarded_arc(tail: int, head: int, units: int) -> None:
-        if units > 0:
-            rewarded.append((network.add_arc(tail, head, units, -reward), units))
-
-    source = network.add_node()
+    build = _Builder(problem, shared.reward)
     counting_countries = counting and problem.min_jurisdictions > 0
-    counting_providers = counting and problem.min_providers > 0
     shortfall = (
         problem.min_jurisdictions - sum(credits(problem, family, quotas).values()) if counting_countries else 0
     )
-    counter = network.add_node() if shortfall > 0 else None
+    counter = build.network.add_node() if shortfall > 0 else None
     if counter is not None:
-        rewarded_arc(source, counter, shortfall)
+        build.rewarded_arc(build.source, counter, shortfall)
+    tree = build.alliance_tree(family, quotas if counting_countries else None)
+    country_out = build.countries(tree, counter)
+    segment_arcs = build.providers(shared, country_out, counting and problem.min_providers > 0)
+    return build.solve(segment_arcs, tree)
 
-    # The alliance tree: larger sets first, so a parent (a strict superset) always precedes its children.
-    sets = sorted(family, key=lambda s: (-len(s), sorted(s)))
-    set_node: dict[frozenset[int], int] = {}
-    set_entry: dict[frozenset[int], tuple[int, tuple[int, ...]]] = {}
-    for cells in sets:
-        node = set_node[cells] = network.add_node()
-        parents = [other for other in sets if len(other) > len(cells) and cells < other]
-        tail = set_node[min(parents, key=len)] if parents else source
-        set_entry[cells] = (tail, (network.add_arc(tail, node, family[cells], 0),))
-    cell_node: dict[int, int] = {}
-    cell_entry: dict[int, tuple[int, tuple[int, ...]]] = {}
-    for cell in sorted({cell for cells in sets for cell in cells}):
-        node = cell_node[cell] = network.add_node()
-        smallest = min((cells for cells in sets if cell in cells), key=len)
-        cell_entry[cell] = (set_node[smallest], (network.add_arc(set_node[smallest], node, replicas, 0),))
-    cell_counter: dict[int, int] = {}
-    for cell in cell_node:
-        quota = quotas[cell] if counting_countries else None
-        if quota:
-            cell_counter[cell] = network.add_node()
-            rewarded_arc(cell_node[cell], cell_counter[cell], quota)
 
-    # A country with floors counts already: no counter arc, and its spread cost starts at its floors.
-    # A country that no counter feeds needs no node of its own for the way in: its one arc in carries
-    # the limit and the spread cost (fewer nodes, faster paths).
-    country_out: list[int] = []
-    for index, (limit, floors) in enumerate(zip(problem.country_limit, problem.country_base, strict=True)):
-        home = problem.cell_of_country[index]
-        if home is not None and home in cell_node:
-            tail, counted_by = cell_node[home], cell_counter.get(home)
-        else:
-            tail, counted_by = source, counter
-        spread = (floors * problem.spread_weight, problem.spread_weight)
-        if counted_by is None or floors:
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    """The alliance tree as built: each cell's node and counter, and how each part of it is entered."""
+
+    cell_node: dict[int, int]
+    cell_counter: dict[int, int]
+    sets: dict[frozenset[int], tuple[int, tuple[int, ...]]]  # set of the family -> (node above, arcs in)
+    cells: dict[int, tuple[int, tuple[int, ...]]]  # cell -> (node above, arcs in)
+
+
+class _Builder:
+    """One relaxation's network, built one layer at a time, and the counter arcs that must be full."""
+
+    sink: int  # added last but one layer, once the providers' nodes are numbered
+
+    def __init__(self, problem: Problem, reward: int) -> None:
+        self.problem, self.reward = problem, reward
+        self.network = flow.Network()
+        self.rewarded: list[tuple[int, int]] = []  # (arc, units it must carry)
+        self.source = self.network.add_node()
+
+    def rewarded_arc(self, tail: int, head: int, units: int) -> None:
+        if units > 0:
+            self.rewarded.append((self.network.add_arc(tail, head, units, -self.reward), units))
+
+    def alliance_tree(self, family: Family, quotas: Sequence[int | None] | None) -> _Tree:
+        """The family's sets and their cells, each cell with a counter for its quota (when counting)."""
+        network, replicas = self.network, self.problem.replicas
+        # Larger sets first, so a parent (a strict superset) always precedes its children.
+        sets = sorted(family, key=lambda s: (-len(s), sorted(s)))
+        set_node: dict[frozenset[int], int] = {}
+        set_entry: dict[frozenset[int], tuple[int, tuple[int, ...]]] = {}
+        for cells in sets:
+            node = set_node[cells] = network.add_node()
+            parents = [other for other in sets if len(other) > len(cells) and cells < other]
+            tail = set_node[min(parents, key=len)] if parents else self.source
+            set_entry[cells] = (tail, (network.add_arc(tail, node, family[cells], 0),))
+        cell_node: dict[int, int] = {}
+        cell_entry: dict[int, tuple[int, tuple[int, ...]]] = {}
+        for cell in sorted({cell for cells in sets for cell in cells}):
+            node = cell_node[cell] = network.add_node()
+            smallest = min((cells for cells in sets if cell in cells), key=len)
+            cell_entry[cell] = (set_node[smallest], (network.add_arc(set_node[smallest], node, replicas, 0),))
+        cell_counter: dict[int, int] = {}
+        for cell in cell_node:
+            quota = quotas[cell] if quotas is not None else None
+            if quota:
+                cell_counter[cell] = network.add_node()
+                self.rewarded_arc(cell_node[cell], cell_counter[cell], quota)
+        return _Tree(cell_node, cell_counter, set_entry, cell_entry)
+
+    def countries(self, tree: _Tree, counter: int | None) -> list[int]:
+        """Each country's node out, entered from its cell in the tree or from the source.
+
+        A country with floors counts already: no counter arc, and its spread cost starts at its floors.
+        A country that no counter feeds needs no node of its own for the way in: its one arc in carries
+        the limit and the spread cost (fewer nodes, faster paths).
+        """
+        problem, network = self.problem, self.network
+        country_out: list[int] = []
+        for index, (limit, floors) in enumerate(zip(problem.country_limit, problem.country_base, strict=True)):
+            home = problem.cell_of_country[index]
+            if home is not None and home in tree.cell_node:
+                tail, counted_by = tree.cell_node[home], tree.cell_counter.get(home)
+            else:
+                tail, counted_by = self.source, counter
+            spread = (floors * problem.spread_weight, problem.spread_weight)
+            if counted_by is None or floors:
+                country_out.append(network.add_node())
+                arc = network.add_arc(tail, country_out[-1], limit, *spread)
+                if home is not None and home not in tree.cell_node:
+                    # a cell outside the tree is entered straight from the source, country by country
+                    tree.cells[home] = (self.source, (*tree.cells.get(home, (self.source, ()))[1], arc))
+                continue
+            country_in = network.add_node()
             country_out.append(network.add_node())
-            arc = network.add_arc(tail, country_out[-1], limit, *spread)
-            if home is not None and home not in cell_node:
-                # a cell outside the tree is entered straight from the source, country by country
-                cell_entry[home] = (source, (*cell_entry.get(home, (source, ()))[1], arc))
-            continue
-        country_in = network.add_node()
-        country_out.append(network.add_node())
-        network.add_arc(tail, country_in, replicas, 0)
-        network.add_arc(counted_by, country_in, 1, 0)
-        network.add_arc(country_in, country_out[-1], limit, *spread)
+            network.add_arc(tail, country_in, problem.replicas, 0)
+            network.add_arc(counted_by, country_in, 1, 0)
+            network.add_arc(country_in, country_out[-1], limit, *spread)
+        return country_out
 
-    provider_in = [network.add_node() for _ in problem.providers]
-    segment_arcs: list[tuple[int, int]] = []  # (arc, candidate)
-    for country, provider, segments in shared.pairs:
-        for segment in segments:
-            arc = network.add_arc(country_out[country], provider_in[provider], segment.capacity, segment.cost)
-            segment_arcs.append((arc, segment.candidate))
-    provider_counted = [counting_providers and not floors for floors in problem.provider_base]
-    provider_out = [network.add_node() if counted else None for counted in provider_counted]
-    provider_counter = network.add_node() if counting_providers else None
-    sink = network.add_node()
-    for index, (limit, floors) in enumerate(zip(problem.provider_limit, problem.provider_base, strict=True)):
-        spread = (floors * problem.spread_weight, problem.spread_weight)
-        out = provider_out[index]
-        if out is None or provider_counter is None:
-            network.add_arc(provider_in[index], sink, limit, *spread)
-            continue
-        network.add_arc(provider_in[index], out, limit, *spread)
-        network.add_arc(out, sink, replicas, 0)
-        network.add_arc(out, provider_counter, 1, 0)
-    if provider_counter is not None:
-        rewarded_arc(provider_counter, sink, problem.min_providers)
+    def providers(self, shared: Layout, country_out: list[int], counting: bool) -> list[tuple[int, int]]:
+        """The members' segments from countries to providers, the providers to the sink (each provider's
+        first replica through the counter when counting): the arcs of the segments, with their candidate."""
+        problem, network = self.problem, self.network
+        provider_in = [network.add_node() for _ in problem.providers]
+        segment_arcs: list[tuple[int, int]] = []  # (arc, candidate)
+        for country, provider, segments in shared.pairs:
+            for segment in segments:
+                arc = network.add_arc(country_out[country], provider_in[provider], segment.capacity, segment.cost)
+                segment_arcs.append((arc, segment.candidate))
+        provider_out = [network.add_node() if counting and not floors else None for floors in problem.provider_base]
+        provider_counter = network.add_node() if counting else None
+        self.sink = network.add_node()
+        for index, (limit, floors) in enumerate(zip(problem.provider_limit, problem.provider_base, strict=True)):
+            spread = (floors * problem.spread_weight, problem.spread_weight)
+            out = provider_out[index]
+            if out is None or provider_counter is None:
+                network.add_arc(provider_in[index], self.sink, limit, *spread)
+                continue
+            network.add_arc(provider_in[index], out, limit, *spread)
+            network.add_arc(out, self.sink, problem.replicas, 0)
+            network.add_arc(out, provider_counter, 1, 0)
+        if provider_counter is not None:
+            self.rewarded_arc(provider_counter, self.sink, problem.min_providers)
+        return segment_arcs
 
-    if flow.min_cost_flow(network, source, sink, replicas) < replicas:
-        return None
-    if any(network.flow(arc) < units for arc, units in rewarded):
-        return None
-    flows = [0] * len(problem.candidates)
-    for arc, index in segment_arcs:
-        flows[index] += network.flow(arc)
-    totals = [0] * len(problem.countries)
-    fresh_providers = set()
-    for candidate, replicas_here in zip(problem.candidates, flows, strict=True):
-        if replicas_here:
-            totals[candidate.country] += replicas_here
-            if not problem.provider_base[candidate.provider]:
-                fresh_providers.add(candidate.provider)
-    placed = tuple(flows)
-    return Relaxed(
-        flows=placed,
-        country_totals=tuple(totals),
-        fresh_providers=len(fresh_providers),
-        objective=objective(problem, placed),
-        tree=None if rewarded else Tree(network, set_entry, cell_entry),
-    )
+    def solve(self, segment_arcs: list[tuple[int, int]], tree: _Tree) -> Relaxed | None:
+        """The minimum-cost flow read back as a placement; None when it falls short of the replicas or
+        of a counter (no placement of the relaxation reaches that minimum)."""
+        problem, network = self.problem, self.network
+        if flow.min_cost_flow(network, self.source, self.sink, problem.replicas) < problem.replicas:
+            return None
+        if any(network.flow(arc) < units for arc, units in self.rewarded):
+            return None
+        flows = [0] * len(problem.candidates)
+        for arc, index in segment_arcs:
+            flows[index] += network.flow(arc)
+        totals = [0] * len(problem.countries)
+        fresh_providers = set()
+        for candidate, replicas_here in zip(problem.candidates, flows, strict=True):
+            if replicas_here:
+                totals[candidate.country] += replicas_here
+                if not problem.provider_base[candidate.provider]:
+                    fresh_providers.add(candidate.provider)
+        placed = tuple(flows)
+        return Relaxed(
+            flows=placed,
+            country_totals=tuple(totals),
+            fresh_providers=len(fresh_providers),
+            objective=objective(problem, placed),
+            tree=None if self.rewarded else Tree(network, tree.sets, tree.cells),
+        )

@@ -1,6 +1,6 @@
 """`solve`: the placement pipeline over one snapshot, filter → score → select → assign.
 
-Filter and score happen in `problem.compile`, select and assign in `search.search`; this module ties
+Filter, score and prune happen in `problem.formulate`, select and assign in `search.search`; this module ties
 them together, checks the result against the rules once more and dresses it as a `Decision`.
 """
 
@@ -48,17 +48,17 @@ def _place(snapshot: Snapshot, request: Request) -> dict[str, int] | None:
     that works no placement keeps more (and the rest is optimal among those that keep them all). Only
     when the floors themselves stand in the way is the whole placement decided afresh."""
     for stay in (True, False):
-        compiled = problem.compile(snapshot, request, stay=stay)
-        if compiled is None:
+        posed = problem.formulate(snapshot, request, stay=stay)
+        if posed is None:
             continue
-        outcome = search.search(compiled)
+        outcome = search.search(posed)
         if outcome.flows is not None:
-            placed = dict(compiled.floors)
-            for candidate, replicas in zip(compiled.candidates, outcome.flows, strict=True):
+            placed = dict(posed.floors)
+            for candidate, replicas in zip(posed.candidates, outcome.flows, strict=True):
                 if replicas:
                     placed[candidate.member.name] = placed.get(candidate.member.name, 0) + replicas
             return dict(sorted(placed.items()))
-        if not compiled.floors:
+        if not posed.floors:
             break  # without floors the first attempt already was the whole problem
     return None
 

@@ -1,6 +1,7 @@
-"""samizdat's Grafana dashboards, as code: `python docs/dashboards/generate.py` writes the JSON the chart ships.
+"""samizdat's Grafana dashboards, as code: `python -m samizdat.dashboards helm/samizdat/dashboards` writes
+the JSON the chart ships.
 
-The JSON files in helm/samizdat/dashboards/ are generated from this file and committed; reviewers read
+The JSON files in helm/samizdat/dashboards/ are generated from this module and committed; reviewers read
 this file, and tests/test_dashboards.py fails when the two disagree. Every query uses only the metrics
 of operator/samizdat/metrics.py (checked by the same test) and runs against a real Prometheus in
 e2e/test_prometheus.py.
@@ -13,19 +14,20 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from samizdat.metrics import PHASES
+from samizdat.model import Phase
 
-OUT = Path(__file__).resolve().parents[2] / "helm" / "samizdat" / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 FAILOVER_TARGET_S = 10  # the SamizdatFailoverSlow alert's threshold, drawn on the duration panels
 
 # Phase -> (code on the state timeline, colour): codes start at 1 so that "no series" is not "Pending".
-PHASE_STYLE = {
-    "Pending": (1, "blue"), "Ready": (2, "green"), "Suspect": (3, "yellow"), "Down": (4, "red"),
-    "Quarantined": (5, "purple"),
+PHASE_STYLE: dict[str, tuple[int, str]] = {
+    Phase.PENDING: (1, "blue"), Phase.READY: (2, "green"), Phase.SUSPECT: (3, "yellow"), Phase.DOWN: (4, "red"),
+    Phase.QUARANTINED: (5, "purple"),
 }
 
 Panel = dict[str, Any]
@@ -308,13 +310,17 @@ def render() -> dict[str, str]:
     return {f"{name}.json": json.dumps(build(), indent=2) + "\n" for name, build in DASHBOARDS.items()}
 
 
-def main() -> int:
-    OUT.mkdir(parents=True, exist_ok=True)
+def main(argv: Sequence[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m samizdat.dashboards DIRECTORY", file=sys.stderr)
+        return 2
+    directory = Path(argv[0])
+    directory.mkdir(parents=True, exist_ok=True)
     for name, text in render().items():
-        (OUT / name).write_text(text, encoding="utf-8")
-        print(f"wrote {OUT / name}", file=sys.stderr)
+        (directory / name).write_text(text, encoding="utf-8")
+        print(f"wrote {directory / name}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

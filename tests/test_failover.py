@@ -1,0 +1,337 @@
+"""The failover brain without an API: a real `Fleet` and real `Member` views, fed as the probes and
+watches would feed them, with the two member writes (`apply_copy`, `erase`) landing in the member's own
+view as its watch would report them. Each test drives one failure of the failure model through
+`reconcile`, the fence and the status builders, and checks what would then run where.
+
+e2e/test_failover.py is the proof against real API servers; these locate a failure in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from samizdat import health, manifests, model
+from samizdat.clusters import errors, kubeconfig, resources
+from samizdat.clusters.probing import Probe
+from samizdat.fleet import Fleet, MemberSettings
+from samizdat.fleet import fleet as fleet_module
+from samizdat.fleet.member import Copy, Member
+from samizdat.handlers import aiworkloads, memberclusters
+from samizdat.handlers.reconcile import _needs_write, reconcile
+from samizdat.model import CensorshipKind, FailoverReason, Phase
+
+KUBECONFIG = """
+apiVersion: v1
+kind: Config
+clusters: [{name: m, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: m, user: {token: t}}]
+contexts: [{name: m, context: {cluster: m, user: m}}]
+current-context: m
+"""
+COUNTRIES = {"de": "DE", "fr": "FR", "jp": "JP"}
+UID = "1234abcd-0000-4000-8000-000000000000"
+H100 = "NVIDIA-H100-80GB-HBM3"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeMember(Member):
+    """A member whose API server is this process: what samizdat writes shows up in its watch."""
+
+    def __init__(self, *args: Any, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+        self.applied: list[dict[str, Any]] = []
+        self.erased: list[str] = []
+        self.unreachable = False
+
+    def start(self) -> None:
+        """No probe or watch loops: the test is the member's API."""
+
+    async def apply_copy(self, manifest: dict[str, Any]) -> None:
+        if self.unreachable:
+            raise errors.MemberTimeout(self.name, "no answer")
+        self.applied.append(manifest)
+        uid = manifest["metadata"]["labels"][manifests.UID_LABEL]
+        self.observed(resources.of(manifest), "MODIFIED" if uid in self.copies else "ADDED", running(manifest))
+
+    async def erase(self, copy: Copy) -> bool:
+        if self.unreachable:
+            raise errors.MemberTimeout(self.name, "no answer")
+        self.erased.append(copy.name)
+        self.observed(resources.of(copy.body), "DELETED", copy.body)
+        return True
+
+    # what the member's probes and watches would report
+
+    def answers(self, ok: bool = True) -> None:
+        failure = None if ok else health.Failure.REFUSED
+        self.probed(Probe(self.name, ok, 0.001, failure, "ok" if ok else "connection refused"))
+
+    def lists(self, copies: tuple[dict[str, Any], ...] = ()) -> None:
+        node = {
+            "metadata": {"name": f"{self.name}-gpu-0", "labels": {
+                "nvidia.com/gpu.product": H100, "nvidia.com/gpu.memory": "81559", "nvidia.com/gpu.count": "8"}},
+            "status": {"allocatable": {"nvidia.com/gpu": "8"}, "conditions": [{"type": "Ready", "status": "True"}]},
+        }
+        self.listed(resources.NODES, (node,))
+        self.listed(resources.PODS, ())
+        self.listed(resources.NAMESPACES, ({"metadata": {"name": manifests.WORKLOAD_NAMESPACE}},))
+        self.listed(resources.DEPLOYMENTS, copies)
+        self.listed(resources.JOBS, ())
+
+
+def running(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The copy as the member reports it once its replicas are ready."""
+    seen = copy.deepcopy(manifest)
+    seen["status"] = {"readyReplicas": manifest["spec"]["replicas"]}
+    return seen
+
+
+def workload(replicas: int = 2, **placement: Any) -> model.AIWorkload:
+    return model.AIWorkload.model_validate({
+        "apiVersion": "samizdat.io/v1alpha1", "kind": "AIWorkload",
+        "metadata": {"name": "llm", "namespace": "team-a", "uid": UID, "generation": 1},
+        "spec": {"replicas": replicas, "gpu": {"count": 1}, "placement": {"minJurisdictions": 2, **placement},
+                 "template": {"spec": {"containers": [{"name": "server", "image": "example/llm:1"}]}}},
+    })
+
+
+def member_cluster(name: str) -> model.MemberCluster:
+    return model.MemberCluster.model_validate({
+        "apiVersion": "samizdat.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": name},
+        "spec": {"kubeconfigSecretRef": {"name": name, "namespace": "samizdat-system"},
+                 "jurisdiction": {"country": COUNTRIES[name]}, "provider": f"provider-{name}"},
+    })
+
+
+class World:
+    """A fleet of three fake members in three countries, and the clock their health reads."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.members: dict[str, FakeMember] = {}
+        self.live: dict[str, bool] = {UID: True}
+        self.fleet = Fleet(MemberSettings(quarantine_s=60.0), member=self._member)
+        self.fleet.track(workloads=self.live, alliances={})
+
+    def _member(
+        self, name: str, credentials: kubeconfig.Credentials, settings: MemberSettings, on_change: Any
+    ) -> Member:
+        self.members[name] = FakeMember(name, credentials, settings, on_change, clock=self.clock)
+        return self.members[name]
+
+    async def connect(self, copies: dict[str, tuple[dict[str, Any], ...]] | None = None) -> None:
+        for name in COUNTRIES:
+            await self.fleet.connect(member_cluster(name), KUBECONFIG)
+            self.members[name].lists((copies or {}).get(name, ()))
+            self.members[name].answers()
+        await settle()
+
+    def lose(self, name: str) -> None:
+        """Probes fail for longer than downAfterSeconds: the member is Down."""
+        self.members[name].answers(ok=False)
+        self.clock.now += 5
+        self.members[name].answers(ok=False)
+        assert self.members[name].health.phase is Phase.DOWN
+
+    def heal(self, name: str) -> None:
+        for _ in range(2):  # recoverAfterSuccesses
+            self.members[name].answers()
+
+    async def close(self) -> None:
+        await self.fleet.close()
+
+
+async def settle() -> None:
+    """Let background work (fences, retirements) run to its end."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def world() -> Any:
+    made = World()
+    yield made
+    await made.close()
+
+
+def holders(world: World) -> dict[str, int]:
+    return {name: copy.desired for name, copy in world.fleet.copies_of(UID).items()}
+
+
+async def test_lost_replicas_are_placed_elsewhere_and_the_rest_stay(world: World) -> None:
+    await world.connect()
+    first = await reconcile(workload(), world.fleet)
+    assert first.converged and sum(first.decision.assignments.values()) == 2  # type: ignore[union-attr]
+    victim, kept = sorted(holders(world))
+    spare = (set(COUNTRIES) - {victim, kept}).pop()
+    world.lose(victim)
+
+    outcome = await reconcile(workload(), world.fleet)
+
+    assert outcome.lost[victim].reason is FailoverReason.MEMBER_DOWN
+    assert outcome.lost[victim].since == 1000.0, "the failover started with the first failed probe"
+    assert outcome.decision is not None and outcome.decision.assignments == {kept: 1, spare: 1}
+    assert [m["spec"]["replicas"] for m in world.members[spare].applied] == [1]
+    assert len(world.members[kept].applied) == 1, "the healthy replica stays where it is, untouched"
+    assert outcome.left_behind == [victim], "an unreachable member's copy is the fence's to delete"
+    assert world.fleet.current(UID) == {kept: 1, spare: 1}
+
+
+async def test_a_healed_member_is_fenced_before_its_old_copy_counts(world: World) -> None:
+    await world.connect()
+    await reconcile(workload(), world.fleet)
+    victim = sorted(holders(world))[0]
+    world.lose(victim)
+    await reconcile(workload(), world.fleet)
+
+    world.heal(victim)
+    assert victim not in world.fleet.current(UID), "back, but not fenced yet: its copy must not count"
+    assert not world.fleet.is_fenced(victim)
+    await settle()
+
+    assert world.members[victim].erased, "the fence deleted the copy the latest decision no longer wants"
+    assert world.fleet.is_fenced(victim) and victim not in holders(world)
+    assert sum(world.fleet.current(UID).values()) == 2, "no rule exceeded after the heal"
+    again = await reconcile(workload(), world.fleet)
+    assert again.changes == [] and not again.lost
+
+
+def _scaled_to_zero(body: dict[str, Any]) -> dict[str, Any]:
+    body["spec"]["replicas"] = 0
+    return body
+
+
+def _image_swapped(body: dict[str, Any]) -> dict[str, Any]:
+    body["spec"]["template"]["spec"]["containers"][0]["image"] = "censor/llm:1"
+    return body
+
+
+@pytest.mark.parametrize(("event", "change", "kind"), [
+    pytest.param("DELETED", lambda body: body, CensorshipKind.OBJECT_DELETED, id="copy-deleted"),
+    pytest.param("MODIFIED", _scaled_to_zero, CensorshipKind.SCALED_TO_ZERO, id="scaled-to-zero"),
+    pytest.param("MODIFIED", _image_swapped, CensorshipKind.SPEC_ALTERED, id="image-swapped"),
+])
+async def test_censorship_in_the_copy_stream_quarantines_and_moves_replicas(
+    world: World, event: str, change: Any, kind: CensorshipKind,
+) -> None:
+    await world.connect()
+    await reconcile(workload(), world.fleet)
+    censor = sorted(holders(world))[0]
+    seen = world.fleet.copies_of(UID)[censor].body
+
+    world.members[censor].observed(resources.DEPLOYMENTS, event, change(copy.deepcopy(seen)))
+
+    state = world.fleet.state(censor)
+    assert state is not None and state.health.phase is Phase.QUARANTINED
+    assert state.censorship is not None and state.censorship.kind is kind
+    outcome = await reconcile(workload(), world.fleet)
+    assert outcome.lost[censor].reason is FailoverReason.CENSORING
+    assert outcome.decision is not None and censor not in outcome.decision.assignments
+    assert sum(outcome.decision.assignments.values()) == 2
+    status = memberclusters.build_status(member_cluster(censor), state, datetime.now(UTC))
+    assert status["phase"] == "Quarantined" and status["censorshipEvidence"]["kind"] == kind.value
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Censoring"] == "True"
+
+
+async def test_our_own_deletes_are_not_censorship(world: World) -> None:
+    await world.connect()
+    await reconcile(workload(replicas=3), world.fleet)
+    before = holders(world)
+    outcome = await reconcile(workload(replicas=2), world.fleet)
+    await settle()
+    assert sum(holders(world).values()) == 2 and sum(before.values()) == 3
+    assert [c.verb for c in outcome.changes].count("removed") + [c.verb for c in outcome.changes].count("scaled") >= 1
+    assert all(member.health.phase is Phase.READY for member in world.members.values())
+
+
+async def test_the_self_partition_guard_halts_evictions(world: World) -> None:
+    await world.connect()
+    await reconcile(workload(), world.fleet)
+    writes = {name: len(member.applied) for name, member in world.members.items()}
+    lost = sorted(holders(world))
+    for name in lost:
+        world.lose(name)
+
+    outcome = await reconcile(workload(), world.fleet)
+
+    assert outcome.halted and "evictions are halted" in outcome.halted
+    assert outcome.decision is None and set(outcome.lost) == set(lost)
+    assert {name: len(member.applied) for name, member in world.members.items()} == writes, "nothing moved"
+    status, gauges = aiworkloads.build_status(workload(), world.fleet, outcome, None)
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions["Degraded"] == ("True", "EvictionsHalted")
+    assert gauges["ready_by_country"] == {}, "lost members' replicas count nowhere"
+
+
+async def test_after_a_restart_the_fleet_settles_and_nothing_moves(world: World) -> None:
+    placed = {name: manifests.build_copy(workload(), 1) for name in ("de", "fr")}
+    orphan = manifests.build_copy(workload().model_copy(update={"metadata": model.ObjectMeta(
+        name="gone", namespace="team-a", uid="99999999-0000-4000-8000-000000000000", generation=1)}), 1)
+    assert world.fleet.settling(COUNTRIES), "what members hold is not known yet"
+
+    await world.connect({"de": (running(placed["de"]), running(orphan)), "fr": (running(placed["fr"]),)})
+
+    assert not world.fleet.settling(COUNTRIES), "every member connected, probed and fenced"
+    assert world.members["de"].erased == [orphan["metadata"]["name"]], "the orphan sweep removed a gone workload's copy"
+    outcome = await reconcile(workload(), world.fleet)
+    assert outcome.converged and outcome.changes == [], "a restart moves and rewrites nothing"
+    status, gauges = aiworkloads.build_status(workload(), world.fleet, outcome, None)
+    assert status["readyReplicas"] == 2 and status["jurisdictionList"] == ["DE", "FR"]
+    assert gauges == {"desired": 2, "ready_by_country": {"DE": 1, "FR": 1}, "jurisdictions": 2, "required": 2,
+                      "violations": 0}
+
+
+async def test_reconciles_share_one_snapshot_until_something_changes(world: World) -> None:
+    await world.connect()
+    first = world.fleet.snapshot()
+    await reconcile(workload(), world.fleet)  # writes copies: the members' views change
+    placed = world.fleet.snapshot()
+    assert placed is not first
+    assert world.fleet.snapshot() is placed, "nothing changed: the same snapshot, and its placement index"
+    world.fleet.alliances_changed()
+    assert world.fleet.snapshot() is not placed
+
+
+def test_settling_ends_after_a_bound_even_if_a_member_never_connects(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    fleet = Fleet(MemberSettings())
+    assert fleet.settling(["never"])
+    clock[0] += fleet_module.SETTLE_S + 1
+    assert not fleet.settling(["never"])
+
+
+async def test_an_unreachable_member_fails_its_write_and_the_others_proceed(world: World) -> None:
+    await world.connect()
+    world.members["de"].unreachable = True
+    world.members["fr"].unreachable = True
+    outcome = await reconcile(workload(replicas=3, minJurisdictions=3, maxPerCluster=1), world.fleet)
+    assert set(outcome.failures) == {"de", "fr"} and not outcome.converged
+    assert len(world.members["jp"].applied) == 1
+
+
+@pytest.mark.parametrize(("existing", "replicas", "verb"), [
+    pytest.param(None, 2, "placed", id="absent"),
+    pytest.param({"generation": "1", "replicas": "2"}, 2, None, id="as-wanted"),
+    pytest.param({"generation": "0", "replicas": "2"}, 2, "updated", id="older-generation"),
+    pytest.param({"generation": "1", "replicas": "1"}, 2, "scaled", id="other-replicas"),
+])
+def test_needs_write(existing: dict[str, str] | None, replicas: int, verb: str | None) -> None:
+    body = None if existing is None else {"metadata": {"annotations": {
+        manifests.GENERATION_ANNOTATION: existing["generation"],
+        manifests.REPLICAS_ANNOTATION: existing["replicas"]}}, "spec": {}}
+    assert _needs_write(workload(), body, replicas) == verb
