@@ -8,11 +8,18 @@ import pytest
 
 from samizdat import cli
 from samizdat.commands import run
-from samizdat.leadership import Timing
+from samizdat.leadership import Election, Timing
 
 
-def parse(*argv: str) -> run.Election:
-    return run.election(cli.build_parser().parse_args(["run", *argv]), service_account=Path("/nonexistent"))
+def parse(*argv: str, service_account: Path = Path("/nonexistent")) -> Election:
+    chosen = run.election(cli.build_parser().parse_args(["run", "--lease-name", "samizdat-leader", *argv]),
+                          service_account=service_account)
+    assert chosen is not None
+    return chosen
+
+
+def test_without_a_lease_name_there_is_no_election() -> None:
+    assert run.election(cli.build_parser().parse_args(["run"])) is None
 
 
 def test_defaults_take_over_in_about_ten_seconds() -> None:
@@ -28,10 +35,8 @@ def test_identities_are_unique_per_process() -> None:
 
 def test_the_lease_lives_in_the_pods_namespace(tmp_path: Path) -> None:
     (tmp_path / "namespace").write_text("ops\n")
-    args = cli.build_parser().parse_args(["run"])
-    assert run.election(args, service_account=tmp_path).namespace == "ops"
-    args = cli.build_parser().parse_args(["run", "--lease-namespace", "elsewhere"])
-    assert run.election(args, service_account=tmp_path).namespace == "elsewhere"
+    assert parse(service_account=tmp_path).namespace == "ops"
+    assert parse("--lease-namespace", "elsewhere", service_account=tmp_path).namespace == "elsewhere"
 
 
 def test_unsafe_timings_stop_the_operator_before_it_starts(capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=int, default=0, help="serve /healthz for liveness probes (0: off)")
     election = run.add_argument_group(
         "leader election", "operators in several hub sites elect one leader through a Lease; only it writes to members")
-    election.add_argument("--lease-name", default="samizdat-leader", help="the election's Lease in the hub")
+    election.add_argument("--lease-name", default=None,
+                          help="stand for leader through this Lease in the hub (e.g. samizdat-leader); without it "
+                               "the operator writes as the only one, as with a hub in one site")
     election.add_argument("--lease-namespace", default=None,
                           help="its namespace (default: the pod's own namespace, else samizdat-system)")
     election.add_argument("--identity", default=None,

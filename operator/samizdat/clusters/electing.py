@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from samizdat.clusters import errors, leasing
 from samizdat.clusters.client import MemberClient
-from samizdat.leadership import Elector, Permit, Timing, Wait, Warrant
+from samizdat.leadership import Election, Elector, Permit, Timing, Wait, Warrant
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,11 @@ class Candidate:
 
     def leading(self) -> bool:
         return self.elector.may_write(self.clock())
+
+    @classmethod
+    def standing_for(cls, hub: MemberClient, election: Election) -> Candidate:
+        return cls(hub, identity=election.identity, namespace=election.namespace, name=election.name,
+                   timing=election.timing)
 
     async def run(self) -> None:
         """Stand for leader until cancelled (then give the Lease up if we hold it)."""

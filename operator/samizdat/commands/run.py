@@ -9,30 +9,22 @@ import secrets
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import kopf
 
 from samizdat.clusters import kubeconfig
-from samizdat.leadership import Timing
+from samizdat.leadership import Election, Timing
 
 DEFAULT_LEASE_NAMESPACE = "samizdat-system"
 
 
-@dataclass(frozen=True, slots=True)
-class Election:
-    """Where and how this operator stands for leader (handed to the handlers through kopf's memo)."""
-
-    identity: str
-    namespace: str
-    name: str
-    timing: Timing
-
-
-def election(args: argparse.Namespace, service_account: Path = kubeconfig.SERVICE_ACCOUNT_DIR) -> Election:
-    """The election settings from the command line; raises ValueError for timings that cannot be safe."""
+def election(args: argparse.Namespace, service_account: Path = kubeconfig.SERVICE_ACCOUNT_DIR) -> Election | None:
+    """The election from the command line (None: no `--lease-name`, this operator is the only one);
+    raises ValueError for timings that cannot be safe."""
     timing = Timing(args.lease_duration, args.renew_deadline, args.retry_period)
+    if args.lease_name is None:
+        return None
     namespace_file = service_account / "namespace"
     namespace = args.lease_namespace or (
         namespace_file.read_text().strip() if namespace_file.is_file() else "") or DEFAULT_LEASE_NAMESPACE

@@ -4,7 +4,7 @@
 over it, whose `Warrant` says whether, and as which epoch, the candidate may write to members.
 """
 
-from samizdat.leadership.elector import Elector, Intent, Permit, Timing, Wait, Warrant, Write
+from samizdat.leadership.elector import Election, Elector, Intent, Permit, Timing, Wait, Warrant, Write
 from samizdat.leadership.lease import (
     EPOCH_ANNOTATION,
     RETIRE_ANNOTATION,
@@ -17,6 +17,7 @@ from samizdat.leadership.lease import (
 )
 
 __all__ = [
+    "Election",
     "EPOCH_ANNOTATION",
     "Elector",
     "Intent",

@@ -65,6 +65,16 @@ class Timing:
 
 
 @dataclass(frozen=True, slots=True)
+class Election:
+    """Where and how one operator stands for leader: its name in the Lease, and which Lease."""
+
+    identity: str
+    namespace: str
+    name: str
+    timing: Timing = Timing()
+
+
+@dataclass(frozen=True, slots=True)
 class Warrant:
     """Permission to write to members: as leader of `epoch`, until monotonic time `valid_until`."""
 
