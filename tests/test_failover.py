@@ -335,3 +335,27 @@ def test_needs_write(existing: dict[str, str] | None, replicas: int, verb: str |
         manifests.GENERATION_ANNOTATION: existing["generation"],
         manifests.REPLICAS_ANNOTATION: existing["replicas"]}}, "spec": {}}
     assert _needs_write(workload(), body, replicas) == verb
+
+
+async def test_a_replica_on_a_gpu_the_agent_found_faulted_is_placed_elsewhere(world: World) -> None:
+    await world.connect()
+    await reconcile(workload(), world.fleet)
+    victim, kept = sorted(holders(world))
+    spare = (set(COUNTRIES) - {victim, kept}).pop()
+    member = world.members[victim]
+    node = copy.deepcopy(member.nodes[f"{victim}-gpu-0"])
+    pod = {"metadata": {"uid": "pod-1", "name": "llm-pod", "labels": {manifests.UID_LABEL: UID}},
+           "spec": {"nodeName": node["metadata"]["name"],
+                    "containers": [{"resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+           "status": {"phase": "Running"}}
+    member.observed(resources.PODS, "ADDED", pod)
+    assert world.fleet.current(UID) == {victim: 1, kept: 1}
+    # XID 79: the member's agent taints the node (NoExecute), its GPUs count as gone
+    node["spec"] = {"taints": [{"key": "samizdat.io/gpu-fault", "value": "Xid79", "effect": "NoExecute"}]}
+    member.observed(resources.NODES, "MODIFIED", node)
+    assert world.fleet.current(UID) == {victim: 0, kept: 1}
+
+    outcome = await reconcile(workload(), world.fleet)
+
+    assert outcome.decision is not None and outcome.decision.assignments == {kept: 1, spare: 1}
+    assert [m["spec"]["replicas"] for m in world.members[spare].applied] == [1]

@@ -43,6 +43,57 @@ def test_gpu_facts_come_from_labels(labels: dict[str, str], facts: inventory.GPU
     assert inventory.gpu_facts(labels) == facts
 
 
+OBSERVED = {"samizdat.io/gpu.product": "NVIDIA-H100-80GB-HBM3", "samizdat.io/gpu.memory": "81559",
+            "samizdat.io/gpu.count": "8", "samizdat.io/gpu.healthy": "8"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "facts"),
+    [
+        pytest.param({**H100, **OBSERVED, "samizdat.io/cc": "ready"},
+                     inventory.GPUFacts("NVIDIA-H100-80GB-HBM3", 81559, 8, True, True, 8), id="observed-tee"),
+        pytest.param({**H100, **OBSERVED, "nvidia.com/cc.mode": "on", "samizdat.io/cc": "off"},
+                     inventory.GPUFacts("NVIDIA-H100-80GB-HBM3", 81559, 8, False, False, 8),
+                     id="claimed-tee-observed-off"),
+        pytest.param({**H100, **OBSERVED, "samizdat.io/cc": "not-ready"},
+                     inventory.GPUFacts("NVIDIA-H100-80GB-HBM3", 81559, 8, False, False, 8), id="observed-not-ready"),
+        pytest.param({**H100, "nvidia.com/gpu.product": "NVIDIA-B200", **OBSERVED, "samizdat.io/gpu.healthy": "7"},
+                     inventory.GPUFacts("NVIDIA-H100-80GB-HBM3", 81559, 8, False, False, 7),
+                     id="observed-product-beats-a-typed-label"),
+        pytest.param({**H100, "nvidia.com/cc.mode": "on", "samizdat.io/cc": "unknown"},
+                     inventory.GPUFacts("NVIDIA-H100-80GB-HBM3", 81559, 8, True, False, None),
+                     id="agent-without-driver-leaves-the-claims"),
+    ],
+)
+def test_observed_facts_win_over_claimed_ones(labels: dict[str, str], facts: inventory.GPUFacts) -> None:
+    assert inventory.gpu_facts(labels) == facts
+
+
+def test_faulted_nodes_hold_nothing_and_unhealthy_gpus_are_not_free() -> None:
+    faulted = node("faulted", {**H100, **OBSERVED})
+    faulted["spec"]["taints"] = [{"key": inventory.FAULT_TAINT, "value": "Xid79", "effect": "NoExecute"}]
+    degraded = node("degraded", {**H100, **OBSERVED, "samizdat.io/gpu.healthy": "6"})
+    observed_tee = node("tee", {**H100, **OBSERVED, "samizdat.io/cc": "ready"})
+    assert inventory.node_shapes([faulted, degraded, observed_tee], [pod("degraded", 2)]) == (
+        NodeShape("NVIDIA-H100-80GB-HBM3", 81559, False, 4, 1),
+        NodeShape("NVIDIA-H100-80GB-HBM3", 81559, True, 8, 1, tee_observed=True),
+    )
+
+
+def test_replicas_on_faulted_gpus_are_lost_once_the_member_cannot_place_them() -> None:
+    faulted = node("x", {**H100, **OBSERVED})
+    faulted["spec"]["taints"] = [{"key": inventory.FAULT_TAINT, "value": "Xid79", "effect": "NoExecute"}]
+    nodes = {"x": faulted, "y": node("y", H100)}
+    stranded, moved = pod("x", 1), pod("y", 1)
+    unschedulable = pod(None, 1, phase="Pending")
+    unschedulable["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]
+    evicted = {**pod("x", 1), "metadata": {"deletionTimestamp": "2026-12-01T00:00:00Z"}}
+    waiting = pod(None, 1, phase="Pending")  # not tried yet: the member's scheduler goes first
+    assert inventory.replicas_lost_to_faults([stranded, moved, unschedulable, evicted, waiting], nodes) == 2
+    # without a faulted node, an unschedulable pod is not the agent's business
+    assert inventory.replicas_lost_to_faults([unschedulable], {"y": node("y", H100)}) == 0
+
+
 def test_free_gpus_subtract_every_bound_unfinished_pod() -> None:
     nodes = [node("a", H100), node("b", H100), node("c", H100)]
     pods = [pod("a", 4), pod("a", 2), pod("b", 8), pod("c", 8, phase="Succeeded"), pod(None, 8)]

@@ -56,12 +56,19 @@ def test_gpus_go_to_the_first_container_with_the_digest_and_node_affinity() -> N
     assert "resources" not in sidecar
     assert {"name": manifests.DIGEST_ENV, "value": DIGEST} in server["env"]
     terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    expressions = {e["key"]: (e["operator"], e["values"]) for e in terms[0]["matchExpressions"]}
-    assert expressions == {
-        "nvidia.com/gpu.product": ("In", ["NVIDIA-H100-80GB-HBM3"]),
-        "nvidia.com/gpu.memory": ("Gt", ["79999"]),
-        "nvidia.com/cc.mode": ("In", ["on"]),
-    }
+    gpu = {"nvidia.com/gpu.product": ("In", ["NVIDIA-H100-80GB-HBM3"]), "nvidia.com/gpu.memory": ("Gt", ["79999"])}
+    # TEE as the inventory counts it: observed ready by the agent, or labelled where no agent reports
+    assert [{e["key"]: (e["operator"], e.get("values")) for e in term["matchExpressions"]} for term in terms] == [
+        {**gpu, "samizdat.io/cc": ("In", ["ready"])},
+        {**gpu, "samizdat.io/cc": ("DoesNotExist", None), "nvidia.com/cc.mode": ("In", ["on"])},
+    ]
+
+
+def test_observed_tee_selects_only_nodes_the_agent_saw_ready() -> None:
+    pod = manifests.build_copy(workload(placement={"requireObservedTEE": True}), 1)["spec"]["template"]["spec"]
+    (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert {"key": "samizdat.io/cc", "operator": "In", "values": ["ready"]} in term["matchExpressions"]
+    assert all(e["key"] != "nvidia.com/cc.mode" for e in term["matchExpressions"])
 
 
 def test_train_builds_a_job_and_the_template_is_not_mutated() -> None:

@@ -62,16 +62,16 @@ def test_member_spec_uses_kubernetes_field_names(member_cluster: Builder) -> Non
 def test_wire_names_of_gpu_fields(member_cluster: Builder, ai_workload: Builder) -> None:
     cluster = model.MemberCluster.model_validate(member_cluster(status={"totalGPUs": 16, "freeGPUs": 8}))
     workload = model.AIWorkload.model_validate(
-        ai_workload({"gpu": {"minMemoryMiB": 40960}, "placement": {"requireTEE": True}})
+        ai_workload({"gpu": {"minMemoryMiB": 40960}, "placement": {"requireTEE": True, "requireObservedTEE": True}})
     )
 
     status = cluster.model_dump(mode="json")["status"]
     spec = workload.model_dump(mode="json")["spec"]
 
     assert (status["totalGPUs"], status["freeGPUs"]) == (16, 8)
-    assert set(status["gpuInventory"][0]) == {"product", "memoryMiB", "tee", "freeGPUs", "nodes"}
+    assert set(status["gpuInventory"][0]) == {"product", "memoryMiB", "tee", "teeObserved", "freeGPUs", "nodes"}
     assert spec["gpu"]["minMemoryMiB"] == 40960
-    assert spec["placement"]["requireTEE"] is True
+    assert spec["placement"]["requireTEE"] is spec["placement"]["requireObservedTEE"] is True
 
 
 def test_round_trip_through_json_is_lossless(member_cluster: Builder, ai_workload: Builder) -> None:

@@ -111,6 +111,12 @@ def test_request_carries_every_rule(ai_workload: Builder) -> None:
     )
 
 
+def test_observed_tee_implies_tee(ai_workload: Builder) -> None:
+    workload = model.AIWorkload.model_validate(ai_workload({"placement": {"requireObservedTEE": True}}))
+    rules = from_model.to_request(workload, {}).rules
+    assert rules.require_tee and rules.require_observed_tee
+
+
 def test_request_of_minimal_workload_has_no_limits(ai_workload: Builder) -> None:
     request = from_model.to_request(model.AIWorkload.model_validate(ai_workload()), {})
 

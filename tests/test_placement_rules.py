@@ -42,6 +42,12 @@ TEE = {"tee": True, "shapes": [shape(tee=True)]}
             ["no node fits 1× GPU (TEE)"], id="require-tee-node",
         ),
         pytest.param(
+            member("x", "DE", **TEE),
+            member("ok", "CH", tee=True, shapes=[placement.NodeShape("H100", 80000, True, 8, 1, tee_observed=True)]),
+            {"require_tee": True, "require_observed_tee": True}, ["no TEE observed by an agent"],
+            id="require-observed-tee",
+        ),
+        pytest.param(
             member("x", "DE", labels={"tier": "silver"}), member("ok", "CH", labels={"tier": "gold"}),
             {"cluster_selector": {"tier": "gold"}}, ["clusterSelector does not match (tier)"], id="cluster-selector",
         ),

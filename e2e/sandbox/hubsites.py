@@ -203,7 +203,8 @@ def heal_site(launcher: Launcher, state: SandboxState, sites: HubSites, index: i
     if "killed" in site.faults:
         site.etcd_pid = launcher._spawn(_name(index), "etcd", _etcd_argv(launcher, sites, index))
         if index == 0:
-            launcher.restart_apiserver(hub)
+            launcher.start_apiserver(hub)
+            launcher.wait_ready(hub)
             launcher.stop_controllers(hub)
             launcher.start_controllers(hub)
             state.save()

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -25,11 +26,15 @@ from pathlib import Path
 import httpx
 import yaml
 
-from e2e.sandbox import pki
+from e2e.sandbox import pki, stages
 from e2e.sandbox.toolchain import KWOK_STAGES, Binaries
 
 HUB = "hub"
 ADMIN_TOKEN_USER = "sandbox-admin"
+# a member's controllers, and the offset from the port base of the port each serves on (plus the index)
+CONTROLLER_PORT_OFFSETS = {"controller-manager": 300, "scheduler": 400, "kwok": 200}
+MEMBER_CONTROLLERS = tuple(CONTROLLER_PORT_OFFSETS)
+HUB_CONTROLLERS = ("controller-manager",)
 
 
 @dataclass
@@ -44,6 +49,8 @@ class ClusterState:
     faults: list[str] = field(default_factory=list)
     etcd_servers: str = ""  # "": the shared etcd; a hub over several sites stores in its own (hubsites)
     replicated: bool = False  # one of several control planes of one API: its controllers elect a leader
+    # images this member's kubelets cannot pull (`censor --action block-image`)
+    blocked_images: list[str] = field(default_factory=list)
 
     @property
     def server(self) -> str:
@@ -158,46 +165,85 @@ class Launcher:
             "--profiling=false", "--v=0",
         ]
 
-    def start_cluster(self, cluster: ClusterState) -> None:
+    def start_apiserver(self, cluster: ClusterState) -> None:
+        """Start (or restart, with its data in etcd) the cluster's API server; its controllers follow once
+        it is ready (`start_controllers`), as kube-controller-manager gives up on one slow to become healthy."""
         self.write_kubeconfig(self.admin_kubeconfig(cluster.name), cluster, ADMIN_TOKEN_USER, self.admin_token)
+        self.wait_port_free(cluster.name, "apiserver", cluster.api_port)
         cluster.pids["apiserver"] = self._spawn(cluster.name, "apiserver", self.apiserver_argv(cluster))
-        self.start_controllers(cluster)
 
-    def start_controllers(self, cluster: ClusterState) -> None:
-        """Everything but the API server: the controllers that make a member run pods."""
+    def controllers(self, cluster: ClusterState) -> tuple[str, ...]:
+        return HUB_CONTROLLERS if cluster.role == HUB else MEMBER_CONTROLLERS
+
+    def controller_port(self, cluster: ClusterState, component: str) -> int:
+        return self.port_base + CONTROLLER_PORT_OFFSETS[component] + cluster.index
+
+    def _controller_argv(self, cluster: ClusterState, component: str) -> list[str]:
         directory = self.cluster_dir(cluster.name)
         kubeconfig = f"--kubeconfig={self.admin_kubeconfig(cluster.name)}"
-        cluster.pids["controller-manager"] = self._spawn(cluster.name, "controller-manager", [
-            str(self.binaries.path("kube-controller-manager")), kubeconfig,
-            f"--leader-elect={str(cluster.replicated).lower()}", "--bind-address=127.0.0.1",
-            f"--secure-port={self.port_base + 300 + cluster.index}",
-            f"--service-account-private-key-file={directory / 'sa.key'}", f"--root-ca-file={self.ca[0]}",
-            # no cloud, no real kubelets: skip the controllers that would only log errors
-            "--controllers=*,-nodeipam,-service-lb-controller,-route,-persistentvolume-expander",
-            "--profiling=false",
-        ])
-        if cluster.role == HUB:
-            return
-        cluster.pids["scheduler"] = self._spawn(cluster.name, "scheduler", [
-            str(self.binaries.path("kube-scheduler")), kubeconfig, "--leader-elect=false",
-            "--bind-address=127.0.0.1", f"--secure-port={self.port_base + 400 + cluster.index}",
-            "--profiling=false",
-        ])
-        cluster.pids["kwok"] = self._spawn(cluster.name, "kwok", [
-            str(self.binaries.path("kwok")), kubeconfig, f"--config={self.binaries.path(KWOK_STAGES)}",
+        port = self.controller_port(cluster, component)
+        if component == "controller-manager":
+            return [
+                str(self.binaries.path("kube-controller-manager")), kubeconfig,
+                f"--leader-elect={str(cluster.replicated).lower()}", "--bind-address=127.0.0.1",
+                f"--secure-port={port}", f"--service-account-private-key-file={directory / 'sa.key'}", f"--root-ca-file={self.ca[0]}",
+                # no cloud, no real kubelets: skip the controllers that would only log errors
+                "--controllers=*,-nodeipam,-service-lb-controller,-route,-persistentvolume-expander",
+                "--profiling=false",
+            ]
+        if component == "scheduler":
+            return [
+                str(self.binaries.path("kube-scheduler")), kubeconfig, "--leader-elect=false",
+                "--bind-address=127.0.0.1", f"--secure-port={port}", "--profiling=false",
+            ]
+        config = directory / "kwok-stages.yaml"
+        config.write_text(stages.member_stages(self.binaries.path(KWOK_STAGES), cluster.blocked_images))
+        return [
+            str(self.binaries.path("kwok")), kubeconfig, f"--config={config}",
             "--manage-all-nodes=true",
             f"--cidr=10.{cluster.index}.0.0/16", f"--node-ip=10.{cluster.index}.255.1",
-            f"--server-address=127.0.0.1:{self.port_base + 200 + cluster.index}",
+            f"--server-address=127.0.0.1:{port}",
             "--node-lease-duration-seconds=40",
-        ])
+        ]
 
-    def restart_apiserver(self, cluster: ClusterState) -> None:
-        cluster.pids["apiserver"] = self._spawn(cluster.name, "apiserver", self.apiserver_argv(cluster))
+    def start_controllers(self, cluster: ClusterState, components: tuple[str, ...] = ()) -> None:
+        """Everything but the API server (or only `components`): the controllers that make a member run pods."""
+        for component in components or self.controllers(cluster):
+            cluster.pids[component] = self._spawn(cluster.name, component, self._controller_argv(cluster, component))
 
-    def stop_controllers(self, cluster: ClusterState) -> None:
-        for component in ("controller-manager", "scheduler", "kwok"):
+    def stop_controllers(self, cluster: ClusterState, components: tuple[str, ...] = ()) -> None:
+        """Stop them and return only once each process is gone and its port free, so that whatever
+        starts next can bind it."""
+        for component in components or self.controllers(cluster):
             if component in cluster.pids:
-                kill_group(cluster.pids.pop(component))
+                pid = cluster.pids.pop(component)
+                kill_group(pid)
+                if alive(pid):
+                    raise RuntimeError(f"{cluster.name}: {component} (pid {pid}) still running after SIGKILL")
+            self.wait_port_free(cluster.name, component, self.controller_port(cluster, component))
+
+    def wait_port_free(self, cluster: str, component: str, port: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not port_free(port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{cluster}: port {port} of its {component} still taken after {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def wait_serving(self, cluster: ClusterState, components: tuple[str, ...] = (), timeout: float = 60) -> None:
+        """Wait until each controller answers its health check; fail at once, with the end of its log, if
+        one exits instead (a port taken, a bad flag)."""
+        for component in components or self.controllers(cluster):
+            pid = cluster.pids[component]
+            scheme = "http" if component == "kwok" else "https"  # the others serve self-signed TLS
+            url = f"{scheme}://127.0.0.1:{self.controller_port(cluster, component)}/healthz"
+
+            def healthy(pid: int = pid, url: str = url, component: str = component) -> bool:
+                if not alive(pid):
+                    log = self._log(cluster.name, component).read_text(errors="replace").splitlines()
+                    raise RuntimeError(f"{cluster.name}: {component} exited at start:\n" + "\n".join(log[-5:]))
+                return httpx.get(url, verify=False, timeout=2).status_code == 200
+
+            _wait_for(healthy, f"{cluster.name} {component}", timeout)
 
     def wait_ready(self, cluster: ClusterState, timeout: float = 90) -> None:
         def ready() -> bool:
@@ -288,6 +334,17 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return status != "Z"
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the Go servers bind: a socket of the previous process left in TIME_WAIT does not block
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _wait_for(probe: Callable[[], bool], what: str, timeout: float) -> None:

@@ -2,8 +2,17 @@
 
 Faults act the way the real events do. `kill` SIGKILLs a member's API server, so connections are refused.
 `partition` SIGSTOPs it: the kernel still accepts TCP connections but nothing answers, so requests time
-out exactly as when packets vanish. `heal` restarts or resumes it with its data (in etcd) intact. `censor`
-acts as a hostile admin of that member with the admin credentials, never through samizdat's identity.
+out exactly as when packets vanish. `censor` acts as a hostile admin of that member with the admin
+credentials, never through samizdat's identity: against samizdat's objects and identity (`delete`,
+`scale-zero`, `swap-image`, `revoke-credentials`, `delete-namespace`), or by starving them without
+touching them (`cordon`, `taint`, `quota-zero`, `stop-scheduler`, `block-image`). `heal` undoes every
+fault recorded for the member: it restarts or resumes the API server with its data (in etcd) intact,
+lifts the starvation, and restarts the controllers whose processes the fault touched, waiting for the
+old ones to exit and free their ports, and for the new ones to serve. (`heal` leaves the first five
+censor actions to the test that chose them: `register` restores samizdat's identity.)
+
+Every port lies in [base, base + PORT_SPAN), which must lie outside the kernel's ephemeral port range:
+there an outgoing connection can hold a port just when a restarted member process needs to bind it.
 """
 
 from __future__ import annotations
@@ -11,19 +20,39 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
-from e2e.sandbox import hubsites, layout, members, toolchain
-from e2e.sandbox.launcher import HUB, ClusterState, Launcher, SandboxState, alive, kill_group, kill_recorded
+from e2e.sandbox import hubsites, layout, members, stages, toolchain
+from e2e.sandbox.launcher import (
+    HUB, ClusterState, Launcher, SandboxState, alive, kill_group, kill_recorded, port_free,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CENSOR_ACTIONS = ("delete", "scale-zero", "swap-image", "revoke-credentials", "delete-namespace")
+# fault recorded for the member by each censor action that starves samizdat instead of touching its objects
+STARVATIONS = {
+    "cordon": "cordoned",
+    "taint": "tainted",
+    "quota-zero": "gpu-quota-zero",
+    "stop-scheduler": "scheduler-stopped",
+    "block-image": "image-blocked",
+}
+CENSOR_ACTIONS = ("delete", "scale-zero", "swap-image", "revoke-credentials", "delete-namespace", *STARVATIONS)
 CENSORED_IMAGE = "registry.invalid/censored:latest"
-# where an operator run against this sandbox (the demo's, the suites') serves its metrics
+# Both effects: NoSchedule keeps new replicas off the nodes, NoExecute evicts the running ones, so the
+# workload's pods are gone and their replacements sit Pending while samizdat's Deployment is untouched.
+# (`cordon` is the milder act that leaves running replicas alone.)
+CENSOR_TAINT = "sandbox.samizdat.io/censored"
+CENSOR_TAINT_EFFECTS = ("NoSchedule", "NoExecute")
+CENSOR_QUOTA = "censor-zero-gpus"
+GPU_NODES = "nvidia.com/gpu.present=true"
+# faults after which the member's controllers are restarted by `heal`
+PROCESS_FAULTS = frozenset({"killed", "partitioned", "scheduler-stopped", "image-blocked"})
+# where an operator run against this sandbox (the demo's, the suites') serves its metrics; the HA test
+# runs two more beside it
 OPERATOR_METRICS_OFFSET = 1080
+PORT_SPAN = OPERATOR_METRICS_OFFSET + 10
 
 
 def default_directory() -> Path:
@@ -56,6 +85,7 @@ class Sandbox:
         """
         if self.running():
             raise RuntimeError(f"sandbox already running in {self.directory}; run `down` first")
+        check_port_base(self.state.port_base)
         ports = [*sandbox_ports(self.state.port_base, member_count), *hubsites.site_ports(self.state.port_base, hub_sites)]
         busy = [port for port in ports if not port_free(port)]
         if busy:
@@ -76,10 +106,12 @@ class Sandbox:
         if sites is not None:
             self.state.clusters[HUB] = hubsites.hub_cluster(sites, self.state.clusters[HUB])
         for cluster in self.state.clusters.values():
-            self.launcher.start_cluster(cluster)
+            self.launcher.start_apiserver(cluster)
         self.state.save()
         for cluster in self.state.clusters.values():
             self.launcher.wait_ready(cluster)
+            self.launcher.start_controllers(cluster)
+        self.state.save()
         if sites is not None:
             hubsites.start_sites(self.launcher, self.state, sites)
         timings["apiservers_ready_s"] = time.monotonic() - started
@@ -95,6 +127,8 @@ class Sandbox:
         )
         for member in layouts:
             self.wait_nodes_ready(member.name, sum(group.count for group in member.node_groups))
+        for cluster in self.state.clusters.values():
+            self.launcher.wait_serving(cluster)
         timings["total_s"] = time.monotonic() - started
         return timings
 
@@ -109,7 +143,8 @@ class Sandbox:
         self.kubectl(HUB).apply([members.member_secret(name, kubeconfig.read_text())])
 
     def down(self) -> None:
-        for pid_file in self.directory.glob("operator*.pid"):  # operators the demo or a test left running
+        # operators and GPU agents (e2e/sandbox/agents.py) the demo or a test left running
+        for pid_file in [*self.directory.glob("operator*.pid"), *self.directory.glob("agent-*.pid")]:
             kill_recorded(pid_file)
         self.launcher.stop(self.state)
         sites = hubsites.HubSites.load(self.directory)
@@ -198,24 +233,46 @@ class Sandbox:
         self.state.save()
 
     def heal(self, name: str) -> None:
+        """Undo every fault recorded for the member (see the module's docstring)."""
         cluster = self._member(name)
-        if "killed" in cluster.faults:
-            self.launcher.restart_apiserver(cluster)
-        elif "partitioned" in cluster.faults:
+        faults = set(cluster.faults)
+        if "killed" in faults:
+            self.launcher.start_apiserver(cluster)
+        elif "partitioned" in faults:
             os.killpg(cluster.pids["apiserver"], signal.SIGCONT)
-        cluster.faults = []
         self.launcher.wait_ready(cluster)
-        # A member back from an outage reboots its controllers too; left running they would sit in
-        # client-go's reconnect back-off for many seconds, an artefact of the sandbox, not of the fault.
-        # The old kwok's node leases go with it, or the new one would wait for them to expire (40 s).
-        self.launcher.stop_controllers(cluster)
-        self.kubectl(name).run("delete", "leases", "--all", "-n", "kube-node-lease")
-        self.launcher.start_controllers(cluster)
+        kubectl = self.kubectl(name)
+        if "cordoned" in faults:
+            kubectl.run("uncordon", "-l", GPU_NODES)
+        if "tainted" in faults:
+            kubectl.run("taint", "nodes", "-l", GPU_NODES, f"{CENSOR_TAINT}-")
+        if "gpu-quota-zero" in faults:
+            kubectl.run("delete", "resourcequota", CENSOR_QUOTA, "-n", members.WORKLOAD_NAMESPACE, "--ignore-not-found")
+        cluster.blocked_images = []
+        if faults & PROCESS_FAULTS:
+            # A member back from an outage reboots its controllers too; left running they would sit in
+            # client-go's reconnect back-off for many seconds, an artefact of the sandbox, not of the fault.
+            self._restart_controllers(cluster)
+        cluster.faults = []
         self.state.save()
 
-    def censor(self, name: str, action: str) -> None:
-        """Act as the member's hostile admin against samizdat's objects and identity."""
-        self._member(name)
+    def _restart_controllers(self, cluster: ClusterState, components: tuple[str, ...] = ()) -> None:
+        components = components or self.launcher.controllers(cluster)
+        self.launcher.stop_controllers(cluster, components)
+        self.state.save()
+        if "kwok" in components:
+            # the old kwok's node leases go with it, or the new one would wait for them to expire (40 s)
+            self.kubectl(cluster.name).run("delete", "leases", "--all", "-n", "kube-node-lease")
+        self.launcher.start_controllers(cluster, components)
+        self.state.save()
+        self.launcher.wait_serving(cluster, components)
+
+    def censor(self, name: str, action: str, image: str | None = None) -> None:
+        """Act as the member's hostile admin: against samizdat's objects and identity, or by starving
+        them (`image` names what `block-image` blocks)."""
+        cluster = self._member(name)
+        if (action == "block-image") != (image is not None):
+            raise ValueError("--image goes with --action block-image, and only with it")
         kubectl = self.kubectl(name)
         namespace = ["-n", members.WORKLOAD_NAMESPACE]
         if action == "delete":
@@ -234,8 +291,32 @@ class Sandbox:
             kubectl.run("delete", "secret", members.TOKEN_SECRET, "-n", members.SYSTEM_NAMESPACE)
         elif action == "delete-namespace":
             kubectl.run("delete", "namespace", members.WORKLOAD_NAMESPACE, "--wait=false")
+        elif action in STARVATIONS:
+            self._starve(cluster, action, image)
         else:
             raise ValueError(f"unknown censor action {action!r}; one of {', '.join(CENSOR_ACTIONS)}")
+
+    def _starve(self, cluster: ClusterState, action: str, image: str | None) -> None:
+        kubectl = self.kubectl(cluster.name)
+        if action == "cordon":
+            kubectl.run("cordon", "-l", GPU_NODES)
+        elif action == "taint":
+            kubectl.run("taint", "nodes", "-l", GPU_NODES, "--overwrite",
+                        *(f"{CENSOR_TAINT}=true:{effect}" for effect in CENSOR_TAINT_EFFECTS))
+        elif action == "quota-zero":
+            kubectl.apply([{
+                "apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": CENSOR_QUOTA, "namespace": members.WORKLOAD_NAMESPACE},
+                "spec": {"hard": {"requests.nvidia.com/gpu": "0"}},
+            }])
+        elif action == "stop-scheduler":
+            self.launcher.stop_controllers(cluster, ("scheduler",))
+        else:
+            assert image is not None
+            cluster.blocked_images = sorted({*cluster.blocked_images, stages.check_image(image)})
+            self._restart_controllers(cluster, ("kwok",))
+        cluster.faults = [*cluster.faults, STARVATIONS[action]]
+        self.state.save()
 
 
 def sandbox_ports(base: int, member_count: int) -> list[int]:
@@ -245,23 +326,40 @@ def sandbox_ports(base: int, member_count: int) -> list[int]:
             *(base + offset + i for offset in (100, 200, 300, 400) for i in clusters)]
 
 
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+def ephemeral_ports() -> range:
+    """The kernel's ephemeral port range, from which it picks the local port of outgoing connections."""
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    return range(int(low), int(high) + 1)
+
+
+def _overlaps_ephemeral(base: int, ephemeral: range) -> bool:
+    return base < ephemeral.stop and ephemeral.start < base + PORT_SPAN
+
+
+def check_port_base(base: int) -> None:
+    ephemeral = ephemeral_ports()
+    if base < 1024 or base + PORT_SPAN > 65536:
+        raise ValueError(f"sandbox port base {base}: its ports [{base}, {base + PORT_SPAN}) must lie in 1024–65535")
+    if _overlaps_ephemeral(base, ephemeral):
+        raise ValueError(
+            f"sandbox port base {base}: its ports [{base}, {base + PORT_SPAN}) overlap the kernel's ephemeral "
+            f"port range {ephemeral.start}–{ephemeral.stop - 1} (/proc/sys/net/ipv4/ip_local_port_range), where "
+            "an outgoing connection can take a port just when a restarted member process needs it; choose "
+            f"SAMIZDAT_SANDBOX_PORT_BASE at most {ephemeral.start - PORT_SPAN} or at least {ephemeral.stop}"
+        )
 
 
 def free_port_base(member_count: int, start: int = 27000, step: int = 1000) -> int:
-    """The first port base from `start` at which a sandbox of `member_count` members finds every port
-    free, so a test session never talks to a sandbox left over from another."""
-    for base in range(start, 32000, step):
-        if all(port_free(port) for port in sandbox_ports(base, member_count)):
+    """The first port base from `start` at which a sandbox of `member_count` members lies outside the
+    ephemeral port range and finds every port free, so a test session never talks to a sandbox left over
+    from another."""
+    ephemeral = ephemeral_ports()
+    for base in range(start, 65536 - PORT_SPAN, step):
+        if not _overlaps_ephemeral(base, ephemeral) and all(
+            port_free(port) for port in sandbox_ports(base, member_count)
+        ):
             return base
-    raise RuntimeError("no free port range for a sandbox below 32000")
+    raise RuntimeError(f"no free port range for a sandbox outside the ephemeral ports from {start}")
 
 
 def _condition(obj: dict[str, Any], kind: str) -> str | None:

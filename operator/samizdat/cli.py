@@ -1,4 +1,5 @@
-"""The `samizdat` command: `run` starts the operator, `plan` answers "where would this go?" offline."""
+"""The `samizdat` command: `run` starts the operator, `plan` answers "where would this go?" offline, and
+`agent` reports a GPU node's NVML facts and health on its Node."""
 
 from __future__ import annotations
 
@@ -45,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
                           help="how long after its last renewal the leader stops writing (less than the duration)")
     election.add_argument("--retry-period", type=float, default=1.0, metavar="SECONDS",
                           help="how often candidates read and the leader renews the Lease")
+
+    agent = commands.add_parser("agent", help="report this GPU node's NVML facts and health on its Node")
+    agent.add_argument("--node", help="the Node to report on (default: $NODE_NAME)")
+    agent.add_argument("--kubeconfig", help="default: the pod's service account, else $KUBECONFIG")
+    agent.add_argument("--replay", action="append", default=[], metavar="NODE=FILE",
+                       help="report on NODE from recorded NVML answers instead of the driver (sandbox, tests)")
+    agent.add_argument("--interval", type=float, default=5.0, help="seconds between NVML reads")
+    agent.add_argument("--refresh", type=float, default=300.0,
+                       help="rewrite the Node at least this often even without a change (seconds)")
+    agent.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics (0: off)")
     return parser
 
 
@@ -54,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from samizdat.commands import plan
 
         return plan.main(args)
+    if args.command == "agent":
+        from samizdat.commands import agent
+
+        return agent.main(args)
     from samizdat.commands import run
 
     return run.main(args)

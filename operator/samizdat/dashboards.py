@@ -1,10 +1,12 @@
-"""samizdat's Grafana dashboards, as code: `python -m samizdat.dashboards helm/samizdat/dashboards` writes
-the JSON the chart ships.
+"""samizdat's Grafana dashboards, as code: `python -m samizdat.dashboards helm/samizdat/dashboards
+helm/samizdat-agent/dashboards` writes the JSON the two charts ship.
 
 The JSON files in helm/samizdat/dashboards/ are generated from this module and committed; reviewers read
 this file, and tests/test_dashboards.py fails when the two disagree. Every query uses only the metrics
 of operator/samizdat/metrics.py (checked by the same test) and runs against a real Prometheus in
-e2e/test_prometheus.py.
+e2e/test_prometheus.py. The GPU agent's dashboard goes to helm/samizdat-agent/dashboards/ instead: the
+agents run in the members, so their metrics live in each member's Prometheus, not the hub's; its queries
+use only operator/samizdat/agent/metrics.py.
 
 Gauges are read through `max by (...)`: a standby replica of the operator (kopf peering) or a pod being
 replaced may still expose the series for a moment, and the dashboards must not add them up.
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from samizdat.inventory import CC_STATES
 from samizdat.metrics import PHASES
 from samizdat.model import Phase
 
@@ -302,23 +305,61 @@ def workload() -> dict[str, Any]:
     )
 
 
+def gpus() -> dict[str, Any]:
+    """The NVML agents of one member (samizdat-agent chart): what each GPU node really is and how it is."""
+    # codes from 1, as for phases: "no series" is not the first state; CC on but no TEE in orange
+    cc_mappings = value_map({code: (state, "green" if code == 1 else "orange" if code <= 4 else "text")
+                             for code, state in enumerate(CC_STATES, start=1)})
+    cc_code = "\n+ ".join(f'max by (node) (samizdat_agent_cc_state{{state="{state}"}}) * {code}'
+                          for code, state in enumerate(CC_STATES, start=1))
+    return dashboard("samizdat-gpus", "samizdat / GPU nodes",
+                     "What samizdat's NVML agents observe on this member's GPU nodes: GPUs, health, XIDs, "
+                     "confidential computing.", [
+        stat("GPUs seen", "GPUs NVML reports on all nodes with an agent.", (0, 0, 6, 4),
+             "sum(max by (node) (samizdat_agent_gpus))"),
+        stat("GPUs healthy", "GPUs without a fault that takes them out of service.", (6, 0, 6, 4),
+             "sum(max by (node) (samizdat_agent_gpus_healthy))"),
+        stat("Nodes with a fatal GPU fault", "Nodes the agent tainted samizdat.io/gpu-fault:NoExecute.",
+             (12, 0, 6, 4), "sum(max by (node) (samizdat_agent_gpu_fault))", thresholds=[(None, "green"), (1, "red")]),
+        stat("Nodes without NVML", "Nodes whose agent gets no answer from NVML (no driver, no permission).",
+             (18, 0, 6, 4), "count(max by (node) (samizdat_agent_nvml_up) == 0) or vector(0)",
+             thresholds=[(None, "green"), (1, "orange")]),
+        timeseries("Healthy GPUs per node", "GPUs in service against GPUs seen, per node.", (0, 4, 12, 8), [
+            target("max by (node) (samizdat_agent_gpus_healthy)", "{{node}} healthy"),
+            target("max by (node) (samizdat_agent_gpus)", "{{node}} seen"),
+        ]),
+        timeseries("XID events", "Critical XID events per node and code; 48, 61, 62, 64, 74, 79, 95, 119 and "
+                   "120 are fatal (see docs/agent.md).", (12, 4, 12, 8),
+                   [target("sum by (node, xid) (increase(samizdat_agent_xid_events_total[$__rate_interval]))",
+                           "{{node}} XID {{xid}}")], bars=True),
+        state_timeline("Confidential computing (observed)", "Each node's CC state as its agent read it through "
+                       "NVML; only `ready` makes a node a TEE for requireObservedTEE.", (0, 12, 24, 8),
+                       [target(cc_code, "{{node}}")], cc_mappings),
+        timeseries("Failed Node writes", "Writes of the observation to the Node that failed, per second.",
+                   (0, 20, 24, 6),
+                   [target("sum by (node) (rate(samizdat_agent_publish_errors_total[$__rate_interval]))",
+                           "{{node}}")], unit="reqps"),
+    ])
+
+
 DASHBOARDS = {"samizdat-fleet": fleet, "samizdat-failovers": failovers, "samizdat-workload": workload}
+AGENT_DASHBOARDS = {"samizdat-gpus": gpus}
 
 
-def render() -> dict[str, str]:
-    """File name -> JSON text of every dashboard."""
-    return {f"{name}.json": json.dumps(build(), indent=2) + "\n" for name, build in DASHBOARDS.items()}
+def render(dashboards: dict[str, Any] = DASHBOARDS) -> dict[str, str]:
+    """File name -> JSON text of every dashboard (the operator chart's, unless told otherwise)."""
+    return {f"{name}.json": json.dumps(build(), indent=2) + "\n" for name, build in dashboards.items()}
 
 
 def main(argv: Sequence[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m samizdat.dashboards DIRECTORY", file=sys.stderr)
+    if len(argv) not in (1, 2):
+        print("usage: python -m samizdat.dashboards DIRECTORY [AGENT_DIRECTORY]", file=sys.stderr)
         return 2
-    directory = Path(argv[0])
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, text in render().items():
-        (directory / name).write_text(text, encoding="utf-8")
-        print(f"wrote {directory / name}", file=sys.stderr)
+    for directory, dashboards in zip(map(Path, argv), (DASHBOARDS, AGENT_DASHBOARDS), strict=False):
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in render(dashboards).items():
+            (directory / name).write_text(text, encoding="utf-8")
+            print(f"wrote {directory / name}", file=sys.stderr)
     return 0
 
 

@@ -1,9 +1,16 @@
 """GPU facts of member nodes and the compact inventory placement decides over.
 
-Every GPU fact is read from node labels through `gpu_facts`, in one place, whether the labels come
-from NVIDIA's GPU Feature Discovery or, later, from samizdat's own NVML agent. Free GPUs per node are
-the node's allocatable `nvidia.com/gpu` minus what every non-finished pod bound to it requests (ours
-and other tenants'), and nodes are grouped by shape so a 100,000-node fleet stays small yet exact.
+Every GPU fact is read from node labels through `gpu_facts`, in one place. Two sources may describe a
+node: samizdat's NVML agent (`samizdat agent`), which writes what it *observed* under `samizdat.io/`
+names, and NVIDIA's GPU Feature Discovery or a person, whose `nvidia.com/` labels are claims. Observed
+facts win wherever the agent wrote them: a label typed as `nvidia.com/cc.mode=on` on a node whose agent
+sees confidential computing off is not a TEE. This module owns the label, taint and condition names
+the agent writes, so the agent and the inventory cannot drift apart.
+
+Free GPUs per node are the node's allocatable `nvidia.com/gpu` (no more than the agent counts healthy)
+minus what every non-finished pod bound to it requests (ours and other tenants'); a node the agent
+tainted for a fatal GPU fault holds nothing. Nodes are grouped by shape so a 100,000-node fleet stays
+small yet exact.
 """
 
 from __future__ import annotations
@@ -22,6 +29,21 @@ COUNT_LABEL = "nvidia.com/gpu.count"
 CC_MODE_LABEL = "nvidia.com/cc.mode"
 FINISHED_POD_PHASES = frozenset({"Succeeded", "Failed"})
 
+# What samizdat's agent observed through NVML (labels, so that pods can select on them too).
+OBSERVED_PRODUCT_LABEL = "samizdat.io/gpu.product"
+OBSERVED_MEMORY_LABEL = "samizdat.io/gpu.memory"
+OBSERVED_COUNT_LABEL = "samizdat.io/gpu.count"
+OBSERVED_HEALTHY_LABEL = "samizdat.io/gpu.healthy"  # GPUs without a fault that takes them out of service
+OBSERVED_CC_LABEL = "samizdat.io/cc"  # one of `CC_STATES`
+CC_READY = "ready"  # CC on, production environment, no devtools, GPUs accepting work: a TEE
+# Every observed confidential-computing state: `ready` is the only one that makes a TEE.
+CC_STATES = (CC_READY, "not-ready", "devtools", "simulated", "off", "unsupported", "unknown")
+OBSERVED_AT_ANNOTATION = "samizdat.io/gpu-observed-at"
+AGENT_VERSION_ANNOTATION = "samizdat.io/agent-version"
+OBSERVATION_ANNOTATION = "samizdat.io/gpu-observation"  # the whole observation, JSON
+HEALTH_CONDITION = "GPUHealthy"
+FAULT_TAINT = "samizdat.io/gpu-fault"  # on a fatal fault, NoExecute: the member's pods move away
+
 
 @dataclass(frozen=True, slots=True)
 class GPUFacts:
@@ -29,20 +51,36 @@ class GPUFacts:
     memory_mib: int
     count: int
     tee: bool
+    # Whether the agent observed confidential computing ready (not merely a label claiming it).
+    tee_observed: bool = False
+    # GPUs the agent counts healthy; None where no agent reports.
+    healthy: int | None = None
 
 
 def gpu_facts(labels: Mapping[str, str]) -> GPUFacts | None:
-    """The node's GPUs as its labels describe them, or None for a node without (parsable) GPU labels."""
-    product = labels.get(PRODUCT_LABEL)
+    """The node's GPUs, observed facts preferred over claimed ones; None for a node without (parsable)
+    GPU labels."""
+    product = labels.get(OBSERVED_PRODUCT_LABEL) or labels.get(PRODUCT_LABEL)
     if not product:
         return None
     try:
-        memory = int(labels.get(MEMORY_LABEL, "0"))
-        count = int(labels.get(COUNT_LABEL, "0"))
+        memory = int(labels.get(OBSERVED_MEMORY_LABEL) or labels.get(MEMORY_LABEL, "0"))
+        count = int(labels.get(OBSERVED_COUNT_LABEL) or labels.get(COUNT_LABEL, "0"))
+        healthy = int(labels[OBSERVED_HEALTHY_LABEL]) if OBSERVED_HEALTHY_LABEL in labels else None
     except ValueError:
         return None
-    # GFD reports "on" when the GPU runs in confidential-computing mode ("devtools"/"off" otherwise).
-    return GPUFacts(product=product, memory_mib=memory, count=count, tee=labels.get(CC_MODE_LABEL) == "on")
+    cc = labels.get(OBSERVED_CC_LABEL)
+    tee_observed = cc == CC_READY
+    # GFD and NVIDIA's CC manager say "on" for confidential-computing mode ("devtools"/"off" otherwise);
+    # where the agent could look (NVML answered), only what it saw counts.
+    tee = tee_observed if cc not in (None, "unknown") else labels.get(CC_MODE_LABEL) == "on"
+    return GPUFacts(product=product, memory_mib=memory, count=count, tee=tee, tee_observed=tee_observed,
+                    healthy=healthy)
+
+
+def gpu_faulted(node: Mapping[str, Any]) -> bool:
+    """Whether the node's agent tainted it for a fatal GPU fault."""
+    return any(taint.get("key") == FAULT_TAINT for taint in node.get("spec", {}).get("taints") or [])
 
 
 def _quantity(value: Any) -> int:
@@ -74,21 +112,49 @@ def _node_ready(node: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def _unschedulable(pod: Mapping[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable" for c in conditions)
+
+
+def replicas_lost_to_faults(pods: Iterable[Mapping[str, Any]], nodes: Mapping[str, Mapping[str, Any]]) -> int:
+    """Replicas among `pods` (one copy's) that a member holds only on paper because its agents found GPUs
+    fatally faulted: pods still bound to a node tainted for a fault, and, while the member has such a
+    node, pods its scheduler finds no room for. The member's scheduler gets the first try: a replica it
+    moves to a healthy node of the same member is not lost. With no faulted node this is zero; a pod
+    that waits for room on a healthy member is a matter for start deadlines, not for the agent."""
+    faulted = {name for name, node in nodes.items() if gpu_faulted(node)}
+    if not faulted:
+        return 0
+    lost = 0
+    for pod in pods:
+        if pod.get("metadata", {}).get("deletionTimestamp") or pod.get("status", {}).get("phase") in FINISHED_POD_PHASES:
+            continue  # going or gone: its replacement is what counts
+        node_name = pod.get("spec", {}).get("nodeName")
+        if node_name in faulted or (not node_name and _unschedulable(pod)):
+            lost += 1
+    return lost
+
+
 def node_shapes(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]]) -> tuple[NodeShape, ...]:
-    """Group schedulable GPU nodes by (product, memory, TEE, free GPUs); sorted for stable output."""
+    """Group schedulable GPU nodes by (product, memory, TEE, observed TEE, free GPUs); sorted for stable
+    output."""
     used: Counter[str] = Counter()
     for pod in pods:
         node_name = pod.get("spec", {}).get("nodeName")
         if node_name and pod.get("status", {}).get("phase") not in FINISHED_POD_PHASES:
             used[node_name] += pod_gpu_request(pod)
-    shapes: Counter[tuple[str, int, bool, int]] = Counter()
+    shapes: Counter[tuple[str, int, bool, bool, int]] = Counter()
     for node in nodes:
         facts = gpu_facts(node.get("metadata", {}).get("labels", {}))
-        if facts is None or not _node_ready(node):
+        if facts is None or not _node_ready(node) or gpu_faulted(node):
             continue
-        free = max(0, allocatable_gpus(node) - used[node["metadata"]["name"]])
-        shapes[(facts.product, facts.memory_mib, facts.tee, free)] += 1
+        usable = allocatable_gpus(node)
+        if facts.healthy is not None:
+            usable = min(usable, facts.healthy)
+        free = max(0, usable - used[node["metadata"]["name"]])
+        shapes[(facts.product, facts.memory_mib, facts.tee, facts.tee_observed, free)] += 1
     return tuple(
-        NodeShape(product=product, memory_mib=memory, tee=tee, free_gpus=free, nodes=count)
-        for (product, memory, tee, free), count in sorted(shapes.items())
+        NodeShape(product=product, memory_mib=memory, tee=tee, free_gpus=free, nodes=count, tee_observed=observed)
+        for (product, memory, tee, observed, free), count in sorted(shapes.items())
     )

@@ -83,12 +83,22 @@ def _gpu_affinity(workload: AIWorkload) -> dict[str, Any] | None:
         requirements.append({"key": inventory.PRODUCT_LABEL, "operator": "In", "values": sorted(gpu.products)})
     if gpu.min_memory_mib:
         requirements.append({"key": inventory.MEMORY_LABEL, "operator": "Gt", "values": [str(gpu.min_memory_mib - 1)]})
-    if workload.spec.placement.require_tee:
-        requirements.append({"key": inventory.CC_MODE_LABEL, "operator": "In", "values": ["on"]})
-    if not requirements:
+    # TEE nodes exactly as the inventory counts them (terms are ORed): observed ready by samizdat's
+    # agent, or, where no agent reports, labelled as in confidential-computing mode.
+    observed: dict[str, Any] = {"key": inventory.OBSERVED_CC_LABEL, "operator": "In", "values": [inventory.CC_READY]}
+    placement = workload.spec.placement
+    if placement.require_observed_tee:
+        terms = [[*requirements, observed]]
+    elif placement.require_tee:
+        claimed: list[dict[str, Any]] = [{"key": inventory.OBSERVED_CC_LABEL, "operator": "DoesNotExist"},
+                   {"key": inventory.CC_MODE_LABEL, "operator": "In", "values": ["on"]}]
+        terms = [[*requirements, observed], [*requirements, *claimed]]
+    elif requirements:
+        terms = [requirements]
+    else:
         return None
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": requirements}]
+        "nodeSelectorTerms": [{"matchExpressions": term} for term in terms]
     }}}
 
 

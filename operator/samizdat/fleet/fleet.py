@@ -239,8 +239,12 @@ class Fleet:
         return {name: copy for name, copy in self.copies_of(uid).items() if self.countable(name)}
 
     def current(self, uid: str) -> dict[str, int]:
-        """Replicas placed per member that may be counted: lost or unfenced members hold none."""
-        return {name: copy.desired for name, copy in self.counted(uid).items()}
+        """Replicas placed per member that may be counted: lost or unfenced members hold none, and
+        replicas stranded by fatally faulted GPUs (the agent's taint) do not count where they are."""
+        return {
+            name: max(0, copy.desired - self._members[name].replicas_lost_to_gpu_faults(uid))
+            for name, copy in self.counted(uid).items()
+        }
 
     def losses(self, uid: str) -> dict[str, Loss]:
         """Members that held replicas of the workload (by their copies, or by our last decision when a

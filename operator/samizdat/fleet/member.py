@@ -345,6 +345,11 @@ class Member:
         labels = (pod["metadata"].get("labels", {}) for pod in self.pods.values())
         return {uid for uid in (label.get(manifests.UID_LABEL) for label in labels) if uid}
 
+    def replicas_lost_to_gpu_faults(self, uid: str) -> int:
+        """Replicas of the workload stranded by GPUs the member's agents found fatally faulted."""
+        pods = (p for p in self.pods.values() if p["metadata"].get("labels", {}).get(manifests.UID_LABEL) == uid)
+        return inventory.replicas_lost_to_faults(pods, self.nodes)
+
     def shapes(self) -> tuple[NodeShape, ...]:
         if self._shapes is None:
             self._shapes = inventory.node_shapes(self.nodes.values(), self.pods.values())

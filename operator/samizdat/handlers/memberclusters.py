@@ -62,7 +62,7 @@ def build_status(spec: model.MemberCluster, member: MemberState, now: datetime) 
         if censoring else None,
         gpu_inventory=tuple(
             model.GPUNodeShape(product=s.product, memory_mib=s.memory_mib, tee=s.tee, free_gpus=s.free_gpus,
-                               nodes=s.nodes)
+                               nodes=s.nodes, tee_observed=s.tee_observed)
             for s in shapes
         ),
         total_gpus=member.total_gpus,

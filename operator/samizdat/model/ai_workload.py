@@ -103,6 +103,9 @@ class PlacementRules(Model):
     """Members in any country of these alliances (Alliance object names, e.g. five-eyes) are never used."""
     require_tee: Annotated[Flag, Field(alias="requireTEE")] = False
     """Only members and nodes with confidential computing (GPU TEE) are used."""
+    require_observed_tee: Annotated[Flag, Field(alias="requireObservedTEE")] = False
+    """requireTEE, proven: only nodes whose samizdat agent observed confidential computing ready through
+    NVML count; a label alone (nvidia.com/cc.mode) does not. Implies requireTEE."""
     cluster_selector: ClusterSelector = ClusterSelector()
     """Only members whose labels match are used."""
 

@@ -161,7 +161,10 @@ class GPUNodeShape(Model):
     memory_mib: Annotated[NonNegativeInt, Field(alias="memoryMiB")]
     """Memory of one GPU in MiB (nvidia.com/gpu.memory)."""
     tee: Flag = False
-    """Whether these nodes run GPUs in confidential-computing mode (nvidia.com/cc.mode)."""
+    """Whether these nodes run GPUs in confidential-computing mode: as samizdat's agent observed it where
+    one runs (samizdat.io/cc), else as labelled (nvidia.com/cc.mode)."""
+    tee_observed: Annotated[Flag, Field(alias="teeObserved")] = False
+    """Whether samizdat's agent observed confidential computing ready on these nodes through NVML."""
     free_gpus: Annotated[NonNegativeInt, Field(alias="freeGPUs")]
     """GPUs still free on each one of these nodes."""
     nodes: PositiveCount

@@ -60,6 +60,7 @@ def to_member(member: model.MemberCluster, now: datetime) -> snapshot.Member:
                 tee=shape.tee,
                 free_gpus=shape.free_gpus,
                 nodes=shape.nodes,
+                tee_observed=shape.tee_observed,
             )
             for shape in member.status.gpu_inventory
         ),
@@ -78,7 +79,8 @@ def to_rules(placement: model.PlacementRules) -> snapshot.Rules:
         allowed_jurisdictions=frozenset(placement.allowed_jurisdictions),
         denied_jurisdictions=frozenset(placement.denied_jurisdictions),
         denied_alliances=frozenset(placement.denied_alliances),
-        require_tee=placement.require_tee,
+        require_tee=placement.require_tee or placement.require_observed_tee,
+        require_observed_tee=placement.require_observed_tee,
         cluster_selector=dict(placement.cluster_selector.match_labels),
     )
 

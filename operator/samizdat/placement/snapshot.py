@@ -24,6 +24,8 @@ class NodeShape:
     tee: bool
     free_gpus: int
     nodes: int
+    # Confidential computing seen ready by samizdat's NVML agent, not merely claimed by a label.
+    tee_observed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,8 @@ class Rules:
     denied_jurisdictions: frozenset[str] = frozenset()
     denied_alliances: frozenset[str] = frozenset()
     require_tee: bool = False
+    # requireTEE proven: the member must have nodes whose agent observed confidential computing ready.
+    require_observed_tee: bool = False
     # Equality match on member labels (`spec.placement.clusterSelector.matchLabels`).
     cluster_selector: Mapping[str, str] = field(default_factory=dict)
 
