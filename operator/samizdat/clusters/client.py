@@ -6,7 +6,9 @@ is bounded three ways: connecting (TCP and TLS), silence between bytes, and the 
 
 The client knows nothing of Kubernetes objects; the verb modules (`fetching`, `watching`, `applying`,
 `deleting`, `scaling`, `probing`) build paths and bodies on top of it. Writes go through
-`writing.write`, never straight through `request`.
+`writing.write`, never straight through `request` (the one exception is the election's own Lease, see
+`leasing`). A client may carry an `Authority`, the leader election, which `writing.write` asks before
+every write.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from samizdat.clusters import errors
 from samizdat.clusters.kubeconfig import Credentials, KubeconfigError
+from samizdat.leadership import Permit
 
 USER_AGENT = "samizdat"
 # A single reply is at most one page of a list (see fetching.PAGE_SIZE) or one object; a member sending
@@ -60,6 +63,14 @@ class Deadlines:
             connect=min(self.connect, seconds), read=min(self.read, seconds), request=min(self.request, seconds),
             watch=self.watch, watch_grace=self.watch_grace,
         )
+
+
+class Authority(Protocol):
+    """Who may write through a client: the leader election, asked once per write."""
+
+    def permit(self) -> Permit | None:
+        """The epoch to stamp a write with and how long the warrant holds; None: do not write."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +106,12 @@ class MemberClient:
         *,
         deadlines: Deadlines | None = None,
         transport: httpx.AsyncBaseTransport | None = None,  # tests only: to feed transport failures
+        authority: Authority | None = None,  # None: writes need no warrant (tools, tests, `join`)
     ) -> None:
         self.member = member
         self.credentials = credentials
         self.deadlines = deadlines or Deadlines()
+        self.authority = authority
         self._token: tuple[str, float] | None = None  # (token, monotonic time read) when from a file
         self._http = httpx.AsyncClient(
             base_url=credentials.server,

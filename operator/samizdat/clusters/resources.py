@@ -55,8 +55,10 @@ NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
 PODS = Resource("", "v1", "pods", "Pod", namespaced=True)
 SECRETS = Resource("", "v1", "secrets", "Secret", namespaced=True)
 EVENTS = Resource("", "v1", "events", "Event", namespaced=True)  # in the hub: samizdat's own Events
+CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)  # a member's fence epoch
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", namespaced=True, scalable=True)
 JOBS = Resource("batch", "v1", "jobs", "Job", namespaced=True)
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", namespaced=True)  # the hub's election
 SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount", namespaced=True)
 CLUSTERROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False)
 CLUSTERROLEBINDINGS = Resource(
@@ -67,7 +69,7 @@ ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "Role
 MEMBERCLUSTERS = Resource("samizdat.io", "v1alpha1", "memberclusters", "MemberCluster", namespaced=False)
 
 KNOWN: tuple[Resource, ...] = (
-    NAMESPACES, NODES, PODS, SECRETS, EVENTS, DEPLOYMENTS, JOBS,
+    NAMESPACES, NODES, PODS, SECRETS, EVENTS, CONFIGMAPS, DEPLOYMENTS, JOBS, LEASES,
     SERVICEACCOUNTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS, MEMBERCLUSTERS,
 )
 _BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in KNOWN}

@@ -168,6 +168,7 @@ class Fleet:
             probe_interval_s=policy.probe_interval_seconds,
             probe_timeout_s=policy.probe_timeout_seconds,
             quarantine_s=self._settings.quarantine_s,
+            authority=self._settings.authority,
             policy=health.HealthPolicy(
                 suspect_after_failures=policy.suspect_after_failures,
                 down_after_seconds=policy.down_after_seconds,

@@ -23,7 +23,7 @@ from typing import Any
 
 from samizdat import health, inventory, ledger, manifests, metrics
 from samizdat.clusters import applying, deleting, errors, kubeconfig, probing, resources, scaling, watching, writing
-from samizdat.clusters.client import MemberClient
+from samizdat.clusters.client import Authority, MemberClient
 from samizdat.clusters.fetching import Listing
 from samizdat.model import CensorshipKind, Phase
 from samizdat.placement.snapshot import NodeShape
@@ -56,6 +56,8 @@ class MemberSettings:
     probe_timeout_s: float = 1.0
     quarantine_s: float = 300.0
     policy: health.HealthPolicy = health.HealthPolicy()
+    # The leader election every write asks first (None: a single operator, writes unguarded).
+    authority: Authority | None = None
 
 
 @dataclass
@@ -187,7 +189,7 @@ class Member:
     def client(self) -> MemberClient:
         """The member's API, connected on first use (its TLS context is costly to build)."""
         if self._client is None:
-            self._client = MemberClient(self.name, self._credentials)
+            self._client = MemberClient(self.name, self._credentials, authority=self.settings.authority)
         return self._client
 
     @property

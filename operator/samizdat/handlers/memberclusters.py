@@ -184,11 +184,13 @@ async def _follow(
             status = build_status(spec, member, now, credentials.observe(standing, now.timestamp(), renew_at),
                                   credentials.status(standing, renew_at))
             metrics.member_gpus(name, status["totalGPUs"], status["freeGPUs"])
-            if member.health.phase is not last_phase:
+            if not startup.leading(memo):
+                written = None  # a standby writes neither status nor Events; on taking over it writes afresh
+            elif member.health.phase is not last_phase:
                 _announce(memo, body, member.health, last_phase)
                 last_phase = member.health.phase
             stale = time.monotonic() - last_write > STATUS_REFRESH_S
-            if written is None or stale or _comparable(status) != _comparable(written):
+            if startup.leading(memo) and (written is None or stale or _comparable(status) != _comparable(written)):
                 status["lastProbeTime"] = now.isoformat()
                 try:
                     await hub.patch_status(memo.hub, "memberclusters", name, None, status)
