@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from e2e.operator import OperatorProcess
+from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import aiworkload, apply_manifest, copies, delete_workload, wait_settled
-from samizdat.leadership import EPOCH_ANNOTATION
+from samizdat.leadership import EPOCH_ANNOTATION, fence
 
 LEASE = "samizdat-leader-e2e"
 RULES = {"minJurisdictions": 2}
@@ -44,6 +45,9 @@ def elected(hub: Sandbox, operator: OperatorProcess) -> Iterator[tuple[OperatorP
         first.stop()
         second.stop()
         hub.kubectl("hub").run("delete", "lease", LEASE, "-n", "samizdat-system", "--ignore-not-found")
+        for member in hub.member_names:  # the leaders raised it; the lone operator after them writes as 0
+            hub.kubectl(member).run("patch", "configmap", fence.FENCE_NAME, "-n", members.WORKLOAD_NAMESPACE,
+                                    "--type=merge", "-p", '{"data":{"epoch":"0"}}')
         operator.start()
 
 
@@ -65,10 +69,19 @@ def test_the_standby_takes_over_a_killed_leader_under_a_new_epoch(
         epochs = {copy["metadata"]["annotations"].get(EPOCH_ANNOTATION) for copy in copies(hub, uid).values()}
         assert "2" in epochs and epochs <= {"1", "2"}
         assert sum(copy["spec"]["replicas"] for copy in copies(hub, uid).values()) == 3
+        # every member the new leader wrote to was fenced at its epoch first
+        written = [name for name, copy in copies(hub, uid).items()
+                   if copy["metadata"]["annotations"].get(EPOCH_ANNOTATION) == "2"]
+        assert written and all(_fence_epoch(hub, name) == 2 for name in written)
         assert took < 30, f"the standby took {took:.0f}s to take over and place"
     finally:
         delete_workload(hub, "elected")
         eventually(lambda: not _exists(hub), timeout=60, what="elected removed")
+
+
+def _fence_epoch(hub: Sandbox, member: str) -> int:
+    found = hub.kubectl(member).get_json("configmap", fence.FENCE_NAME, "-n", members.WORKLOAD_NAMESPACE)
+    return int(found["data"]["epoch"])
 
 
 def _exists(hub: Sandbox) -> Any:

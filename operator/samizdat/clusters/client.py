@@ -7,8 +7,9 @@ is bounded three ways: connecting (TCP and TLS), silence between bytes, and the 
 The client knows nothing of Kubernetes objects; the verb modules (`fetching`, `watching`, `applying`,
 `deleting`, `scaling`, `probing`) build paths and bodies on top of it. Writes go through
 `writing.write`, never straight through `request` (the one exception is the election's own Lease, see
-`leasing`). A client may carry an `Authority`, the leader election, which `writing.write` asks before
-every write.
+`leasing`, and the fence epoch, see `fencing`). A client may carry an `Authority`, the leader election,
+which `writing.write` asks before every write, and a `FenceKeeper`, which raises the member's fence to
+the leader's epoch before its first write there.
 """
 
 from __future__ import annotations
@@ -73,6 +74,14 @@ class Authority(Protocol):
         ...
 
 
+class FenceKeeper(Protocol):
+    """Keeps a member's fence at the writing leader's epoch (`fencing.Keeper`)."""
+
+    async def before_write(self, client: MemberClient, permit: Permit, deadline: float) -> None:
+        """Raise the member's fence to `permit.epoch` if it is not there yet; raise if it cannot be."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A successful (2xx) reply: its status and body, already read in full."""
@@ -107,11 +116,13 @@ class MemberClient:
         deadlines: Deadlines | None = None,
         transport: httpx.AsyncBaseTransport | None = None,  # tests only: to feed transport failures
         authority: Authority | None = None,  # None: writes need no warrant (tools, tests, `join`)
+        fence: FenceKeeper | None = None,  # None: no fence to raise (the hub, or no election)
     ) -> None:
         self.member = member
         self.credentials = credentials
         self.deadlines = deadlines or Deadlines()
         self.authority = authority
+        self.fence = fence
         self._token: tuple[str, float] | None = None  # (token, monotonic time read) when from a file
         self._http = httpx.AsyncClient(
             base_url=credentials.server,

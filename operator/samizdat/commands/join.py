@@ -137,10 +137,11 @@ def member_rights() -> list[Access]:
     """Every right `join` uses in the member, derived from the objects it writes."""
     rights = [Access("get", resources.NAMESPACES, name=membership.IDENTITY_NAMESPACE),
               Access("create", resources.NAMESPACES)]
-    for obj in membership.identity_objects():
+    for obj in [*membership.identity_objects(), *membership.fence_objects()]:
         resource = resources.of(obj)
         namespace = obj["metadata"].get("namespace")
         rights += [Access("patch", resource, namespace, obj["metadata"]["name"]), Access("create", resource, namespace)]
+    rights.append(Access("create", resources.CONFIGMAPS, WORKLOAD_NAMESPACE))  # the fence epoch
     secrets = resources.SECRETS
     rights += [Access(verb, secrets, membership.IDENTITY_NAMESPACE) for verb in ("create", "list", "delete")]
     rights.append(Access("create", resources.SERVICEACCOUNTS, membership.IDENTITY_NAMESPACE, membership.IDENTITY,
@@ -222,6 +223,7 @@ async def _write_member(found: membership.Registration, member: Context, lifetim
     for obj in membership.identity_objects():
         await applying.apply(client, obj)
     say("  applied " + ", ".join(contexts.describe(obj) for obj in membership.identity_objects()))
+    await _install_fence(client)
     secret = await creating.create(client, membership.credential_secret())
     anchor = membership.Anchor(secret["metadata"]["name"], secret["metadata"]["uid"])
     minted = await minting.mint(client, namespace=membership.IDENTITY_NAMESPACE, service_account=membership.IDENTITY,
@@ -231,6 +233,19 @@ async def _write_member(found: membership.Registration, member: Context, lifetim
     kubeconfig = membership.kubeconfig(found.name, endpoint(client.credentials), minted.token)
     await _check_identity(found.name, kubeconfig)
     return anchor, kubeconfig
+
+
+async def _install_fence(client: MemberClient) -> None:
+    """The fence epoch (created at 0 when missing, never lowered), then the policies that check against it."""
+    epoch = membership.fence_epoch()
+    try:
+        await creating.create(client, epoch)
+        say(f"  created {contexts.describe(epoch)} (fence epoch 0; the leader raises it)")
+    except errors.Conflict:
+        pass  # kept as it stands: a leader may have raised it, and lowering it would unfence the member
+    for obj in membership.fence_objects():
+        await applying.apply(client, obj)
+    say("  applied the fence: " + ", ".join(contexts.describe(obj) for obj in membership.fence_objects()))
 
 
 async def _check_identity(name: str, kubeconfig: str) -> None:

@@ -163,7 +163,7 @@ async def _clean_member(member: Context) -> None:
         await deleting.delete(client, resources.SECRETS, item["metadata"]["name"],
                               namespace=membership.IDENTITY_NAMESPACE)
     deleted = [f"{len(credentials.items)} credential Secret(s)"]
-    for obj in reversed(membership.identity_objects()):
+    for obj in reversed(membership.installed_objects()):  # the fence first, the workload namespace last
         metadata = obj["metadata"]
         if await deleting.delete(client, resources.of(obj), metadata["name"], namespace=metadata.get("namespace")):
             deleted.append(contexts.describe(obj))

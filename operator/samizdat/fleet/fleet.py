@@ -332,8 +332,10 @@ class Fleet:
                 reasons.append("not connected")
             elif not self.countable(name):
                 reasons.append(self._unschedulable_reason(member))
-            # A Suspect member keeps what it runs but takes nothing new: no free GPUs to offer.
-            usable = member is not None and health.schedulable(member.health.phase)
+            # A Suspect member keeps what it runs but takes nothing new: no free GPUs to offer. So does
+            # one without a working fence under an election: nothing can be written there.
+            usable = member is not None and health.schedulable(member.health.phase) and not (
+                member.fence is not None and member.fence.broken is not None)
             members.append(dataclasses.replace(
                 from_model.to_member(spec, now),
                 shapes=member.promised_shapes(self._promises(member)) if member is not None and usable else (),

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from samizdat import health, inventory, ledger, manifests, metrics
-from samizdat.clusters import applying, deleting, errors, kubeconfig, probing, resources, scaling, watching, writing
+from samizdat.clusters import (
+    applying, deleting, errors, fencing, kubeconfig, probing, resources, scaling, watching, writing,
+)
 from samizdat.clusters.client import Authority, MemberClient
 from samizdat.clusters.fetching import Listing
 from samizdat.model import CensorshipKind, Phase
@@ -83,6 +85,8 @@ class MemberState:
     shapes: tuple[NodeShape, ...]
     total_gpus: int  # allocatable on every node, whether it takes new replicas or not
     ready: bool  # Ready, every view complete and fenced: the member counts for placement
+    # The member's fence as the leader's writes found it; None without an election (nothing to raise).
+    fence: fencing.FenceState | None = None
 
 
 def tampering(obj: Mapping[str, Any]) -> Censorship | None:
@@ -189,7 +193,10 @@ class Member:
     def client(self) -> MemberClient:
         """The member's API, connected on first use (its TLS context is costly to build)."""
         if self._client is None:
-            self._client = MemberClient(self.name, self._credentials, authority=self.settings.authority)
+            # With an election, the leader's writes raise the member's fence first (see clusters.fencing).
+            keeper = fencing.Keeper(manifests.WORKLOAD_NAMESPACE, on_change=lambda: self.on_change(self, "fence")) if (
+                self.settings.authority is not None) else None
+            self._client = MemberClient(self.name, self._credentials, authority=self.settings.authority, fence=keeper)
         return self._client
 
     @property
@@ -205,8 +212,14 @@ class Member:
         return MemberState(
             name=self.name, health=self.health, last_probe=self.last_probe, censorship=self.censorship,
             shapes=self.shapes(), total_gpus=sum(inventory.allocatable_gpus(node) for node in self.nodes.values()),
-            ready=self.ready_to_count and fenced,
+            ready=self.ready_to_count and fenced, fence=self.fence,
         )
+
+    @property
+    def fence(self) -> fencing.FenceState | None:
+        """What the leader's writes found of the member's fence (None: no election, or not connected yet)."""
+        keeper = self._client.fence if self._client is not None else None
+        return keeper.state if isinstance(keeper, fencing.Keeper) else None
 
     # ----- health
 

@@ -8,6 +8,8 @@ built here as plain manifests for whoever installs them in a member (`samizdat j
   leader epoch the member has been told of; a new leader raises it before its first write there;
 - a ValidatingAdmissionPolicy and its binding that refuse every create, update or delete of samizdat's
   Deployments and Jobs by samizdat's identity unless the object carries an epoch at least the fence's.
+  An object without an epoch counts as epoch 0: an operator that stands for no election writes none, and
+  works unchanged behind a fence `join` installed at 0, until an elected leader raises it.
   A delete carries no object, so it is judged by the object as it stands: it must have been marked for
   retirement (`samizdat.io/retire`) by a write of at least the fence epoch, which `clusters.deleting`
   makes just before each delete and which an older leader cannot make, its write being refused. (An
@@ -31,17 +33,24 @@ POLICY_NAME = "samizdat-epoch-fence"
 GUARD_NAME = "samizdat-fence-only-grows"
 ADMISSION = "admissionregistration.k8s.io/v1"
 
-_EPOCH_OF = "int({0}.metadata.annotations['" + EPOCH_ANNOTATION + "'])"
+# What the fence judges: samizdat's copies (see `manifests.COPY_KINDS`), as (API group, plural).
+FENCED = (("apps", "deployments"), ("batch", "jobs"))
+
+_HAS = "has({0}.metadata.annotations) && '{1}' in {0}.metadata.annotations"
 _NOT_SCALE = "!has(request.subResource) || request.subResource != 'scale'"
-_HAS_EPOCH = "has({0}.metadata.annotations) && '" + EPOCH_ANNOTATION + "' in {0}.metadata.annotations"
+
+
+def _epoch_of(obj: str) -> str:
+    """The object's epoch in CEL; 0 when it carries none (an operator that stands for no election)."""
+    return f"({_HAS.format(obj, EPOCH_ANNOTATION)} ? int({obj}.metadata.annotations['{EPOCH_ANNOTATION}']) : 0)"
 
 
 def _stamped_at_least_fence(obj: str) -> str:
-    return f"{_HAS_EPOCH.format(obj)} && {_EPOCH_OF.format(obj)} >= int(params.data.epoch)"
+    return f"{_epoch_of(obj)} >= int(params.data.epoch)"
 
 
 def _retired_at_least_fence(obj: str) -> str:
-    marked = f"'{RETIRE_ANNOTATION}' in {obj}.metadata.annotations && {obj}.metadata.annotations['{RETIRE_ANNOTATION}'] == 'true'"
+    marked = f"{_HAS.format(obj, RETIRE_ANNOTATION)} && {obj}.metadata.annotations['{RETIRE_ANNOTATION}'] == 'true'"
     return f"{_stamped_at_least_fence(obj)} && {marked}"
 
 
@@ -63,10 +72,9 @@ def build_fence_policy(username: str) -> dict[str, Any]:
             "failurePolicy": "Fail",
             "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
             "matchConstraints": {"resourceRules": [
-                {"apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments", "deployments/scale"],
-                 "operations": ["CREATE", "UPDATE", "DELETE"]},
-                {"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs"],
-                 "operations": ["CREATE", "UPDATE", "DELETE"]},
+                {"apiGroups": [group], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"],
+                 "resources": [plural, f"{plural}/scale"] if plural == "deployments" else [plural]}
+                for group, plural in FENCED
             ]},
             "matchConditions": [{"name": "samizdat-identity", "expression": f"request.userInfo.username == '{username}'"}],
             # `subResource` is absent from requests for the object itself: test for it before reading it.
@@ -140,10 +148,14 @@ def build_guard_binding(namespace: str) -> dict[str, Any]:
     }
 
 
-def build_fence(namespace: str, username: str, epoch: int = 0) -> list[dict[str, Any]]:
-    """Everything a member admin installs, in order: the epoch object first, then what checks against it."""
+def build_checks(namespace: str, username: str) -> list[dict[str, Any]]:
+    """The policies and their bindings, in order: the guard of the fence epoch before the fence itself."""
     return [
-        build_fence_epoch(namespace, epoch),
         build_guard_policy(username), build_guard_binding(namespace),
         build_fence_policy(username), build_fence_binding(namespace),
     ]
+
+
+def build_fence(namespace: str, username: str, epoch: int = 0) -> list[dict[str, Any]]:
+    """Everything a member admin installs, in order: the epoch object first, then what checks against it."""
+    return [build_fence_epoch(namespace, epoch), *build_checks(namespace, username)]
