@@ -32,7 +32,6 @@ RESYNC_S = 30.0  # a full reconcile at least this often, even when nothing was h
 RETRY_S = 1.0  # after a failed write to a member
 COALESCE_S = 0.05  # events arriving together are handled by one reconcile
 SETTLE_POLL_S = 0.5  # while the fleet settles after start (fences also wake the reconciler at once)
-STANDBY_POLL_S = 0.5  # a standby checks this often whether it leads now (a takeover waits no longer)
 
 
 @dataclass
@@ -72,7 +71,7 @@ async def run_workload(
                 # A standby keeps its views warm but decides nothing; on taking over it reconciles at
                 # once and writes status afresh (what it last wrote may be another leader's since).
                 written, said = None, ()
-                await _sleep(wake, stopped, STANDBY_POLL_S)
+                await _sleep(wake, stopped, startup.STANDBY_POLL_S)
                 continue
             try:
                 workload = model.AIWorkload.model_validate(dict(body))
@@ -103,7 +102,7 @@ async def delete_workload(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) 
     if not startup.leading(memo):
         # Finishing here would let kopf remove the finalizer all operators share before the leader
         # deleted the copies.
-        raise kopf.TemporaryError("not the leader: the leader deletes the copies", delay=STANDBY_POLL_S * 4)
+        raise kopf.TemporaryError("not the leader: the leader deletes the copies", delay=startup.STANDBY_POLL_S * 4)
     metrics.forget_workload(body.meta["namespace"], body.meta["name"])
     unreachable = await remove_everywhere(uid, memo.fleet)
     if unreachable:

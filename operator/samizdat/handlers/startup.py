@@ -5,8 +5,10 @@ objects).
 With an election (`--lease-name`), every operator runs kopf standalone and keeps its member connections
 and views warm; only the leader's writes get through (`clusters.writing` asks the candidate), and the
 handlers skip what would only be refused: reconciling, status, Events. kopf itself still adds its
-finalizer and bookkeeping annotations on standbys too (the same finalizer for all: harmless); a standby's
-deletion handler refuses to finish, so only the leader's removes the finalizer, after deleting the copies.
+finalizer on standbys too (the same finalizer for all: harmless; samizdat's handlers are daemons and a
+deletion handler, so kopf keeps no per-handler bookkeeping on the objects); a standby's deletion handler
+refuses to finish, so only the leader's removes the finalizer, after deleting the copies. kopf's own
+Events (a handler's warnings and errors, such as that refusal) are posted only while leading.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from samizdat import metrics, model
 from samizdat.clusters.electing import Candidate
 from samizdat.fleet import Fleet, MemberSettings
 from samizdat.handlers import hub
+
+STANDBY_POLL_S = 0.5  # how often a standby looks whether it leads now (a takeover waits no longer)
 
 
 @kopf.on.startup()
@@ -51,6 +55,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if memo.candidate is not None:
         memo.hub.authority = memo.candidate  # status writes to the hub are the leader's too
         memo.standing = asyncio.create_task(memo.candidate.run(), name="leader-election")
+        settings.posting.enabled = False
+        memo.speaking = asyncio.create_task(_post_only_while_leading(settings, memo.candidate), name="kopf-posting")
     memo.fleet = Fleet(MemberSettings(quarantine_s=memo.get("quarantine_seconds", 300.0), authority=memo.candidate))
     memo.recorder = hub.recorder(memo.hub)
     port = memo.get("metrics_port", 0)
@@ -58,11 +64,20 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         metrics.serve(port)
 
 
+async def _post_only_while_leading(settings: kopf.OperatorSettings, candidate: Candidate) -> None:
+    """kopf posts its Events only from the leader: a standby's deletion handler fails on purpose until it
+    leads, and saying so in the hub every few seconds would be noise from an operator that decides nothing."""
+    while True:
+        settings.posting.enabled = candidate.leading()
+        await asyncio.sleep(STANDBY_POLL_S)
+
+
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     if memo.get("standing") is not None:
+        memo.speaking.cancel()
         memo.standing.cancel()  # stops writing and releases the Lease, so a standby takes over at once
-        await asyncio.gather(memo.standing, return_exceptions=True)
+        await asyncio.gather(memo.speaking, memo.standing, return_exceptions=True)
     await memo.fleet.close()
     await memo.recorder.aclose()
     await memo.hub.aclose()
