@@ -19,123 +19,27 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from e2e.operator import OperatorProcess
+from e2e import sites
 from e2e.sandbox import hubsites, members
-from e2e.sandbox.world import Sandbox, free_port_base, port_free, sandbox_ports
+from e2e.sites import World
 from e2e.waiting import eventually
-from e2e.workloads import UID_LABEL, aiworkload, install_samizdat, member_pods, rule_violations
-from samizdat.leadership import EPOCH_ANNOTATION, fence
+from e2e.workloads import aiworkload, member_pods, rule_violations
+from samizdat.leadership import fence
 
 SITES = 3
 MEMBERS = 3  # us-east (US), gb-london (GB), de-frankfurt (DE)
 RULES = {"minJurisdictions": 2, "maxPerJurisdiction": 1}
-LEASE = "samizdat-leader"
-ELECTION = ("--lease-name", LEASE, "--lease-namespace", members.SYSTEM_NAMESPACE,
-            "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.5")
 
-pytestmark = pytest.mark.timeout(240)
-
-
-class World:
-    """The sandbox, its hub sites and one operator per site."""
-
-    def __init__(self, sandbox: Sandbox, sites: hubsites.HubSites) -> None:
-        self.sandbox = sandbox
-        self.sites = sites
-        base = sandbox.state.port_base + hubsites.SITE_OPERATOR_METRICS
-        self.operators = [
-            OperatorProcess(sandbox, kubeconfig=hubsites.site_kubeconfig(sandbox.launcher, n), metrics_port=base + n,
-                            name=f"operator-site-{n}")
-            for n in range(SITES)
-        ]
-        self.starts = 0
-
-    def start(self, site: int) -> None:
-        """Start the site's operator under a new identity (`site-N-K`): a restarted process is another
-        candidate, never its predecessor."""
-        self.starts += 1
-        self.operators[site].args = (*ELECTION, "--identity", f"site-{site}-{self.starts}")
-        self.operators[site].start()
-
-    def hub(self, site: int) -> members.Kubectl:
-        return members.Kubectl(self.sandbox.binaries.path("kubectl"), hubsites.site_kubeconfig(self.sandbox.launcher, site))
-
-    def live_site(self) -> int:
-        return next(n for n in range(SITES) if not self.sites.site(n).faults)
-
-    def leader(self, among: range | list[int] = range(SITES)) -> int:
-        """The site whose operator holds the Lease (read at a site that is up), once it is one of `among`."""
-        def found() -> int | None:
-            for site in (n for n in range(SITES) if not self.sites.site(n).faults):
-                done = self.hub(site).run("get", "lease", LEASE, "-n", members.SYSTEM_NAMESPACE,
-                                          "-o", "jsonpath={.spec.holderIdentity}", check=False)
-                holder = done.stdout.strip().split("-") if done.returncode == 0 else []
-                if len(holder) == 3 and holder[0] == "site" and int(holder[1]) in among:
-                    return int(holder[1])
-            return None
-        return eventually(found, timeout=30, what=f"a site of {list(among)} leading")
-
-    def log_since(self, site: int, offset: int) -> str:
-        log = self.operators[site].log
-        return log.read_bytes()[offset:].decode(errors="replace") if log.exists() else ""
-
-    def log_size(self, site: int) -> int:
-        log = self.operators[site].log
-        return log.stat().st_size if log.exists() else 0
-
-    def apply(self, manifest: dict[str, Any]) -> None:
-        self.hub(self.live_site()).run("apply", "-f", "-", stdin=json.dumps(manifest))
-
-    def uid(self, name: str) -> str:
-        return str(self.hub(self.live_site()).get_json("aiworkload", name, "-n", "default")["metadata"]["uid"])
-
-    def heal(self, site: int) -> None:
-        hubsites.heal_site(self.sandbox.launcher, self.sandbox.state, self.sites, site)
-        process = self.operators[site].process
-        if process is None or process.poll() is not None:
-            self.start(site)
-
-    def copies(self, uid: str) -> dict[str, tuple[str, str, int]]:
-        """Per reachable member: its copy's resourceVersion, epoch and replicas, read from the member."""
-        found = {}
-        for member in self.sandbox.member_names:
-            if self.sandbox.state.clusters[member].faults:
-                continue
-            items = self.sandbox.kubectl(member).get_json(
-                "deployments", "-n", members.WORKLOAD_NAMESPACE, "-l", f"{UID_LABEL}={uid}")["items"]
-            for item in items:
-                found[member] = (item["metadata"]["resourceVersion"],
-                                 item["metadata"].get("annotations", {}).get(EPOCH_ANNOTATION, ""),
-                                 int(item["spec"]["replicas"]))
-        return found
+pytestmark = pytest.mark.timeout(420)  # the first test includes starting the module's sandbox
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    base = free_port_base(MEMBERS)
-    while not all(port_free(port) for port in [*sandbox_ports(base, MEMBERS), *hubsites.site_ports(base, SITES)]):
-        base = free_port_base(MEMBERS, start=base + 1000)
-    sandbox = Sandbox(tmp_path_factory.mktemp("hubfailover"), port_base=base)
-    operators: list[OperatorProcess] = []
-    try:
-        sandbox.up(MEMBERS, hub_sites=SITES)
-        install_samizdat(sandbox)
-        sites = hubsites.HubSites.load(sandbox.directory)
-        assert sites is not None
-        world = World(sandbox, sites)
-        operators = world.operators
-        for site in range(SITES):
-            world.start(site)
-        world.leader()
-        yield world
-    finally:
-        for operator in operators:
-            operator.stop()
-        sandbox.down()
+    with sites.started(tmp_path_factory.mktemp("hubfailover"), MEMBERS, SITES) as started:
+        yield started
 
 
 def running(world: World, uid: str, replicas: int, timeout: float) -> dict[str, int]:

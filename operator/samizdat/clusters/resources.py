@@ -67,6 +67,7 @@ CLUSTERROLEBINDINGS = Resource(
 ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", namespaced=True)
 ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", namespaced=True)
 MEMBERCLUSTERS = Resource("samizdat.io", "v1alpha1", "memberclusters", "MemberCluster", namespaced=False)
+AIWORKLOADS = Resource("samizdat.io", "v1alpha1", "aiworkloads", "AIWorkload", namespaced=True)  # in the hub
 # a member's fence (`leadership.fence`), installed by `join`
 ADMISSION_POLICIES = Resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
                               "ValidatingAdmissionPolicy", namespaced=False)
@@ -75,7 +76,7 @@ ADMISSION_POLICY_BINDINGS = Resource("admissionregistration.k8s.io", "v1", "vali
 
 KNOWN: tuple[Resource, ...] = (
     NAMESPACES, NODES, PODS, SECRETS, EVENTS, CONFIGMAPS, DEPLOYMENTS, JOBS, LEASES,
-    SERVICEACCOUNTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS, MEMBERCLUSTERS,
+    SERVICEACCOUNTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS, MEMBERCLUSTERS, AIWORKLOADS,
     ADMISSION_POLICIES, ADMISSION_POLICY_BINDINGS,
 )
 _BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in KNOWN}

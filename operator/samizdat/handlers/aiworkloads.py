@@ -99,10 +99,13 @@ async def run_workload(
 
 @kopf.on.delete(model.GROUP, model.VERSION, "aiworkloads")
 async def delete_workload(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) -> None:
-    if not startup.leading(memo):
-        # Finishing here would let kopf remove the finalizer all operators share before the leader
-        # deleted the copies.
-        raise kopf.TemporaryError("not the leader: the leader deletes the copies", delay=startup.STANDBY_POLL_S * 4)
+    while not startup.leading(memo):
+        # A standby neither finishes (kopf would remove the finalizer all operators share before the
+        # leader deleted the copies) nor fails (kopf would record the failure on the object, a write
+        # to the hub): it waits until it leads, or until the leader has deleted the copies and the object.
+        if not await hub.still_there(memo.hub, body):
+            return
+        await asyncio.sleep(startup.STANDBY_POLL_S * 4)
     metrics.forget_workload(body.meta["namespace"], body.meta["name"])
     unreachable = await remove_everywhere(uid, memo.fleet)
     if unreachable:

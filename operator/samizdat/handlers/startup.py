@@ -5,10 +5,10 @@ objects).
 With an election (`--lease-name`), every operator runs kopf standalone and keeps its member connections
 and views warm; only the leader's writes get through (`clusters.writing` asks the candidate), and the
 handlers skip what would only be refused: reconciling, status, Events. kopf itself still adds its
-finalizer on standbys too (the same finalizer for all: harmless; samizdat's handlers are daemons and a
-deletion handler, so kopf keeps no per-handler bookkeeping on the objects); a standby's deletion handler
-refuses to finish, so only the leader's removes the finalizer, after deleting the copies. kopf's own
-Events (a handler's warnings and errors, such as that refusal) are posted only while leading.
+finalizer on standbys too (the same finalizer for all: harmless); samizdat's handlers are daemons and a
+deletion handler, which on a standby neither finishes nor fails but waits until it leads or the object is
+gone, so kopf records no handler progress there and only the leader's removes the finalizer, after
+deleting the copies. kopf's own Events (a handler's warnings and errors) are posted only while leading.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 
 async def _post_only_while_leading(settings: kopf.OperatorSettings, candidate: Candidate) -> None:
-    """kopf posts its Events only from the leader: a standby's deletion handler fails on purpose until it
-    leads, and saying so in the hub every few seconds would be noise from an operator that decides nothing."""
+    """kopf posts its Events (a handler's warnings and errors) only from the leader: a standby decides
+    nothing, and what it would say is noise at best, a write to the hub at worst."""
     while True:
         settings.posting.enabled = candidate.leading()
         await asyncio.sleep(STANDBY_POLL_S)
