@@ -16,7 +16,6 @@ from e2e.sandbox import hubsites, members
 from e2e.sandbox.world import Sandbox, free_port_base, port_free, sandbox_ports
 from e2e.waiting import eventually
 from e2e.workloads import UID_LABEL, install_samizdat
-from samizdat.leadership import EPOCH_ANNOTATION
 
 LEASE = "samizdat-leader"
 # Short timings keep every scenario within seconds; the defaults (8 s / 5 s / 1 s) are only longer.
@@ -86,8 +85,10 @@ class World:
         if process is None or process.poll() is not None:
             self.start(site)
 
-    def copies(self, uid: str) -> dict[str, tuple[str, str, int]]:
-        """Per reachable member: its copy's resourceVersion, epoch and replicas, read from the member."""
+    def copies(self, uid: str) -> dict[str, tuple[int, str, int]]:
+        """Per reachable member: its copy's generation (moved by spec writes only, not by the member's
+        controllers updating status), samizdat's annotations on it (its epoch, a retirement mark) and its
+        replicas, read from the member."""
         found = {}
         for member in self.sandbox.member_names:
             if self.sandbox.state.clusters[member].faults:
@@ -95,8 +96,9 @@ class World:
             items = self.sandbox.kubectl(member).get_json(
                 "deployments", "-n", members.WORKLOAD_NAMESPACE, "-l", f"{UID_LABEL}={uid}")["items"]
             for item in items:
-                found[member] = (item["metadata"]["resourceVersion"],
-                                 item["metadata"].get("annotations", {}).get(EPOCH_ANNOTATION, ""),
+                annotations = item["metadata"].get("annotations", {})
+                ours = {key: value for key, value in annotations.items() if key.startswith("samizdat.io/")}
+                found[member] = (int(item["metadata"]["generation"]), json.dumps(ours, sort_keys=True),
                                  int(item["spec"]["replicas"]))
         return found
 

@@ -3,6 +3,8 @@ the issue's scenarios, judged by what runs in the members.
 
 - the active operator's whole site is killed: another site's operator takes over, and a member killed
   right after is still failed over (replicas Running elsewhere, rules held);
+- the active operator paused (SIGSTOP) beyond its Lease: another takes over and re-places; woken up
+  (SIGCONT), it changes nothing in the members and stands by;
 - the active operator's site is partitioned (SIGSTOP: its etcd member, apiserver and operator) beyond its
   Lease: the other two sites take over and re-place; when the site comes back, its operator writes
   nothing to the members (their pods and copies unchanged, any write it tried refused), and it stands by;
@@ -17,6 +19,8 @@ Each scenario heals what it broke, and restarts killed operators, before the nex
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -102,6 +106,36 @@ def test_a_partitioned_leader_site_is_taken_over_and_on_its_return_writes_nothin
     finally:
         world.heal(leader)
         world.hub(world.live_site()).run("delete", "aiworkload", "sites-pause", "-n", "default", "--wait=false")
+
+
+def test_a_paused_leader_is_taken_over_and_when_it_wakes_up_changes_nothing_and_steps_down(world: World) -> None:
+    world.apply(aiworkload("paused", 2, RULES))
+    uid = world.uid("paused")
+    running(world, uid, 2, timeout=90)
+    leader = world.leader()
+    process = world.operators[leader].process
+    assert process is not None
+    os.killpg(process.pid, signal.SIGSTOP)  # the operator alone: its site's etcd member and apiserver run on
+    try:
+        new = world.leader(among=[n for n in range(SITES) if n != leader])
+        world.hub(new).run("apply", "-f", "-", stdin=json.dumps(aiworkload("paused", 3, {
+            "minJurisdictions": 2, "maxPerCluster": 2})))
+        eventually(lambda: sum(member_pods(world.sandbox, uid).values()) == 3, timeout=60, what="3 pods")
+        before, pods_before = world.copies(uid), member_pods(world.sandbox, uid)
+        woke_at = world.log_size(leader)
+    finally:
+        os.killpg(process.pid, signal.SIGCONT)
+    try:
+        eventually(lambda: "no longer leading" in world.log_since(leader, woke_at) or None,
+                   timeout=20, what="the paused leader stepping down")
+        time.sleep(3)  # what it may try after waking up, it has tried by now
+        assert world.copies(uid) == before, "a copy was changed after the paused leader woke up"
+        assert member_pods(world.sandbox, uid) == pods_before
+        woken = world.log_since(leader, woke_at)
+        assert "leading the hub" not in woken
+        print(f"paused leader after waking: {woken.count('the fence refused')} member writes refused by the fence")
+    finally:
+        world.hub(world.live_site()).run("delete", "aiworkload", "paused", "-n", "default", "--wait=false")
 
 
 def test_without_a_quorum_nothing_is_deleted_or_moved_and_samizdat_resumes_when_a_site_returns(
