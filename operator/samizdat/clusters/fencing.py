@@ -26,7 +26,7 @@ from typing import Any
 
 from samizdat.clusters import errors, resources, writing
 from samizdat.clusters.client import MemberClient
-from samizdat.leadership import Permit, fence
+from samizdat.leadership import EPOCH_ANNOTATION, Permit, fence
 
 MERGE_PATCH = "application/merge-patch+json"
 RECHECK_S = 10.0  # a broken fence is looked at again no more often than this (each look is 1-4 requests)
@@ -88,7 +88,7 @@ class Keeper:
     async def _raise(self, client: MemberClient, epoch: int, deadline: float) -> None:
         path = resources.CONFIGMAPS.path(namespace=self.namespace, name=fence.FENCE_NAME)
         try:
-            current = _epoch(await _send(client, "GET", path, None, deadline))
+            current = await read_epoch(client, self.namespace, deadline)
         except errors.NotFound:
             raise errors.Unfenced(client.member, f"no fence epoch ConfigMap {self.namespace}/{fence.FENCE_NAME} "
                                                  "(install the fence: `samizdat join` again)") from None
@@ -114,18 +114,30 @@ class Keeper:
         if await _admitted(client, "PATCH", path, lowered, deadline):
             raise errors.Unfenced(client.member, "the fence epoch can be lowered: no fence guard policy "
                                                  f"{fence.GUARD_NAME} in force")
-        unstamped = {
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": PROBE_NAME, "namespace": self.namespace},
-            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": PROBE_NAME}}, "template": {
-                "metadata": {"labels": {"app": PROBE_NAME}},
-                "spec": {"containers": [{"name": "probe", "image": "registry.invalid/fence-probe:0"}]},
-            }},
-        }
-        collection = resources.DEPLOYMENTS.path(namespace=self.namespace)
-        if await _admitted(client, "POST", collection, unstamped, deadline):
+        if await admits(client, self.namespace, None, deadline):
             raise errors.Unfenced(client.member, "a copy without an epoch was admitted: no fence policy "
                                                  f"{fence.POLICY_NAME} in force")
+
+
+async def admits(client: MemberClient, namespace: str, epoch: int | None, deadline: float) -> bool:
+    """Whether the member admits a copy stamped with `epoch` (None: unstamped) from this identity: a dry
+    run of creating one, which persists nothing."""
+    probe = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": PROBE_NAME, "namespace": namespace,
+                     "annotations": {EPOCH_ANNOTATION: str(epoch)} if epoch is not None else {}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": PROBE_NAME}}, "template": {
+            "metadata": {"labels": {"app": PROBE_NAME}},
+            "spec": {"containers": [{"name": "probe", "image": "registry.invalid/fence-probe:0"}]},
+        }},
+    }
+    return await _admitted(client, "POST", resources.DEPLOYMENTS.path(namespace=namespace), probe, deadline)
+
+
+async def read_epoch(client: MemberClient, namespace: str, deadline: float) -> int | None:
+    """The member's fence epoch (None: not an integer); `NotFound` when there is no fence epoch."""
+    path = resources.CONFIGMAPS.path(namespace=namespace, name=fence.FENCE_NAME)
+    return _epoch(await _send(client, "GET", path, None, deadline))
 
 
 async def _admitted(client: MemberClient, method: str, path: str, body: dict[str, Any], deadline: float) -> bool:

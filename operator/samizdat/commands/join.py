@@ -24,7 +24,7 @@ from typing import Any
 import pydantic
 
 from samizdat import jurisdictions, membership, model
-from samizdat.clusters import applying, creating, deleting, errors, fetching, minting, resources
+from samizdat.clusters import applying, creating, deleting, errors, fencing, fetching, minting, resources
 from samizdat.clusters import kubeconfig as parsing
 from samizdat.clusters.client import MemberClient
 from samizdat.clusters.kubeconfig import Credentials
@@ -260,11 +260,32 @@ async def _check_identity(name: str, kubeconfig: str) -> None:
                 await identity.request("GET", resources.NODES.path(), params={"limit": "1"})
                 await identity.request("GET", resources.DEPLOYMENTS.path(namespace=WORKLOAD_NAMESPACE),
                                        params={"limit": "1"})
-                return
+                break
             except (errors.MemberForbidden, errors.MemberUnauthorized):
                 if attempt == IDENTITY_CHECKS - 1:
                     raise
                 await asyncio.sleep(0.5)
+        await _check_fence(identity)
+
+
+async def _check_fence(identity: MemberClient) -> None:
+    """The fence is in force for the new identity before the hub is told to use it: a copy stamped with the
+    fence epoch is admitted and one stamped below it refused (dry runs, nothing persisted). A policy and
+    its params take a moment to load after they are written; until then the member may refuse everything."""
+    deadline = contexts.DEADLINES.request
+    why = ""
+    for _ in range(IDENTITY_CHECKS):
+        epoch = await fencing.read_epoch(identity, WORKLOAD_NAMESPACE, deadline)
+        if epoch is None:
+            raise errors.Unfenced(identity.member, "the fence epoch holds no integer")
+        admitted = await fencing.admits(identity, WORKLOAD_NAMESPACE, epoch, deadline)
+        refused = not await fencing.admits(identity, WORKLOAD_NAMESPACE, epoch - 1, deadline)
+        if admitted and refused:
+            say(f"  the fence is in force at epoch {epoch}")
+            return
+        why = "a current copy is refused" if not admitted else "a copy of an older epoch is admitted"
+        await asyncio.sleep(0.5)
+    raise errors.Unfenced(identity.member, f"the fence is not in force: {why}")
 
 
 async def _write_hub(found: membership.Registration, hub: Context, kubeconfig: str) -> None:
