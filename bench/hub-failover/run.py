@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench import stats  # noqa: E402
 from e2e import sites  # noqa: E402
 from e2e.sandbox import hubsites, members  # noqa: E402
 from e2e.waiting import eventually  # noqa: E402
@@ -43,11 +43,6 @@ RULES = {"minJurisdictions": 2, "maxPerJurisdiction": 1}
 KINDS = ("site", "site+member")
 POLL_S = 0.05
 TARGETS = {"site_p99_s": 12, "site+member_p99_s": 15}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 class Members:
@@ -153,13 +148,7 @@ def main() -> int:
             for _ in range(trials):
                 elapsed, replicas = trial(world, reader, uid, kind, replicas)
                 seconds.append(elapsed)
-            results[kind] = {
-                "trials": len(seconds),
-                "p50_s": round(statistics.median(seconds), 3),
-                "p99_s": round(percentile(seconds, 0.99), 3),
-                "max_s": round(max(seconds), 3),
-                "all_s": [round(s, 3) for s in seconds],
-            }
+            results[kind] = stats.summary(seconds)
     print(json.dumps({
         "benchmark": "hub-failover",
         "method": __doc__.split("\n\n")[1].replace("\n", " "),
