@@ -12,7 +12,9 @@ it expires.
 Every member also gets the fence (`leadership.fence`): admission policies in the member's own API server
 that refuse the identity's writes from a leader epoch older than the fence epoch, which the leader raises
 before its first write there. `join` creates the fence epoch at 0 only when it is missing: applying it
-again would lower it, and only samizdat's identity is held to "only grows".
+again would lower it, and only samizdat's identity is held to "only grows". `unjoin` leaves the fence's
+policies and bindings: they judge samizdat's identity only, which it removes, and a member API server
+that saw a binding deleted and created again was found to keep refusing with "no params found" for it.
 
 Credentials expire and can be withdrawn. Each token is minted through the TokenRequest API with a bounded
 lifetime and *bound* to a credential Secret in the member, created per `join`: the member's API server
@@ -143,14 +145,9 @@ def fence_objects() -> list[dict[str, Any]]:
     return fence.build_checks(WORKLOAD_NAMESPACE, USERNAME)
 
 
-def installed_objects() -> list[dict[str, Any]]:
-    """What `join` installs in a member beside the identity's namespace: the identity, then its fence."""
-    return [*identity_objects(), fence_epoch(), *fence_objects()]
-
-
 def member_objects() -> list[dict[str, Any]]:
     """Everything samizdat is made of in a member, as docs/operations.md lists it."""
-    return [identity_namespace(), *installed_objects()]
+    return [identity_namespace(), *identity_objects(), fence_epoch(), *fence_objects()]
 
 
 def credential_secret() -> dict[str, Any]:
