@@ -491,3 +491,32 @@ async def test_a_replica_on_a_gpu_the_agent_found_faulted_is_placed_elsewhere(wo
 
     assert outcome.decision is not None and outcome.decision.assignments == {kept: 1, spare: 1}
     assert [m["spec"]["replicas"] for m in world.members[spare].applied] == [1]
+
+
+def _loss(member: str, since: float) -> fleet_module.Loss:
+    return fleet_module.Loss(member, "down (ProbeRefused)", FailoverReason.MEMBER_DOWN, since)
+
+
+def test_a_failover_is_timed_once_for_a_member_that_stays_lost() -> None:
+    timer = aiworkloads.FailoverTimer()
+    lost = {"de": _loss("de", 100.0)}
+    timer.observe(lost, converged=True, ready=1, wanted=2, now=102.0)
+    timer.observe(lost, converged=True, ready=2, wanted=2, now=105.0)
+    assert timer.last is not None and (timer.last.from_cluster, timer.last.seconds) == ("de", 5.0)
+
+    for now in (130.0, 160.0):  # still Down: resyncs must not time the same loss again, from its start
+        timer.observe(lost, converged=True, ready=2, wanted=2, now=now)
+    assert timer.last.seconds == 5.0, "a loss already timed started another clock"
+
+    # Another member lost while the first still is: timed from its own loss.
+    both = {**lost, "fr": _loss("fr", 170.0)}
+    timer.observe(both, converged=True, ready=1, wanted=2, now=171.0)
+    timer.observe(both, converged=True, ready=2, wanted=2, now=174.0)
+    assert (timer.last.from_cluster, timer.last.seconds) == ("fr", 4.0)
+
+    # Back, then lost again: a new loss, a new failover.
+    timer.observe({}, converged=True, ready=2, wanted=2, now=200.0)
+    again = {"de": _loss("de", 210.0)}
+    timer.observe(again, converged=True, ready=1, wanted=2, now=211.0)
+    timer.observe(again, converged=True, ready=2, wanted=2, now=213.5)
+    assert (timer.last.from_cluster, timer.last.seconds) == ("de", 3.5)
