@@ -51,7 +51,6 @@ HEAL_BOUND_S = 5.0
 FAILOVER_BOUND_S = 15.0
 RSS_GROWTH_BOUND = 0.20
 QUIET_S = 90.0  # after the last heal, how long the fleet has to be whole again
-START_DEADLINE_S = 15  # the workloads' startDeadlineSeconds: a starved replica is moved after this
 FAULT_GAP_S = (10.0, 20.0)
 # faults whose member's API does not answer: nothing can be read from it
 UNREADABLE = frozenset({"kill", "partition"})
@@ -71,8 +70,8 @@ class WorkloadPlan:
     rules: Mapping[str, Any]
 
     def manifest(self) -> dict[str, Any]:
-        return aiworkload(self.name, self.replicas, dict(self.rules), gpus=self.gpus, image=IMAGE,
-                          failover={"startDeadlineSeconds": START_DEADLINE_S})
+        # the default deadlines (spec.failover): what a user gets without asking
+        return aiworkload(self.name, self.replicas, dict(self.rules), gpus=self.gpus, image=IMAGE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Method: a hub + 8 member sandbox with the operator running (quarantine 10 s). Each seed draws 10
 AIWorkloads (2–3 replicas of 1–4 GPUs; minJurisdictions 2–3, maxPerJurisdiction 1–2, some denying the
-Five Eyes; startDeadlineSeconds 15) and a schedule of faults every 10–20 s from every action the sandbox
+Five Eyes; default start and schedule deadlines) and a schedule of faults every 10–20 s from every action the sandbox
 has (kill, partition, heal and every censor action), at most 2 members faulted at once (`e2e.chaos`).
 Every 2 s the members' pods are read over HTTPS: a workload is short while fewer of its replicas are
 Running and Ready, and the pure solver, given the members healthy by ground truth as their nodes and pods

@@ -391,14 +391,15 @@ class Fleet:
 
     # ----- start deadlines
 
-    def replica_starts(self, uid: str, deadline_s: float) -> dict[str, tuple[starts.ReplicaStart, ...]]:
+    def replica_starts(self, uid: str, deadlines: starts.Deadlines) -> dict[str, tuple[starts.ReplicaStart, ...]]:
         """How each counted copy's replicas are starting, member by member (see `samizdat.starts`)."""
         now = datetime.now(UTC)
         found = {}
         for name, copy in self.counted(uid).items():
             member = self._members[name]
-            found[name] = starts.classify(copy.body, member.workload_pods(uid), member.nodes.values(), deadline_s,
-                                          now, used=member.used_gpus())
+            found[name] = starts.classify(copy.body, member.workload_pods(uid), member.nodes.values(),
+                                          deadlines.start_s, now, used=member.used_gpus(),
+                                          schedule_deadline_s=deadlines.schedule_s)
         return found
 
     def images_running(self, *, outside: str) -> frozenset[str]:

@@ -196,7 +196,7 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[EventTyp
         then = ("the member is quarantined" if verdict.censorship is not None
                 else f"{name} kept from new replicas of this workload for {failover.quarantine_seconds}s")
         events.append(("Warning", verdict.cause.value if verdict.cause else "StartDeadlineExceeded", (
-            f"{verdict.lost} replica(s) in {name} not Ready within {failover.start_deadline_seconds}s, placed "
+            f"{verdict.lost} replica(s) in {name} not Ready within {verdict.deadline_s:g}s, placed "
             f"elsewhere; {then}: {verdict.evidence}"
         )))
     return events
