@@ -434,8 +434,10 @@ class Fleet:
         return table
 
     async def place(self, name: str, manifest: dict[str, Any]) -> None:
-        """Create or update a copy in the member; raises MemberError."""
-        await self._members[name].apply_copy(manifest)
+        """Create or update a copy in the member; raises MemberError, at once if the member stops
+        being Ready meanwhile (see `Member.answering`)."""
+        member = self._members[name]
+        await member.answering(member.apply_copy(manifest))
 
     def retire(self, name: str, copy: Copy) -> None:
         """Delete a copy in the background (its pods take seconds to drain)."""
