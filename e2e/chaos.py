@@ -203,6 +203,7 @@ class Verdict:
     limits: list[LimitBroken] = field(default_factory=list)
     failovers: list[dict[str, Any]] = field(default_factory=list)
     rss_mib: tuple[float, float] = (0.0, 0.0)
+    whole_after_s: float | None = 0.0  # from the last heal until every workload was whole; None: never
 
     @property
     def rss_growth(self) -> float:
@@ -218,6 +219,8 @@ class Verdict:
                   for f in self.failovers if float(f.get("seconds", 0)) > FAILOVER_BOUND_S]
         if self.rss_growth >= RSS_GROWTH_BOUND:
             found.append(f"operator RSS grew {self.rss_growth:.0%}: {self.rss_mib}")
+        if self.whole_after_s is None:
+            found.append(f"not every workload whole within {QUIET_S:.0f}s after the last heal")
         return found
 
     def figures(self) -> dict[str, Any]:
@@ -233,6 +236,7 @@ class Verdict:
             "failovers": len(self.failovers),
             "max_failover_s": max((float(f["seconds"]) for f in self.failovers), default=0.0),
             "rss_mib": list(self.rss_mib), "rss_growth": round(self.rss_growth, 3),
+            "whole_after_s": self.whole_after_s,
         }
 
     def timeline(self, faults: Sequence[dict[str, Any]]) -> str:
@@ -258,9 +262,9 @@ def _episodes(samples: Sequence[Sample], within: Callable[[Sample], bool]) -> li
 
 
 def judge(samples: Sequence[Sample], plan: Plan, heals: Mapping[str, Sequence[float]],
-          rss_mib: tuple[float, float]) -> Verdict:
+          rss_mib: tuple[float, float], whole_after_s: float | None = 0.0) -> Verdict:
     """The verdict on a run from its samples; `heals` gives, per member, when each heal finished."""
-    verdict = Verdict(rss_mib=rss_mib)
+    verdict = Verdict(rss_mib=rss_mib, whole_after_s=whole_after_s)
     wanted = {w.name: w for w in plan.workloads}
     for name, spec in wanted.items():
         present = [s for s in samples if name in s.workloads]
@@ -460,14 +464,18 @@ class Chaos:
         finally:
             for member in sorted(self.faulted):
                 self._inflict(Fault(0, "heal", member))
-        quiet = time.monotonic()
-        while time.monotonic() - quiet < QUIET_S and not (self.samples and self._whole(self.samples[-1])):
-            time.sleep(SAMPLE_S)
+        quiet, seen = time.monotonic(), len(self.samples)
+        whole_after_s = None
+        while time.monotonic() - quiet < QUIET_S:
+            if len(self.samples) > seen and self._whole(self.samples[-1]):
+                whole_after_s = round(time.monotonic() - quiet, 1)
+                break
+            time.sleep(SAMPLE_S / 4)
         time.sleep(SAMPLE_S * 2)
         self._halt.set()
         sampler.join(timeout=30)
         rss_after = _rss_mib(self.operator_pid)
-        return judge(self.samples, self.plan, self.heals, (rss_before, rss_after))
+        return judge(self.samples, self.plan, self.heals, (rss_before, rss_after), whole_after_s)
 
     def _whole(self, sample: Sample) -> bool:
         return all(sum(w.ready.values()) >= p.replicas and not _limits(w.running, p.rules)
