@@ -490,6 +490,10 @@ class Chaos:
             p["metadata"].get("labels", {}).get(UID_LABEL) in self.uids.values()
             for items in self._pods().values() for p in items
         ), 120, "chaos pods removed")
+        # the next test starts from a fleet samizdat sees whole again (quarantines served, fences done)
+        _wait(lambda: all(m.get("status", {}).get("phase") == "Ready"
+                          for m in self._get("hub", "/apis/samizdat.io/v1alpha1/memberclusters") or [{}]),
+              120, "every member Ready again")
         for client in self.clients.values():
             client.close()
 
