@@ -7,7 +7,8 @@ GPUs short, nodes cordoned or tainted, a quota, no scheduler); or unable to star
 loop), each with the evidence a user can check. A replica not Ready within the workload's start deadline
 is overdue; so is one that has not even begun to start (never scheduled, or its image refused) within
 the shorter schedule deadline, since loading, which the start deadline allows for, only begins once a
-node runs it. `judge` decides what an overdue replica means:
+node runs it; and one whose member's own objects name someone else's act against it is overdue after
+a few seconds. `judge` decides what an overdue replica means:
 
 - someone else's act on the member after our copy was admitted -- the GPU nodes that would hold it
   cordoned or tainted, a quota imposed on our namespace, the image refused here while it runs elsewhere --
@@ -40,6 +41,10 @@ ReplicaState = model.ReplicaState
 Cause = model.StartCause
 
 
+# How long the evidence of someone else's act must stand before it is acted on: a node uncordoned, a
+# quota lifted within seconds was no act against us.
+EVIDENCE_SETTLE_S = 5.0
+
 # Someone else's act on the member after our copy was admitted: censorship, not a shortage.
 HOSTILE: Mapping[Cause, CensorshipKind] = {
     Cause.NODES_CORDONED: CensorshipKind.NODES_CORDONED,
@@ -71,7 +76,11 @@ class Deadlines:
 
     def of(self, state: ReplicaState, cause: Cause) -> float:
         """The deadline of a replica in `state` for `cause`: one that has not begun to start (never
-        scheduled, or its image refused) gets the shorter schedule deadline."""
+        scheduled, or its image refused) gets the shorter schedule deadline, and one that the member's
+        own objects show kept out by someone else's act (GPU nodes with room for it cordoned or
+        tainted, a quota on our namespace) only EVIDENCE_SETTLE_S: that evidence needs no waiting."""
+        if cause in HOSTILE:
+            return min(self.start_s, self.schedule_s, EVIDENCE_SETTLE_S)
         if state is ReplicaState.UNSCHEDULED or cause is Cause.IMAGE_PULL_FAILED:
             return min(self.start_s, self.schedule_s)
         return self.start_s
