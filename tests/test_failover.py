@@ -57,6 +57,7 @@ class FakeMember(Member):
         self.applied: list[dict[str, Any]] = []
         self.erased: list[str] = []
         self.unreachable = False
+        self.silent = False  # partitioned: writes hang, no answer ever comes
 
     def start(self) -> None:
         """No probe or watch loops: the test is the member's API."""
@@ -64,6 +65,8 @@ class FakeMember(Member):
     async def apply_copy(self, manifest: dict[str, Any]) -> None:
         if self.unreachable:
             raise errors.MemberTimeout(self.name, "no answer")
+        if self.silent:
+            await asyncio.Event().wait()
         self.applied.append(manifest)
         uid = manifest["metadata"]["labels"][manifests.UID_LABEL]
         self.observed(resources.of(manifest), "MODIFIED" if uid in self.copies else "ADDED", running(manifest))
@@ -491,3 +494,67 @@ async def test_a_replica_on_a_gpu_the_agent_found_faulted_is_placed_elsewhere(wo
 
     assert outcome.decision is not None and outcome.decision.assignments == {kept: 1, spare: 1}
     assert [m["spec"]["replicas"] for m in world.members[spare].applied] == [1]
+
+
+def _loss(member: str, since: float) -> fleet_module.Loss:
+    return fleet_module.Loss(member, "down (ProbeRefused)", FailoverReason.MEMBER_DOWN, since)
+
+
+def test_a_failover_is_timed_once_for_a_member_that_stays_lost() -> None:
+    timer = aiworkloads.FailoverTimer()
+    lost = {"de": _loss("de", 100.0)}
+    timer.observe(lost, converged=True, ready=1, wanted=2, now=102.0)
+    timer.observe(lost, converged=True, ready=2, wanted=2, now=105.0)
+    assert timer.last is not None and (timer.last.from_cluster, timer.last.seconds) == ("de", 5.0)
+
+    for now in (130.0, 160.0):  # still Down: resyncs must not time the same loss again, from its start
+        timer.observe(lost, converged=True, ready=2, wanted=2, now=now)
+    assert timer.last.seconds == 5.0, "a loss already timed started another clock"
+
+    # Another member lost while the first still is: timed from its own loss.
+    both = {**lost, "fr": _loss("fr", 170.0)}
+    timer.observe(both, converged=True, ready=1, wanted=2, now=171.0)
+    timer.observe(both, converged=True, ready=2, wanted=2, now=174.0)
+    assert (timer.last.from_cluster, timer.last.seconds) == ("fr", 4.0)
+
+    # Back, then lost again: a new loss, a new failover.
+    timer.observe({}, converged=True, ready=2, wanted=2, now=200.0)
+    again = {"de": _loss("de", 210.0)}
+    timer.observe(again, converged=True, ready=1, wanted=2, now=211.0)
+    timer.observe(again, converged=True, ready=2, wanted=2, now=213.5)
+    assert (timer.last.from_cluster, timer.last.seconds) == ("de", 3.5)
+
+
+async def test_late_time_outs_are_set_aside_while_the_operator_is_busy_but_not_for_long(world: World) -> None:
+    await world.connect()
+    member = world.members["de"]
+    late = Probe("de", False, 2.4, health.Failure.TIMEOUT, "GET /readyz: no answer within 1s", late=True)
+    for _ in range(2):
+        member.probed(late)
+        world.clock.now += 5
+    assert member.health.phase is Phase.READY, "a time-out that fired late says nothing about the member"
+    member.probed(late)
+    world.clock.now += 5
+    member.probed(late)
+    assert member.health.phase is Phase.DOWN, "a member really gone is found Down while the operator stays busy"
+    world.heal("de")
+    on_time = Probe("de", False, 1.0, health.Failure.TIMEOUT, "GET /readyz: no answer within 1s")
+    member.probed(on_time)
+    assert member.health.phase is Phase.SUSPECT, "a time-out on time counts at once"
+
+
+async def test_a_write_to_a_member_that_goes_quiet_is_given_up_when_its_probe_fails(world: World) -> None:
+    await world.connect()
+    await reconcile(workload(), world.fleet)
+    victim, kept = sorted(holders(world))
+    spare = (set(COUNTRIES) - {victim, kept}).pop()
+    world.lose(victim)
+    world.members[spare].silent = True  # partitioned just after it was chosen: still Ready
+    replacing = asyncio.create_task(reconcile(workload(), world.fleet))
+    await settle()
+    assert not replacing.done(), "the write to the silent member is under way"
+
+    world.members[spare].answers(ok=False)  # its next probe fails: Suspect
+
+    outcome = await asyncio.wait_for(replacing, timeout=1.0)
+    assert spare in outcome.failures, "the write was not given up when the member stopped answering"

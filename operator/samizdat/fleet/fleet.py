@@ -394,14 +394,15 @@ class Fleet:
 
     # ----- start deadlines
 
-    def replica_starts(self, uid: str, deadline_s: float) -> dict[str, tuple[starts.ReplicaStart, ...]]:
+    def replica_starts(self, uid: str, deadlines: starts.Deadlines) -> dict[str, tuple[starts.ReplicaStart, ...]]:
         """How each counted copy's replicas are starting, member by member (see `samizdat.starts`)."""
         now = datetime.now(UTC)
         found = {}
         for name, copy in self.counted(uid).items():
             member = self._members[name]
-            found[name] = starts.classify(copy.body, member.workload_pods(uid), member.nodes.values(), deadline_s,
-                                          now, used=member.used_gpus())
+            found[name] = starts.classify(copy.body, member.workload_pods(uid), member.nodes.values(),
+                                          deadlines.start_s, now, used=member.used_gpus(),
+                                          schedule_deadline_s=deadlines.schedule_s)
         return found
 
     def images_running(self, *, outside: str) -> frozenset[str]:
@@ -436,8 +437,10 @@ class Fleet:
         return table
 
     async def place(self, name: str, manifest: dict[str, Any]) -> None:
-        """Create or update a copy in the member; raises MemberError."""
-        await self._members[name].apply_copy(manifest)
+        """Create or update a copy in the member; raises MemberError, at once if the member stops
+        being Ready meanwhile (see `Member.answering`)."""
+        member = self._members[name]
+        await member.answering(member.apply_copy(manifest))
 
     def retire(self, name: str, copy: Copy) -> None:
         """Delete a copy in the background (its pods take seconds to drain)."""

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,6 +39,9 @@ COPY_RESOURCES = tuple(resources.of_kind(kind.api_version, kind.kind) for kind i
 RETRY_AFTER_ERROR_S = (1.0, 4.0)
 # A watch that breaks is listed again at once; a view fails the member only when that also fails.
 VIEW_FAILURES_BEFORE_UNHEALTHY = 2
+# Late time-outs in a row (see `samizdat.clusters.probing`) set aside before they count as failures: a
+# member really gone is still found Down while the operator stays busy, a probe interval or two later.
+LATE_PROBES_SET_ASIDE = 2
 POD_DRAIN_TIMEOUT_S = 30.0  # how long a removed copy's pods may take to go before it is deleted anyway
 CONTROLLER_GRACE_S = 3.0  # how long the member's own controllers get to remove those pods
 
@@ -146,7 +149,9 @@ class Member:
         self.lost_reason: str | None = None  # the health reason the current loss began with
         # Views whose list or watch keeps failing: view -> (failures in a row, the last failure, its message).
         self.view_failures: dict[str, tuple[int, health.Failure, str]] = {}
+        self.late_probes = 0  # late time-outs in a row (the first LATE_PROBES_SET_ASIDE are set aside)
         self._deleting: set[str] = set()  # copy names samizdat itself is deleting
+        self._writes_waiting: set[asyncio.Event] = set()  # set when the member stops answering (see `answering`)
         self._tasks: list[asyncio.Task[None]] = []
         self._shapes: tuple[NodeShape, ...] | None = None
         # The ledger's view (shapes with the given promises charged), and pods by workload uid: both
@@ -233,6 +238,11 @@ class Member:
         """Fold one probe's outcome into the member's health."""
         self.last_probe = result
         metrics.member_probed(self.name, result.ok, result.latency_s, result.failure)
+        self.late_probes = self.late_probes + 1 if result.late else 0
+        if 0 < self.late_probes <= LATE_PROBES_SET_ASIDE:
+            logger.info("member %s: probe set aside, its time-out fired %.2fs late (the operator was busy)",
+                        self.name, result.latency_s - self.settings.probe_timeout_s)
+            return
         if result.failure is health.Failure.UNAUTHORIZED and self._answering:
             self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"API answered 401: {result.message}"))
         failure = None if result.ok else (result.failure or health.Failure.ERROR)
@@ -274,6 +284,9 @@ class Member:
             logger.info("member %s: %s -> %s (%s)", self.name, old.phase, new.phase, new.message)
             if new.phase is Phase.READY:
                 self.censorship = None
+            else:
+                for silenced in self._writes_waiting:
+                    silenced.set()
             self.on_change(self, "phase")
 
     def _censored(self, evidence: Censorship) -> None:
@@ -465,6 +478,29 @@ class Member:
 
     async def apply_copy(self, manifest: dict[str, Any]) -> None:
         await applying.apply(self.client, manifest)
+
+    async def answering(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run `write`, given up with `MemberTimeout` as soon as the member stops being Ready (a probe
+        failed, or it censors): a member gone quiet in the middle of a write would otherwise hold the
+        caller up until the write's own deadline, while the replicas it was to take wait to be placed
+        elsewhere. (Under compound faults that is common: a member just chosen is partitioned next.)"""
+        silenced = asyncio.Event()
+        if not health.schedulable(self.health.phase):
+            silenced.set()
+        self._writes_waiting.add(silenced)
+        writing_task = asyncio.ensure_future(write)
+        waiting = asyncio.ensure_future(silenced.wait())
+        try:
+            await asyncio.wait({writing_task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+            self._writes_waiting.discard(silenced)
+        if writing_task.done():
+            return writing_task.result()
+        writing_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, errors.MemberError):
+            await writing_task
+        raise errors.MemberTimeout(self.name, f"stopped answering during the write ({self.health.message})")
 
     async def _drain(self, copy: Copy) -> None:
         """Wait until the scaled-down copy has no pods left; if the member's controllers lag (they back

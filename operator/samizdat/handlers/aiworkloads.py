@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
@@ -21,7 +22,7 @@ import pydantic
 
 from samizdat import metrics, model, placement, starts
 from samizdat.clusters.recording import EventType
-from samizdat.fleet import Fleet
+from samizdat.fleet import Fleet, Loss
 from samizdat.handlers import conditions, hub, startup
 from samizdat.handlers.conditions import Observed
 from samizdat.handlers.reconcile import Outcome, reconcile, remove_everywhere
@@ -34,7 +35,7 @@ COALESCE_S = 0.05  # events arriving together are handled by one reconcile
 SETTLE_POLL_S = 0.5  # while the fleet settles after start (fences also wake the reconciler at once)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class FailoverClock:
     """Times one failover: from the loss of a member to every replica ready again elsewhere."""
 
@@ -42,6 +43,41 @@ class FailoverClock:
     reason: str
     started_monotonic: float
     started: datetime
+
+
+@dataclass
+class FailoverTimer:
+    """Times one workload's failovers, each loss once.
+
+    A loss is a member lost since a given moment (`Loss.since`). A clock starts at the earliest loss
+    not timed yet, and every loss seen while it runs is timed by it: it stops when every replica is
+    ready again. A member that stays lost after that starts no new clock (under compound faults one
+    often does: killed, not yet healed when the next fault strikes); otherwise each later reconcile
+    would time the same loss again, from its start, and report ever longer failovers that never ran.
+    A member lost again after it came back is a new loss.
+    """
+
+    running: FailoverClock | None = None
+    timed: frozenset[tuple[str, float]] = frozenset()
+    last: model.Failover | None = None
+
+    def observe(self, lost: Mapping[str, Loss], converged: bool, ready: int, wanted: int, now: float) -> None:
+        """Fold one reconcile's outcome in: its losses, whether it converged, replicas ready of those
+        wanted, and the monotonic time `now`."""
+        losses = frozenset((loss.member, loss.since) for loss in lost.values())
+        fresh = sorted((loss for loss in lost.values() if (loss.member, loss.since) not in self.timed),
+                       key=lambda loss: (loss.since, loss.member))
+        self.timed = losses  # losses that ended are forgotten: their member may be lost again
+        if self.running is None and fresh:
+            origin = fresh[0]
+            started = datetime.now(UTC) - timedelta(seconds=now - origin.since)
+            self.running = FailoverClock(origin.member, origin.reason.value, origin.since, started)
+        elif self.running is not None and converged and ready >= wanted:
+            seconds = round(now - self.running.started_monotonic, 3)
+            metrics.failover_done(self.running.reason, seconds)
+            self.last = model.Failover(time=self.running.started, from_cluster=self.running.from_cluster,
+                                       reason=self.running.reason, seconds=seconds)
+            self.running = None
 
 
 @kopf.on.event(model.GROUP, model.VERSION, "alliances")
@@ -62,8 +98,7 @@ async def run_workload(
     wake = fleet.subscribe(uid)
     written: dict[str, Any] | None = None
     said: tuple[str, ...] = ()
-    clock: FailoverClock | None = None
-    last_failover: model.Failover | None = None
+    failovers = FailoverTimer()
     try:
         while not stopped:
             wake.clear()
@@ -84,8 +119,9 @@ async def run_workload(
                 await _sleep(wake, stopped, SETTLE_POLL_S)
                 continue
             outcome = await reconcile(workload, fleet)
-            clock, last_failover = _time_failover(fleet, workload, outcome, clock, last_failover)
-            status, gauges = build_status(workload, fleet, outcome, last_failover)
+            failovers.observe(outcome.lost, outcome.converged, _ready(fleet, workload),
+                              workload.spec.placed_replicas, time.monotonic())
+            status, gauges = build_status(workload, fleet, outcome, failovers.last)
             metrics.workload_state(workload.metadata.namespace or "", workload.metadata.name, **gauges)
             metrics.workload_starting(workload.metadata.namespace or "", workload.metadata.name, Counter(
                 s.state.value for found in outcome.replica_starts.values() for s in found))
@@ -173,7 +209,7 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[EventTyp
         then = ("the member is quarantined" if verdict.censorship is not None
                 else f"{name} kept from new replicas of this workload for {failover.quarantine_seconds}s")
         events.append(("Warning", verdict.cause.value if verdict.cause else "StartDeadlineExceeded", (
-            f"{verdict.lost} replica(s) in {name} not Ready within {failover.start_deadline_seconds}s, placed "
+            f"{verdict.lost} replica(s) in {name} not Ready within {verdict.deadline_s:g}s, placed "
             f"elsewhere; {then}: {verdict.evidence}"
         )))
     return events
@@ -198,23 +234,9 @@ def _camel(rule: str | None) -> str:
     return (rule[:1].upper() + rule[1:]) if rule else "Infeasible"
 
 
-def _time_failover(
-    fleet: Fleet, workload: model.AIWorkload, outcome: Outcome, clock: FailoverClock | None,
-    last: model.Failover | None,
-) -> tuple[FailoverClock | None, model.Failover | None]:
-    if clock is None and outcome.lost:
-        origin = outcome.lost[sorted(outcome.lost)[0]]
-        started = datetime.now(UTC) - timedelta(seconds=time.monotonic() - origin.since)
-        return FailoverClock(origin.member, origin.reason.value, origin.since, started), last
-    if clock is not None and outcome.converged:
-        uid = workload.metadata.uid or ""
-        ready = sum(min(c.ready, c.desired) for c in fleet.counted(uid).values())
-        if ready >= workload.spec.placed_replicas:
-            seconds = round(time.monotonic() - clock.started_monotonic, 3)
-            metrics.failover_done(clock.reason, seconds)
-            return None, model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
-                                        seconds=seconds)
-    return clock, last
+def _ready(fleet: Fleet, workload: model.AIWorkload) -> int:
+    """Replicas of the workload ready in members that count."""
+    return sum(min(c.ready, c.desired) for c in fleet.counted(workload.metadata.uid or "").values())
 
 
 class WorkloadGauges(TypedDict):
