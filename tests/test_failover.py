@@ -374,11 +374,19 @@ async def test_a_member_disconnected_while_its_copy_is_removed_is_reported_unrea
     pytest.param({"generation": "1", "replicas": "2"}, 2, None, id="as-wanted"),
     pytest.param({"generation": "0", "replicas": "2"}, 2, "updated", id="older-generation"),
     pytest.param({"generation": "1", "replicas": "1"}, 2, "scaled", id="other-replicas"),
+    pytest.param({"generation": "1", "replicas": "2", "actual": 0}, 2, "updated", id="scaled-to-zero-by-a-censor"),
+    pytest.param({"generation": "1", "replicas": "2", "image": "censor/x:1"}, 2, "updated",
+                 id="image-swapped-by-a-censor"),
 ])
-def test_needs_write(existing: dict[str, str] | None, replicas: int, verb: str | None) -> None:
-    body = None if existing is None else {"metadata": {"annotations": {
+def test_needs_write(existing: dict[str, Any] | None, replicas: int, verb: str | None) -> None:
+    """A copy a censor changed is written back once its member is ours again: after its quarantine
+    the fence keeps a copy the decision still wants, and nothing else would restore it."""
+    body = None if existing is None else {"kind": "Deployment", "metadata": {"annotations": {
         manifests.GENERATION_ANNOTATION: existing["generation"],
-        manifests.REPLICAS_ANNOTATION: existing["replicas"]}}, "spec": {}}
+        manifests.REPLICAS_ANNOTATION: existing["replicas"],
+        manifests.IMAGES_ANNOTATION: '{"server": "example/llm:1"}'}},
+        "spec": {"replicas": existing.get("actual", int(existing["replicas"])), "template": {"spec": {
+            "containers": [{"name": "server", "image": existing.get("image", "example/llm:1")}]}}}}
     assert _needs_write(workload(), body, replicas) == verb
 
 
