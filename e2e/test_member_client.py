@@ -17,8 +17,10 @@ import pytest
 
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
+from samizdat import manifests
 from samizdat.clusters import applying, deleting, errors, fetching, kubeconfig, probing, resources, scaling, watching
 from samizdat.clusters.client import Deadlines, MemberClient
+from samizdat.fleet import tampering
 
 NAMESPACE = members.WORKLOAD_NAMESPACE
 FAST = Deadlines(connect=1.0, read=2.0, request=3.0, watch=5, watch_grace=1.0)
@@ -146,6 +148,10 @@ async def test_apply_is_idempotent_watch_sees_it_and_delete_is_idempotent(sandbo
             assert await scaling.scale(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE, replicas=0) == 0
             scaled = await fetching.get(client, resources.DEPLOYMENTS, name, namespace=NAMESPACE)
             assert scaled["spec"]["replicas"] == 0
+            # What samizdat asked for moves in the same request, so a watcher without memory of the write (a
+            # standby operator, a restarted one) does not read our own scale-down as a censor's.
+            assert scaled["metadata"]["annotations"][manifests.REPLICAS_ANNOTATION] == "0"
+            assert tampering(scaled) is None
             # Taking it back: our next apply restores the replica count we own.
             third = await applying.apply(client, deployment(name, replicas=2))
             assert third["spec"]["replicas"] == 2
