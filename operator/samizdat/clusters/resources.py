@@ -54,6 +54,7 @@ NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
 PODS = Resource("", "v1", "pods", "Pod", namespaced=True)
 SECRETS = Resource("", "v1", "secrets", "Secret", namespaced=True)
+SERVICES = Resource("", "v1", "services", "Service", namespaced=True)
 EVENTS = Resource("", "v1", "events", "Event", namespaced=True)  # in the hub: samizdat's own Events
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", namespaced=True, scalable=True)
 JOBS = Resource("batch", "v1", "jobs", "Job", namespaced=True)
@@ -67,7 +68,7 @@ ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "Role
 MEMBERCLUSTERS = Resource("samizdat.io", "v1alpha1", "memberclusters", "MemberCluster", namespaced=False)
 
 KNOWN: tuple[Resource, ...] = (
-    NAMESPACES, NODES, PODS, SECRETS, EVENTS, DEPLOYMENTS, JOBS,
+    NAMESPACES, NODES, PODS, SECRETS, SERVICES, EVENTS, DEPLOYMENTS, JOBS,
     SERVICEACCOUNTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS, MEMBERCLUSTERS,
 )
 _BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in KNOWN}

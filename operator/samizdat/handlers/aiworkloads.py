@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
@@ -19,9 +20,9 @@ from typing import Any, TypedDict
 import kopf
 import pydantic
 
-from samizdat import metrics, model, placement, starts
+from samizdat import inventory, manifests, metrics, model, placement, starts
 from samizdat.clusters.recording import EventType
-from samizdat.fleet import Fleet
+from samizdat.fleet import Copy, Fleet
 from samizdat.handlers import conditions, hub, startup
 from samizdat.handlers.conditions import Observed
 from samizdat.handlers.reconcile import Outcome, reconcile, remove_everywhere
@@ -151,8 +152,10 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[EventTyp
     for name, loss in sorted(outcome.lost.items()):
         events.append(("Warning", "MemberLost", f"replicas in {name} no longer count, the member is {loss.why}"))
     for change in outcome.changes:
-        verb = {"placed": "Placed", "scaled": "Scaled", "updated": "Updated", "removed": "Removed"}[change.verb]
-        events.append(("Normal", verb, f"{change.verb} {change.replicas} replica(s) in {change.member}"))
+        reason = change.verb.capitalize()  # Placed, Scaled, Updated, Removed, Promoted, Demoted
+        what = "standby replica(s) to serving" if change.verb == "promoted" else (
+            "serving replica(s) to standby" if change.verb == "demoted" else "replica(s)")
+        events.append(("Normal", reason, f"{change.verb} {change.replicas} {what} in {change.member}"))
     for name, error in sorted(outcome.failures.items()):
         events.append(("Warning", "ApplyFailed", f"{name}: {error}"))
     failover = workload.spec.failover
@@ -224,15 +227,18 @@ def build_status(
     generation = workload.metadata.generation
     counted = {n: c for n, c in fleet.counted(uid).items() if c.desired > 0}
     specs = {name: spec for name in counted if (spec := fleet.spec(name)) is not None}
+    roles = _roles(workload, fleet, counted)
     placements = tuple(
         model.MemberPlacement(
             cluster=name, jurisdiction=specs[name].spec.jurisdiction.country,
             provider=specs[name].spec.provider, replicas=copy.desired,
             ready_replicas=min(copy.ready, copy.desired),
             starting=starts.summarise(outcome.replica_starts.get(name, ())),
+            serving_replicas=roles[name][0], standby_replicas=roles[name][1],
         )
         for name, copy in sorted(counted.items()) if name in specs
     )
+    serving = sum(p.serving_replicas for p in placements)
     countries = sorted({p.jurisdiction for p in placements})
     replicas = sum(p.replicas for p in placements)
     ready = sum(p.ready_replicas for p in placements)
@@ -252,9 +258,9 @@ def build_status(
     observed = [
         _placed(outcome, actual),
         _rules(outcome, violations, replicas, wanted),
-        Observed(Type.AVAILABLE, ready >= workload.spec.replicas and (ready > 0 or wanted == 0),
-                 "ReplicasReady" if ready >= workload.spec.replicas else "ReplicasNotReady",
-                 f"{ready}/{workload.spec.replicas} {_READY_WORDS[workload.spec.mode]}"),
+        Observed(Type.AVAILABLE, serving >= workload.spec.replicas and (serving > 0 or wanted == 0),
+                 "ReplicasReady" if serving >= workload.spec.replicas else "ReplicasNotReady",
+                 f"{serving}/{workload.spec.replicas} {_READY_WORDS[workload.spec.mode]}"),
         _degraded(outcome, ready, wanted),
     ]
     message = _infeasible_message(decision) if decision is not None and not decision.feasible else (
@@ -263,10 +269,47 @@ def build_status(
     status = model.AIWorkloadStatus(
         conditions=conditions.merge(_previous_conditions(workload), observed, now, generation),
         placements=placements, jurisdictions=len(countries), jurisdiction_list=tuple(countries),
-        replicas=replicas, ready_replicas=ready, last_failover=last_failover,
+        replicas=replicas, ready_replicas=ready, serving_replicas=serving,
+        standby_replicas=sum(p.standby_replicas for p in placements),
+        endpoints=_endpoints(workload, fleet, placements), last_failover=last_failover,
         observed_generation=generation, message=message,
     )
     return status.model_dump(mode="json", by_alias=True, exclude_none=True), gauges
+
+
+def _roles(workload: model.AIWorkload, fleet: Fleet, counted: Mapping[str, Copy]) -> dict[str, tuple[int, int]]:
+    """Ready (serving, standby) replicas per counted member, by their pods' role labels. Every ready
+    replica of a training run serves."""
+    if workload.spec.mode is not model.Mode.SERVE:
+        return {name: (min(copy.ready, copy.desired), 0) for name, copy in counted.items()}
+    pods = fleet.pods(workload.metadata.uid or "")
+    roles = {}
+    for name, copy in counted.items():
+        ready = [pod for pod in pods.get(name, []) if inventory.pod_ready(pod)]
+        serving = sum(1 for pod in ready if manifests.is_serving(pod))
+        roles[name] = (min(serving, copy.desired), min(len(ready) - serving, copy.desired))
+    return roles
+
+
+def _endpoints(
+    workload: model.AIWorkload, fleet: Fleet, placements: tuple[model.MemberPlacement, ...],
+) -> tuple[model.Endpoint, ...]:
+    """Where clients reach the serving replicas: members that count and have a ready serving replica."""
+    uid = workload.metadata.uid or ""
+    endpoints = []
+    for item in placements:
+        if item.serving_replicas <= 0:
+            continue
+        service, host = fleet.service(item.cluster, uid), fleet.host(item.cluster)
+        spec = service.get("spec", {}) if service is not None else {}
+        node_ports = [port["nodePort"] for port in spec.get("ports", []) if port.get("nodePort")]
+        endpoints.append(model.Endpoint(
+            cluster=item.cluster, jurisdiction=item.jurisdiction, ready_replicas=item.serving_replicas,
+            addresses=tuple(f"{host}:{port}" for port in node_ports) if host else (),
+            service=f"{service['metadata']['name']}.{manifests.WORKLOAD_NAMESPACE}" if service is not None else None,
+            cluster_ip=spec.get("clusterIP"),
+        ))
+    return tuple(endpoints)
 
 
 _READY_WORDS = {model.Mode.SERVE: "serving replicas ready", model.Mode.TRAIN: "training replicas running or done"}
