@@ -351,8 +351,9 @@ async def test_after_a_restart_the_fleet_settles_and_nothing_moves(world: World)
     assert outcome.converged and outcome.changes == [], "a restart moves and rewrites nothing"
     status, gauges = aiworkloads.build_status(workload(), world.fleet, outcome, None)
     assert status["readyReplicas"] == 2 and status["jurisdictionList"] == ["DE", "FR"]
-    assert gauges == {"desired": 2, "ready_by_country": {"DE": 1, "FR": 1}, "jurisdictions": 2, "required": 2,
-                      "violations": 0}
+    # roles are read from pods, and these members listed their copies only
+    assert gauges == {"desired": 2, "ready_by_country": {"DE": 1, "FR": 1}, "serving": 0, "standby": 0,
+                      "jurisdictions": 2, "required": 2, "violations": 0}
 
 
 async def test_reconciles_share_one_snapshot_until_something_changes(world: World) -> None:
@@ -576,8 +577,9 @@ async def test_standbys_are_placed_ready_but_not_serving_and_not_an_endpoint(wor
     (spare,) = [name for name, pods in roles(world).items() if manifests.STANDBY in pods.values()]
     service = world.fleet.service(spare, UID)
     assert service is not None and service["spec"]["selector"][manifests.ROLE_LABEL] == manifests.SERVING
-    status = status_of(world, aiw, outcome)
+    status, gauges = aiworkloads.build_status(aiw, world.fleet, outcome, None)
     assert (status["servingReplicas"], status["standbyReplicas"], status["readyReplicas"]) == (2, 1, 3)
+    assert (gauges["serving"], gauges["standby"]) == (2, 1), "samizdat_workload_replicas_serving / _standby"
     assert [e["cluster"] for e in status["endpoints"]] == serving_members(world), "a standby is no endpoint"
     assert status["endpoints"][0]["addresses"] == ["127.0.0.1:38000"]
     assert {p["cluster"]: p["standbyReplicas"] for p in status["placements"]}[spare] == 1
@@ -639,3 +641,35 @@ async def test_without_standbys_every_replica_serves_from_its_start(world: World
     assert sorted(role for pods in roles(world).values() for role in pods.values()) == [manifests.SERVING] * 2
     status = status_of(world, aiw, outcome)
     assert status["servingReplicas"] == 0 and status["endpoints"] == [], "serving, but none ready yet"
+
+
+@pytest.mark.parametrize("standby", [pytest.param(1, id="warm-standby"), pytest.param(0, id="cold")])
+async def test_last_failover_ends_when_full_serving_capacity_is_ready_again(world: World, standby: int) -> None:
+    await world.connect(names=("de", "fr", "jp", "us"))
+    aiw = workload(replicas=2, standby=standby, maxPerCluster=1)
+    await reconcile(aiw, world.fleet)
+    for member in world.members.values():
+        member.loading = True  # a replica started from now on loads its weights for a while
+    victim = serving_members(world)[0]
+    world.lose(victim)
+    lost_at = world.members[victim].lost_since
+    assert lost_at is not None
+    world.clock.now += 1
+    outcome = await reconcile(aiw, world.fleet)
+
+    clock, last = aiworkloads._time_failover(world.fleet, aiw, outcome, None, None, world.clock.now)
+    if standby:
+        assert last is not None and last.seconds == world.clock.now - lost_at, "the promotion ends it"
+        assert last.standby_seconds is None, "the new standby is still loading"
+    else:
+        assert last is None, "nothing serves in place of the lost replica until it has loaded elsewhere"
+    assert clock is not None
+    world.clock.now += 20
+    for member in world.members.values():
+        member.loaded()
+    outcome = await reconcile(aiw, world.fleet)
+    clock, last = aiworkloads._time_failover(world.fleet, aiw, outcome, clock, last, world.clock.now)
+
+    assert clock is None and last is not None and last.from_cluster == victim
+    assert last.seconds == (world.clock.now - 20 if standby else world.clock.now) - lost_at
+    assert last.standby_seconds == (world.clock.now - lost_at if standby else None)

@@ -37,12 +37,15 @@ SETTLE_POLL_S = 0.5  # while the fleet settles after start (fences also wake the
 
 @dataclass
 class FailoverClock:
-    """Times one failover: from the loss of a member to every replica ready again elsewhere."""
+    """Times one failover from the loss of a member: to the workload's full serving capacity Ready again
+    (what clients feel: a promoted standby, or a moved replica loaded elsewhere), and on to every replica,
+    standbys included, Ready again."""
 
     from_cluster: str
     reason: str
     started_monotonic: float
     started: datetime
+    serving_s: float | None = None  # seconds to full serving capacity, once reached
 
 
 @kopf.on.event(model.GROUP, model.VERSION, "alliances")
@@ -79,7 +82,7 @@ async def run_workload(
                 await _sleep(wake, stopped, SETTLE_POLL_S)
                 continue
             outcome = await reconcile(workload, fleet)
-            clock, last_failover = _time_failover(fleet, workload, outcome, clock, last_failover)
+            clock, last_failover = _time_failover(fleet, workload, outcome, clock, last_failover, time.monotonic())
             status, gauges = build_status(workload, fleet, outcome, last_failover)
             metrics.workload_state(workload.metadata.namespace or "", workload.metadata.name, **gauges)
             metrics.workload_starting(workload.metadata.namespace or "", workload.metadata.name, Counter(
@@ -190,20 +193,31 @@ def _camel(rule: str | None) -> str:
 
 def _time_failover(
     fleet: Fleet, workload: model.AIWorkload, outcome: Outcome, clock: FailoverClock | None,
-    last: model.Failover | None,
+    last: model.Failover | None, now: float,
 ) -> tuple[FailoverClock | None, model.Failover | None]:
+    """The failover clock after one reconcile, and the status's lastFailover. Serving capacity whole
+    again ends the failover as clients see it: lastFailover says so at once (and the duration metric
+    observes it), since with warm standbys that is one label write while the new standby loads for
+    as long as a cold start; `standbySeconds` follows once every replica is Ready again."""
     if clock is None and outcome.lost:
         origin = outcome.lost[sorted(outcome.lost)[0]]
-        started = datetime.now(UTC) - timedelta(seconds=time.monotonic() - origin.since)
-        return FailoverClock(origin.member, origin.reason.value, origin.since, started), last
-    if clock is not None and outcome.converged:
-        uid = workload.metadata.uid or ""
-        ready = sum(min(c.ready, c.desired) for c in fleet.counted(uid).values())
-        if ready >= workload.spec.placed_replicas:
-            seconds = round(time.monotonic() - clock.started_monotonic, 3)
-            metrics.failover_done(clock.reason, seconds)
-            return None, model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
-                                        seconds=seconds)
+        started = datetime.now(UTC) - timedelta(seconds=now - origin.since)
+        clock = FailoverClock(origin.member, origin.reason.value, origin.since, started)
+    if clock is None:
+        return None, last
+    roles = _roles(workload, fleet, _counted(fleet, workload))
+    serving = sum(serving for serving, _ in roles.values())
+    ready = serving + sum(standby for _, standby in roles.values())
+    elapsed = round(now - clock.started_monotonic, 3)
+    if clock.serving_s is None and serving >= workload.spec.serving_replicas:
+        clock.serving_s = elapsed
+        metrics.failover_done(clock.reason, elapsed)
+        last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
+                              seconds=elapsed)
+    if clock.serving_s is not None and outcome.converged and ready >= workload.spec.placed_replicas:
+        standbys = workload.spec.placed_replicas - workload.spec.serving_replicas
+        return None, model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
+                                    seconds=clock.serving_s, standby_seconds=elapsed if standbys else None)
     return clock, last
 
 
@@ -212,6 +226,8 @@ class WorkloadGauges(TypedDict):
 
     desired: int
     ready_by_country: dict[str, int]
+    serving: int
+    standby: int
     jurisdictions: int
     required: int
     violations: int
@@ -222,10 +238,9 @@ def build_status(
 ) -> tuple[dict[str, Any], WorkloadGauges]:
     """The workload's status from what the fleet counts now, and the figures its metrics publish; it
     changes nothing, so the caller writes both."""
-    uid = workload.metadata.uid or ""
     now = datetime.now(UTC)
     generation = workload.metadata.generation
-    counted = {n: c for n, c in fleet.counted(uid).items() if c.desired > 0}
+    counted = _counted(fleet, workload)
     specs = {name: spec for name in counted if (spec := fleet.spec(name)) is not None}
     roles = _roles(workload, fleet, counted)
     placements = tuple(
@@ -239,6 +254,7 @@ def build_status(
         for name, copy in sorted(counted.items()) if name in specs
     )
     serving = sum(p.serving_replicas for p in placements)
+    standby = sum(p.standby_replicas for p in placements)
     countries = sorted({p.jurisdiction for p in placements})
     replicas = sum(p.replicas for p in placements)
     ready = sum(p.ready_replicas for p in placements)
@@ -251,7 +267,8 @@ def build_status(
     for item in placements:
         ready_by_country[item.jurisdiction] = ready_by_country.get(item.jurisdiction, 0) + item.ready_replicas
     gauges = WorkloadGauges(
-        desired=wanted, ready_by_country=ready_by_country, jurisdictions=len(countries),
+        desired=wanted, ready_by_country=ready_by_country, serving=serving, standby=standby,
+        jurisdictions=len(countries),
         required=workload.spec.placement.min_jurisdictions,
         violations=len(violations) + (1 if decision is not None and not decision.feasible else 0),
     )
@@ -269,12 +286,16 @@ def build_status(
     status = model.AIWorkloadStatus(
         conditions=conditions.merge(_previous_conditions(workload), observed, now, generation),
         placements=placements, jurisdictions=len(countries), jurisdiction_list=tuple(countries),
-        replicas=replicas, ready_replicas=ready, serving_replicas=serving,
-        standby_replicas=sum(p.standby_replicas for p in placements),
+        replicas=replicas, ready_replicas=ready, serving_replicas=serving, standby_replicas=standby,
         endpoints=_endpoints(workload, fleet, placements), last_failover=last_failover,
         observed_generation=generation, message=message,
     )
     return status.model_dump(mode="json", by_alias=True, exclude_none=True), gauges
+
+
+def _counted(fleet: Fleet, workload: model.AIWorkload) -> dict[str, Copy]:
+    """The workload's copies that count and hold replicas."""
+    return {name: copy for name, copy in fleet.counted(workload.metadata.uid or "").items() if copy.desired > 0}
 
 
 def _roles(workload: model.AIWorkload, fleet: Fleet, counted: Mapping[str, Copy]) -> dict[str, tuple[int, int]]:

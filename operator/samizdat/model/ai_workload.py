@@ -208,6 +208,12 @@ class AIWorkloadSpec(Model):
         """Replicas the solver places: serving plus standby, none at all when scaled to zero."""
         return self.replicas + self.failover.standby_replicas if self.replicas else 0
 
+    @property
+    def serving_replicas(self) -> int:
+        """Replicas that serve once Ready: spec.replicas when serving a model (standbys wait), every placed
+        replica of a training run (its standbys are ordinary replicas)."""
+        return self.replicas if self.mode is Mode.SERVE else self.placed_replicas
+
     @model_validator(mode="after")
     def _rules(self) -> AIWorkloadSpec:
         placed, rules = self.placed_replicas, self.placement
@@ -330,7 +336,11 @@ class Failover(Model):
     reason: Annotated[str, Field(min_length=1, max_length=1024)]
     """Why, as one CamelCase word (e.g. MemberDown, Censoring)."""
     seconds: NonNegativeNumber
-    """How long it took until the moved replicas were ready again elsewhere."""
+    """How long until the workload's full serving capacity was Ready again: a standby promoted in place,
+    or the moved replicas loaded elsewhere."""
+    standby_seconds: NonNegativeNumber | None = None
+    """How long until every standby was Ready again too (a new one loads for as long as a cold start);
+    absent while they load, and for workloads without standbys."""
 
 
 class AIWorkloadStatus(Model):
