@@ -28,7 +28,6 @@ import platform
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from e2e.operator import OperatorProcess  # noqa: E402
+from e2e.roles import SERVING, STANDBY, MemberPods, ready_in_role  # noqa: E402
 from e2e.sandbox import stages  # noqa: E402
 from e2e.sandbox.world import Sandbox  # noqa: E402
 from e2e.waiting import eventually  # noqa: E402
@@ -48,9 +48,7 @@ RULES = {"minJurisdictions": 3, "maxPerJurisdiction": 1}
 FAULTS = ("kill", "partition", "delete")
 CASES = {"cold": 0, "warm": 1}  # standby replicas
 LOAD_S = 20
-SERVING = 2
-UID_LABEL = "samizdat.io/workload-uid"
-ROLE_LABEL = "samizdat.io/role"
+SERVING_REPLICAS = 2
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -79,47 +77,16 @@ class Hub:
         return all(item.get("status", {}).get("phase") == "Ready" for item in items)
 
 
-class Members:
-    """Fast reads of every member's pods, all members at once."""
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.clients = {name: httpx.Client(
-            base_url=sandbox.server(name), verify=sandbox.launcher.tls_context(), timeout=2,
-            headers={"Authorization": f"Bearer {sandbox.launcher.admin_token}"},
-        ) for name in sandbox.member_names}
-        self.pool = ThreadPoolExecutor(len(self.clients))
-
-    def _pods(self, name: str, uid: str) -> list[dict[str, Any]]:
-        try:
-            reply = self.clients[name].get("/api/v1/namespaces/samizdat-workloads/pods",
-                                           params={"labelSelector": f"{UID_LABEL}={uid}"})
-        except httpx.HTTPError:
-            return []
-        return [p for p in reply.json().get("items", []) if not p["metadata"].get("deletionTimestamp")]
-
-    def ready(self, uid: str, role: str) -> dict[str, str]:
-        """Ready pods of the workload in `role`, across reachable members: pod name -> member."""
-        names = [n for n in self.clients if not self.sandbox.state.clusters[n].faults]
-        found: dict[str, str] = {}
-        for name, pods in zip(names, self.pool.map(lambda n: self._pods(n, uid), names), strict=True):
-            for pod in pods:
-                conditions = pod["status"].get("conditions", [])
-                if pod["metadata"].get("labels", {}).get(ROLE_LABEL) == role and any(
-                        c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-                    found[pod["metadata"]["name"]] = name
-        return found
+def complete(members: MemberPods, uid: str, standby: int) -> bool:
+    found = members.read(uid)
+    return len(ready_in_role(found, SERVING)) == SERVING_REPLICAS and len(ready_in_role(found, STANDBY)) == standby
 
 
-def complete(members: Members, uid: str, standby: int) -> bool:
-    return len(members.ready(uid, "serving")) == SERVING and len(members.ready(uid, "standby")) == standby
-
-
-def startup_trial(sandbox: Sandbox, hub: Hub, members: Members, uid: str, standby: int) -> float:
-    victim = sorted(members.ready(uid, "serving").values())[0]
+def startup_trial(sandbox: Sandbox, hub: Hub, members: MemberPods, uid: str, standby: int) -> float:
+    victim = sorted(ready_in_role(members.read(uid), SERVING).values())[0]
     started = time.monotonic()
     sandbox.kill(victim)
-    while len(members.ready(uid, "serving")) < SERVING:
+    while len(ready_in_role(members.read(uid), SERVING)) < SERVING_REPLICAS:
         if time.monotonic() - started > 120:
             raise TimeoutError(f"kill of {victim}: serving capacity not back within 120 s")
         time.sleep(0.05)
@@ -135,7 +102,7 @@ def loading_workload(name: str, standby: int) -> dict[str, Any]:
     template = {"metadata": {"annotations": {stages.READY_AFTER_ANNOTATION: f"{LOAD_S}s"}},
                 "spec": {"containers": [{"name": "server", "image": "registry.invalid/llm-server:1",
                                          "ports": [{"name": "http", "containerPort": 8000}]}]}}
-    return aiworkload(name, SERVING, {"minJurisdictions": 2, "maxPerCluster": 1}, template=template,
+    return aiworkload(name, SERVING_REPLICAS, {"minJurisdictions": 2, "maxPerCluster": 1}, template=template,
                       failover={"standbyReplicas": standby})
 
 
@@ -207,7 +174,8 @@ def main() -> int:
             results[fault] = summary([trial(sandbox, hub, fault) for _ in range(args.trials)])
         if args.cases:
             kubectl.run("delete", "aiworkload", NAME, "-n", "default", "--ignore-not-found", "--timeout=60s")
-            members = Members(sandbox)
+            members = MemberPods(sandbox)
+            cleanup.callback(members.close)
         for case in args.cases:
             standby, name = CASES[case], f"{NAME}-{case}"
             cleanup.callback(kubectl.run, "delete", "aiworkload", name, "-n", "default", "--wait=false", check=False)
