@@ -189,9 +189,9 @@ def main() -> int:
             kubectl.run("delete", "aiworkload", name, "-n", "default", "--timeout=90s")
     print(json.dumps({
         "benchmark": "failover",
-        "method": __doc__.split("\n\n")[1].replace("\n", " "),
+        "method": " ".join(__doc__.split("\n\n")[1:3 if args.cases else 2]).replace("\n", " "),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
-        "targets": {"kill_p50_s": 5, "kill_p99_s": 10, "delete_p99_s": 2, "warm_p99_s": 6},
+        "targets": {"kill_p50_s": 5, "kill_p99_s": 10, "delete_p99_s": 2, "cold_p50_min_s": LOAD_S, "warm_p99_s": 6},
         "results": results,
     }, indent=2))
     return 0
