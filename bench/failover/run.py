@@ -1,4 +1,5 @@
-"""Failover benchmark on the real sandbox: time from a fault to every replica Ready elsewhere.
+"""Failover benchmark on the real sandbox: time from a fault to every replica Ready elsewhere (for the
+start-up cases: to full serving capacity Ready again).
 
 Method: one AIWorkload of 3 replicas × 1 GPU in 3 countries (minJurisdictions 3, maxPerJurisdiction 1)
 on a hub + 6 member sandbox with the operator running. Each trial picks a member that holds a replica,
