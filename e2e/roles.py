@@ -138,9 +138,10 @@ class RoleSampler(threading.Thread):
         (standby) count never exceeds what the member really had Ready in that role within the last
         STATUS_LAG_S, so a standby is never counted as serving; once serving capacity is back no
         endpoint names the `victim`, and before then only a member that served does."""
-        problems = []
+        problems: list[str] = []
+        origin = killed if killed is not None else (self.samples[0].at if self.samples else 0.0)
         for sample in self.samples:
-            when = f"at {sample.at - (killed or sample.at):+.2f}s"
+            when = f"at {sample.at - origin:+.2f}s"
             for pods in (sample.before, sample.after):
                 live = {member: len(items) for member, items in pods.items() if items}
                 if sum(live.values()) > self.placed:
@@ -152,7 +153,7 @@ class RoleSampler(threading.Thread):
             if not moving and len(countries) < self.rules.get("minJurisdictions", 1):
                 problems.append(f"{when}: serving pods Ready in {sorted(countries)} only")
             problems += self._status_problems(sample, when, victim, back)
-        return problems
+        return list(dict.fromkeys(problems))  # the reads before and after a status often agree
 
     def _status_problems(self, sample: Sample, when: str, victim: str | None, back: float | None) -> list[str]:
         recent = [s for s in self.samples if sample.at - STATUS_LAG_S <= s.at <= sample.at]
