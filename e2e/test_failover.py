@@ -29,6 +29,7 @@ from e2e.workloads import (
     member_pods,
     rule_violations,
     wait_condition,
+    wait_members_ready,
     wait_running,
     wait_settled,
 )
