@@ -33,6 +33,23 @@ def test_serving_split(
     assert serving_split(assignments, held, COUNTRY, replicas) == serving
 
 
+@pytest.mark.parametrize(("assignments", "held", "serving"), [
+    pytest.param({"a": 1, "b": 1, "c": 1}, {}, {"a": 0, "b": 1, "c": 1}, id="spread-before-country-cover"),
+    pytest.param({"a": 1, "b": 1, "c": 1},
+                 {"a": Held(ready=1, serving=1), "b": Held(ready=1), "c": Held()}, {"a": 1, "b": 0, "c": 1},
+                 id="no-promotion-into-one-country-the-new-replica-serves-once-loaded"),
+    pytest.param({"a": 1, "c": 1, "d": 1},
+                 {"a": Held(ready=1, serving=1), "c": Held(), "d": Held(ready=1)}, {"a": 1, "c": 0, "d": 1},
+                 id="a-standby-abroad-promoted"),
+    pytest.param({"a": 2, "b": 1}, {"a": Held(ready=2, serving=2), "b": Held(ready=1)}, {"a": 2, "b": 0},
+                 id="one-country-placed-cover-decides"),
+])
+def test_serving_replicas_keep_min_jurisdictions(
+    assignments: dict[str, int], held: dict[str, Held], serving: dict[str, int],
+) -> None:
+    assert serving_split(assignments, held, COUNTRY, 2, min_countries=2) == serving
+
+
 def test_cover_is_counted_per_member_and_per_country() -> None:
     assert uncovered({"a": 1, "b": 1, "c": 0}, {"a": 0, "b": 0, "c": 1}, COUNTRY) == (0, 0)
     assert uncovered({"a": 0, "b": 1, "c": 1}, {"a": 1, "b": 0, "c": 0}, COUNTRY) == (0, 1), "DE has no spare abroad"

@@ -9,7 +9,7 @@ member is healed and the next trial waits until every member is Ready again. Pri
 
 Start-up cases (`--cases cold warm`): models take LOAD_S to load (the sandbox's
 `sandbox.samizdat.io/ready-after` annotation). One AIWorkload of 2 serving replicas (minJurisdictions 2,
-maxPerCluster 1), without standbys (cold) or with `failover.standbyReplicas: 1` (warm). Each trial kills
+maxPerJurisdiction 1), without standbys (cold) or with `failover.standbyReplicas: 1` (warm). Each trial kills
 a member holding a Ready serving pod and polls every reachable member's pods every 50 ms (HTTPS, in
 parallel) until 2 pods labelled serving are Ready outside it: ground truth, not samizdat's status. Then
 the member is healed and the next trial waits until the workload has its full complement Ready again.
@@ -103,7 +103,7 @@ def loading_workload(name: str, standby: int) -> dict[str, Any]:
     template = {"metadata": {"annotations": {stages.READY_AFTER_ANNOTATION: f"{LOAD_S}s"}},
                 "spec": {"containers": [{"name": "server", "image": "registry.invalid/llm-server:1",
                                          "ports": [{"name": "http", "containerPort": 8000}]}]}}
-    return aiworkload(name, SERVING_REPLICAS, {"minJurisdictions": 2, "maxPerCluster": 1}, template=template,
+    return aiworkload(name, SERVING_REPLICAS, {"minJurisdictions": 2, "maxPerJurisdiction": 1}, template=template,
                       failover={"standbyReplicas": standby})
 
 

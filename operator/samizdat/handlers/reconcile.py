@@ -174,8 +174,9 @@ async def _expose(fleet: Fleet, workload: AIWorkload, outcome: Outcome, decision
 
 async def _assign_roles(fleet: Fleet, workload: AIWorkload, outcome: Outcome, assignments: Mapping[str, int]) -> None:
     """Label each member's pods serving or standby (see `placement.standby`): promotions land first,
-    all members at once, then demotions, so serving capacity never dips while they land. A role is a
-    label no rule counts, so no promotion can break a hard rule: `assignments` already holds them all."""
+    all members at once, then demotions, so serving capacity never dips while they land. `assignments`
+    holds every hard rule; the serving replicas among them keep minJurisdictions, the one rule a subset
+    of a placement can break, so no promotion breaks a hard rule."""
     pods = fleet.pods(workload.metadata.uid or "")
     held = {
         name: standby.Held(ready=sum(1 for pod in members_pods if inventory.pod_ready(pod)),
@@ -184,7 +185,8 @@ async def _assign_roles(fleet: Fleet, workload: AIWorkload, outcome: Outcome, as
     }
     countries = {name: spec.spec.jurisdiction.country if (spec := fleet.spec(name)) is not None else ""
                  for name in assignments}
-    serving = standby.serving_split(assignments, held, countries, workload.spec.replicas)
+    serving = standby.serving_split(assignments, held, countries, workload.spec.replicas,
+                                    workload.spec.placement.min_jurisdictions)
     # A member the decision empties keeps its labels: its copy is being retired, pods and all.
     labels = {name: manifests.relabels(members_pods, serving[name]) for name, members_pods in pods.items()
               if assignments.get(name, 0) > 0}
