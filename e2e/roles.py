@@ -81,6 +81,7 @@ class MemberPods:
 class Sample:
     """One moment: the members' pods (read before and after the status) and the hub's status."""
 
+    began: float  # monotonic, before the first read
     at: float  # monotonic, once all three were read
     before: dict[str, list[dict[str, Any]]]
     status: dict[str, Any]
@@ -112,13 +113,14 @@ class RoleSampler(threading.Thread):
     def run(self) -> None:
         path = f"/apis/samizdat.io/v1alpha1/namespaces/default/aiworkloads/{self.workload}"
         while not self._halt.is_set():
+            began = time.monotonic()
             before = self.pods.read(self.uid)
             try:
                 status = self.hub.get(path).json().get("status", {})
             except (httpx.HTTPError, ValueError):  # the hub itself may be briefly busy
                 continue
             after = self.pods.read(self.uid)
-            self.samples.append(Sample(time.monotonic(), before, status, after))
+            self.samples.append(Sample(began, time.monotonic(), before, status, after))
             time.sleep(0.25)
 
     def latest(self) -> Sample | None:

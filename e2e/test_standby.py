@@ -70,10 +70,10 @@ def kill_a_serving_member(hub: Sandbox, sampler: RoleSampler) -> tuple[str, floa
 
 
 def serving_back(sampler: RoleSampler, killed: float, timeout: float) -> Sample:
-    """The first sample after the kill with 2 Ready serving pods in the members (ground truth: the
-    killed member cannot be read, so its pods are not among them)."""
+    """The first sample read wholly after the kill with 2 Ready serving pods in the members (ground
+    truth: the killed member cannot be read, so its pods are not among them)."""
     def back() -> Sample | None:
-        return next((s for s in sampler.samples if s.at > killed and len(s.serving()) >= 2), None)
+        return next((s for s in sampler.samples if s.began > killed and len(s.serving()) >= 2), None)
 
     found = eventually(back, timeout=timeout, interval=0.1, what="serving capacity back")
     assert found is not None
