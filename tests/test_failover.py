@@ -655,21 +655,25 @@ async def test_last_failover_ends_when_full_serving_capacity_is_ready_again(worl
     lost_at = world.members[victim].lost_since
     assert lost_at is not None
     world.clock.now += 1
-    outcome = await reconcile(aiw, world.fleet)
+    timer = aiworkloads.FailoverTimer()
 
-    clock, last = aiworkloads._time_failover(world.fleet, aiw, outcome, None, None, world.clock.now)
+    aiworkloads._time_failover(timer, world.fleet, aiw, await reconcile(aiw, world.fleet), world.clock.now)
+
     if standby:
-        assert last is not None and last.seconds == world.clock.now - lost_at, "the promotion ends it"
-        assert last.standby_seconds is None, "the new standby is still loading"
+        assert timer.last is not None and timer.last.seconds == world.clock.now - lost_at, "the promotion ends it"
+        assert timer.last.standby_seconds is None, "the new standby is still loading"
     else:
-        assert last is None, "nothing serves in place of the lost replica until it has loaded elsewhere"
-    assert clock is not None
+        assert timer.last is None, "nothing serves in place of the lost replica until it has loaded elsewhere"
+    assert timer.clock is not None
     world.clock.now += 20
     for member in world.members.values():
         member.loaded()
-    outcome = await reconcile(aiw, world.fleet)
-    clock, last = aiworkloads._time_failover(world.fleet, aiw, outcome, clock, last, world.clock.now)
+    aiworkloads._time_failover(timer, world.fleet, aiw, await reconcile(aiw, world.fleet), world.clock.now)
 
-    assert clock is None and last is not None and last.from_cluster == victim
-    assert last.seconds == (world.clock.now - 20 if standby else world.clock.now) - lost_at
-    assert last.standby_seconds == (world.clock.now - lost_at if standby else None)
+    done = timer.last
+    assert timer.clock is None and done is not None and done.from_cluster == victim
+    assert done.seconds == (world.clock.now - 20 if standby else world.clock.now) - lost_at
+    assert done.standby_seconds == (world.clock.now - lost_at if standby else None)
+    world.clock.now += 30
+    aiworkloads._time_failover(timer, world.fleet, aiw, await reconcile(aiw, world.fleet), world.clock.now)
+    assert timer.clock is None and timer.last == done, "a member still lost is not timed again"

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
@@ -48,6 +48,16 @@ class FailoverClock:
     serving_s: float | None = None  # seconds to full serving capacity, once reached
 
 
+@dataclass
+class FailoverTimer:
+    """The failovers of one workload, as its reconciles see them: the one being timed, and the last one
+    (status.lastFailover). Each loss is timed once: a member stays lost, and in `outcome.lost`, until it
+    heals, and a later reconcile must not time it again from its old start."""
+
+    clock: FailoverClock | None = None
+    last: model.Failover | None = None
+    timed: set[tuple[str, float]] = field(default_factory=set)  # (member, since) of losses timed already
+
 @kopf.on.event(model.GROUP, model.VERSION, "alliances")
 def alliance_changed(memo: kopf.Memo, **_: Any) -> None:
     memo.fleet.alliances_changed()
@@ -66,8 +76,7 @@ async def run_workload(
     wake = fleet.subscribe(uid)
     written: dict[str, Any] | None = None
     said: tuple[str, ...] = ()
-    clock: FailoverClock | None = None
-    last_failover: model.Failover | None = None
+    failovers = FailoverTimer()
     try:
         while not stopped:
             wake.clear()
@@ -82,8 +91,8 @@ async def run_workload(
                 await _sleep(wake, stopped, SETTLE_POLL_S)
                 continue
             outcome = await reconcile(workload, fleet)
-            clock, last_failover = _time_failover(fleet, workload, outcome, clock, last_failover, time.monotonic())
-            status, gauges = build_status(workload, fleet, outcome, last_failover)
+            _time_failover(failovers, fleet, workload, outcome, time.monotonic())
+            status, gauges = build_status(workload, fleet, outcome, failovers.last)
             metrics.workload_state(workload.metadata.namespace or "", workload.metadata.name, **gauges)
             metrics.workload_starting(workload.metadata.namespace or "", workload.metadata.name, Counter(
                 s.state.value for found in outcome.replica_starts.values() for s in found))
@@ -191,20 +200,21 @@ def _camel(rule: str | None) -> str:
     return (rule[:1].upper() + rule[1:]) if rule else "Infeasible"
 
 
-def _time_failover(
-    fleet: Fleet, workload: model.AIWorkload, outcome: Outcome, clock: FailoverClock | None,
-    last: model.Failover | None, now: float,
-) -> tuple[FailoverClock | None, model.Failover | None]:
-    """The failover clock after one reconcile, and the status's lastFailover. Serving capacity whole
-    again ends the failover as clients see it: lastFailover says so at once (and the duration metric
-    observes it), since with warm standbys that is one label write while the new standby loads for
-    as long as a cold start; `standbySeconds` follows once every replica is Ready again."""
-    if clock is None and outcome.lost:
-        origin = outcome.lost[sorted(outcome.lost)[0]]
+def _time_failover(timer: FailoverTimer, fleet: Fleet, workload: model.AIWorkload, outcome: Outcome, now: float) -> None:
+    """Advance the workload's failover timer by one reconcile. Serving capacity whole again ends the
+    failover as clients see it: lastFailover says so at once (and the duration metric observes it),
+    since with warm standbys that is one label write while the new standby loads for as long as a cold
+    start; `standbySeconds` follows once every replica is Ready again."""
+    lost = {(loss.member, loss.since): loss for loss in outcome.lost.values()}
+    timer.timed &= set(lost)  # a healed member's loss is forgotten; its next one is new
+    fresh = [loss for key, loss in sorted(lost.items()) if key not in timer.timed]
+    if timer.clock is None and fresh:
+        origin = fresh[0]
         started = datetime.now(UTC) - timedelta(seconds=now - origin.since)
-        clock = FailoverClock(origin.member, origin.reason.value, origin.since, started)
+        timer.clock = FailoverClock(origin.member, origin.reason.value, origin.since, started)
+    clock = timer.clock
     if clock is None:
-        return None, last
+        return
     roles = _roles(workload, fleet, _counted(fleet, workload))
     serving = sum(serving for serving, _ in roles.values())
     ready = serving + sum(standby for _, standby in roles.values())
@@ -212,13 +222,14 @@ def _time_failover(
     if clock.serving_s is None and serving >= workload.spec.serving_replicas:
         clock.serving_s = elapsed
         metrics.failover_done(clock.reason, elapsed)
-        last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
-                              seconds=elapsed)
+        timer.last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
+                                    seconds=elapsed)
     if clock.serving_s is not None and outcome.converged and ready >= workload.spec.placed_replicas:
         standbys = workload.spec.placed_replicas - workload.spec.serving_replicas
-        return None, model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
+        timer.last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
                                     seconds=clock.serving_s, standby_seconds=elapsed if standbys else None)
-    return clock, last
+        timer.timed |= set(lost)
+        timer.clock = None
 
 
 class WorkloadGauges(TypedDict):
