@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -61,19 +62,29 @@ def loaded(hub: Sandbox, operator: OperatorProcess, request: pytest.FixtureReque
         heal_and_remove(hub, name, uid)
 
 
-def kill_a_serving_member(hub: Sandbox, sampler: RoleSampler) -> tuple[str, float]:
+@dataclass(frozen=True)
+class Kill:
+    """One member killed under a served workload, and when."""
+
+    victim: str
+    began: float  # monotonic, just before the kill: samples read from here on may miss the victim
+    done: float  # monotonic, once the victim's API server is gone
+
+
+def kill_a_serving_member(hub: Sandbox, sampler: RoleSampler) -> Kill:
     latest = sampler.latest()
     assert latest is not None
     victim = sorted(latest.serving().values())[0]
+    began = time.monotonic()
     hub.kill(victim)
-    return victim, time.monotonic()
+    return Kill(victim, began, time.monotonic())
 
 
-def serving_back(sampler: RoleSampler, killed: float, timeout: float) -> Sample:
+def serving_back(sampler: RoleSampler, kill: Kill, timeout: float) -> Sample:
     """The first sample read wholly after the kill with 2 Ready serving pods in the members (ground
     truth: the killed member cannot be read, so its pods are not among them)."""
     def back() -> Sample | None:
-        return next((s for s in sampler.samples if s.began > killed and len(s.serving()) >= 2), None)
+        return next((s for s in sampler.samples if s.began > kill.done and len(s.serving()) >= 2), None)
 
     found = eventually(back, timeout=timeout, interval=0.1, what="serving capacity back")
     assert found is not None
@@ -85,12 +96,13 @@ def test_without_standbys_a_killed_members_replica_serves_only_after_its_load(
     hub: Sandbox, loaded: dict[str, Any],
 ) -> None:
     sampler: RoleSampler = loaded["sampler"]
-    victim, killed = kill_a_serving_member(hub, sampler)
-    back = serving_back(sampler, killed, timeout=LOAD_S + 60)
-    seconds = back.at - killed
+    kill = kill_a_serving_member(hub, sampler)
+    victim = kill.victim
+    back = serving_back(sampler, kill, timeout=LOAD_S + 60)
+    seconds = back.at - kill.began
     assert seconds >= LOAD_S, f"a cold replica served after {seconds:.1f}s, before its {LOAD_S}s load"
     eventually(lambda: (s := sampler.latest()) is not None and s.at > back.at + 1, timeout=10, what="a second more")
-    assert sampler.problems(victim, killed, back.at) == []
+    assert sampler.problems(victim, kill.began, back.at) == []
     status = eventually(lambda: (w := get_workload(hub, loaded["name"])["status"]).get("lastFailover") and w,
                         timeout=30, what="status shows the failover's end")
     assert victim not in [e["cluster"] for e in status.get("endpoints", [])]
@@ -111,9 +123,10 @@ def test_a_standby_is_promoted_in_place_within_seconds(hub: Sandbox, loaded: dic
     selected = hub.kubectl(spare).get_json("pods", "-n", members.WORKLOAD_NAMESPACE, "-l", selector)["items"]
     assert selected == [], "the serving Service selects no standby"
 
-    victim, killed = kill_a_serving_member(hub, sampler)
-    back = serving_back(sampler, killed, timeout=LOAD_S)
-    seconds = back.at - killed
+    kill = kill_a_serving_member(hub, sampler)
+    victim = kill.victim
+    back = serving_back(sampler, kill, timeout=LOAD_S)
+    seconds = back.at - kill.began
 
     assert seconds <= WARM_RESTORE_S, f"serving capacity back after {seconds:.1f}s"
     assert back.serving().get(standby_uid) == spare, "the same pod serves now, not restarted"
@@ -131,7 +144,7 @@ def test_a_standby_is_promoted_in_place_within_seconds(hub: Sandbox, loaded: dic
     failover = status["lastFailover"]
     assert failover["fromCluster"] == victim and failover["seconds"] <= WARM_RESTORE_S, failover
     assert failover["standbySeconds"] >= LOAD_S, failover
-    problems = sampler.problems(victim, killed, back.at)
+    problems = sampler.problems(victim, kill.began, back.at)
     assert problems == [], problems
     final = {member: len(items) for member, items in restored.after.items() if items}
     assert rule_violations(final, RULES) == [], final
