@@ -144,7 +144,8 @@ def draw(seed: int, member_names: Sequence[str], duration_s: float, workloads: i
 @dataclass(frozen=True, slots=True)
 class WorkloadSample:
     ready: Mapping[str, int]  # member -> Running and Ready replicas of the workload's own image
-    running: Mapping[str, int]  # member -> Running ones (Ready or not): what rules are checked on
+    running: Mapping[str, int]  # member -> Running ones (Ready or not) outside quarantined censors: what
+    # the limits are checked on
     status: str  # what samizdat's status said: its message and Degraded reason
     room: bool | None = None  # when short: whether healthy members had room under its rules
 
@@ -373,10 +374,14 @@ class Chaos:
         not_ready = {m: p for m, p in phases.items() if p != "Ready"}
         counted = {m: items for m, items in pods.items() if faulted.get(m) not in LOCKED_OUT}
         healthy = [m for m in counted if m not in faulted and phases.get(m) != "Quarantined"]
+        # Copies a censoring member holds while samizdat has it quarantined are not samizdat's to stop
+        # (they are fenced when it returns): they count as serving, not against the limits.
+        hostage = {m for m in counted if m in faulted and phases.get(m) == "Quarantined"}
         workloads, failovers = {}, {}
         for plan in self.plan.workloads:
             uid = self.uids.get(plan.name, "")
             ready, running = _count(counted, uid)
+            running = {m: n for m, n in running.items() if m not in hostage}
             body = statuses.get(plan.name, {})
             status = body.get("status", {})
             degraded = next((c for c in status.get("conditions", []) if c["type"] == "Degraded"), {})

@@ -374,11 +374,19 @@ async def test_a_member_disconnected_while_its_copy_is_removed_is_reported_unrea
     pytest.param({"generation": "1", "replicas": "2"}, 2, None, id="as-wanted"),
     pytest.param({"generation": "0", "replicas": "2"}, 2, "updated", id="older-generation"),
     pytest.param({"generation": "1", "replicas": "1"}, 2, "scaled", id="other-replicas"),
+    pytest.param({"generation": "1", "replicas": "2", "actual": 0}, 2, "updated", id="scaled-to-zero-by-a-censor"),
+    pytest.param({"generation": "1", "replicas": "2", "image": "censor/x:1"}, 2, "updated",
+                 id="image-swapped-by-a-censor"),
 ])
-def test_needs_write(existing: dict[str, str] | None, replicas: int, verb: str | None) -> None:
-    body = None if existing is None else {"metadata": {"annotations": {
+def test_needs_write(existing: dict[str, Any] | None, replicas: int, verb: str | None) -> None:
+    """A copy a censor changed is written back once its member is ours again: after its quarantine
+    the fence keeps a copy the decision still wants, and nothing else would restore it."""
+    body = None if existing is None else {"kind": "Deployment", "metadata": {"annotations": {
         manifests.GENERATION_ANNOTATION: existing["generation"],
-        manifests.REPLICAS_ANNOTATION: existing["replicas"]}}, "spec": {}}
+        manifests.REPLICAS_ANNOTATION: existing["replicas"],
+        manifests.IMAGES_ANNOTATION: '{"server": "example/llm:1"}'}},
+        "spec": {"replicas": existing.get("actual", int(existing["replicas"])), "template": {"spec": {
+            "containers": [{"name": "server", "image": existing.get("image", "example/llm:1")}]}}}}
     assert _needs_write(workload(), body, replicas) == verb
 
 
@@ -543,7 +551,7 @@ async def test_late_time_outs_are_set_aside_while_the_operator_is_busy_but_not_f
     assert member.health.phase is Phase.SUSPECT, "a time-out on time counts at once"
 
 
-async def test_a_write_to_a_member_that_goes_quiet_is_given_up_when_its_probe_fails(world: World) -> None:
+async def test_a_write_to_a_member_that_goes_quiet_is_given_up_when_it_is_down(world: World) -> None:
     await world.connect()
     await reconcile(workload(), world.fleet)
     victim, kept = sorted(holders(world))
@@ -554,7 +562,10 @@ async def test_a_write_to_a_member_that_goes_quiet_is_given_up_when_its_probe_fa
     await settle()
     assert not replacing.done(), "the write to the silent member is under way"
 
-    world.members[spare].answers(ok=False)  # its next probe fails: Suspect
+    world.members[spare].answers(ok=False)  # its next probe fails: Suspect, still written to
+    await settle()
+    assert not replacing.done(), "a write to a Suspect member (one missed probe) is not given up"
+    world.lose(spare)
 
     outcome = await asyncio.wait_for(replacing, timeout=1.0)
-    assert spare in outcome.failures, "the write was not given up when the member stopped answering"
+    assert spare in outcome.failures, "the write was not given up when the member was lost"

@@ -331,7 +331,7 @@ def alive(pid: int) -> bool:
     # a zombie still answers kill(0); its state letter tells
     try:
         status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped between the two looks: reading fails with ESRCH
         return False
     return status != "Z"
 

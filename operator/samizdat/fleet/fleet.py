@@ -437,8 +437,8 @@ class Fleet:
         return table
 
     async def place(self, name: str, manifest: dict[str, Any]) -> None:
-        """Create or update a copy in the member; raises MemberError, at once if the member stops
-        being Ready meanwhile (see `Member.answering`)."""
+        """Create or update a copy in the member; raises MemberError, at once if the member is lost
+        meanwhile (see `Member.answering`)."""
         member = self._members[name]
         await member.answering(member.apply_copy(manifest))
 

@@ -151,7 +151,7 @@ class Member:
         self.view_failures: dict[str, tuple[int, health.Failure, str]] = {}
         self.late_probes = 0  # late time-outs in a row (the first LATE_PROBES_SET_ASIDE are set aside)
         self._deleting: set[str] = set()  # copy names samizdat itself is deleting
-        self._writes_waiting: set[asyncio.Event] = set()  # set when the member stops answering (see `answering`)
+        self._writes_waiting: set[asyncio.Event] = set()  # set when the member is lost (see `answering`)
         self._tasks: list[asyncio.Task[None]] = []
         self._shapes: tuple[NodeShape, ...] | None = None
         # The ledger's view (shapes with the given promises charged), and pods by workload uid: both
@@ -284,7 +284,7 @@ class Member:
             logger.info("member %s: %s -> %s (%s)", self.name, old.phase, new.phase, new.message)
             if new.phase is Phase.READY:
                 self.censorship = None
-            else:
+            if lost:
                 for silenced in self._writes_waiting:
                     silenced.set()
             self.on_change(self, "phase")
@@ -480,12 +480,13 @@ class Member:
         await applying.apply(self.client, manifest)
 
     async def answering(self, write: Coroutine[Any, Any, None]) -> None:
-        """Run `write`, given up with `MemberTimeout` as soon as the member stops being Ready (a probe
-        failed, or it censors): a member gone quiet in the middle of a write would otherwise hold the
-        caller up until the write's own deadline, while the replicas it was to take wait to be placed
-        elsewhere. (Under compound faults that is common: a member just chosen is partitioned next.)"""
+        """Run `write`, given up with `MemberTimeout` as soon as the member is lost (Down, or
+        Quarantined): a member gone quiet in the middle of a write would otherwise hold the caller up
+        until the write's own deadline, while the replicas it was to take wait to be placed elsewhere.
+        (Under compound faults that is common: a member just chosen is partitioned next.) A Suspect
+        member, one missed probe, is still written to: under load that is often no fault at all."""
         silenced = asyncio.Event()
-        if not health.schedulable(self.health.phase):
+        if health.lost(self.health.phase):
             silenced.set()
         self._writes_waiting.add(silenced)
         writing_task = asyncio.ensure_future(write)

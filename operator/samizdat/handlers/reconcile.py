@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from samizdat import manifests, metrics, placement, starts
 from samizdat.clusters import errors
-from samizdat.fleet import Fleet, Loss
+from samizdat.fleet import Fleet, Loss, tampering
 from samizdat.model import AIWorkload
 from samizdat.placement import from_model
 
@@ -67,6 +67,10 @@ def _needs_write(workload: AIWorkload, existing: Mapping[str, object] | None, re
         return "updated"
     if annotations.get(manifests.REPLICAS_ANNOTATION) != str(replicas):
         return "scaled"
+    if tampering(existing) is not None:
+        # Someone else's change (scaled to zero, image swapped) outlived the member's quarantine: the
+        # copy is ours again once the member is fenced and wanted, so what we asked for is written back.
+        return "updated"
     return None
 
 
