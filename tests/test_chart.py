@@ -318,7 +318,28 @@ def test_replicas_peer_only_when_there_are_several(helm: Path, replicas: int, st
     assert ("env" in container(objects)) is peering  # POD_ID names the replica in the peering
 
 
-@pytest.mark.parametrize("values", [pytest.param((), id="defaults"), pytest.param(EVERYTHING_ON, id="everything-on")])
+ELECTED = ("election.enabled=true", "replicaCount=2")
+
+
+def test_an_elected_release_stands_for_the_lease_in_its_namespace_instead_of_peering(helm: Path) -> None:
+    objects = render(helm, *ELECTED)
+    args = container(objects)["args"]
+    parsed = cli.build_parser().parse_args(args)
+    assert (parsed.lease_name, parsed.lease_namespace) == ("samizdat-leader", NAMESPACE)
+    assert (parsed.lease_duration, parsed.renew_deadline, parsed.retry_period) == (8, 5.0, 1.0)
+    assert parsed.peering is None and not find(objects, "ClusterKopfPeering")
+    assert the(objects, "Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"  # the Lease decides who acts
+    election = the(objects, "Role", "samizdat-election")
+    assert election["metadata"]["namespace"] == NAMESPACE
+    assert election["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                  "verbs": ["get", "create", "update"]}]
+    binding = the(objects, "RoleBinding", "samizdat-election")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "samizdat", "namespace": NAMESPACE}]
+    assert not find(render(helm), "Role", "samizdat-election")
+
+
+@pytest.mark.parametrize("values", [pytest.param((), id="defaults"), pytest.param(EVERYTHING_ON, id="everything-on"),
+                                    pytest.param(ELECTED, id="elected")])
 def test_args_are_accepted_by_the_samizdat_cli(helm: Path, values: tuple[str, ...]) -> None:
     args = container(render(helm, *values))["args"]
     parsed = cli.build_parser().parse_args(args)

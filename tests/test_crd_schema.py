@@ -218,7 +218,7 @@ def test_workload_patterns(path: str, pattern: str) -> None:
         pytest.param("samizdat.io_memberclusters.yaml", "status.phase",
                      ["Pending", "Ready", "Suspect", "Down", "Quarantined"], id="phase"),
         pytest.param("samizdat.io_memberclusters.yaml", "status.conditions[].type",
-                     ["Ready", "Reachable", "Censoring", "CredentialsExpiring"], id="member-conditions"),
+                     ["Ready", "Reachable", "Censoring", "CredentialsExpiring", "Fenced"], id="member-conditions"),
     ],
 )
 def test_enums(name: str, path: str, values: list[str]) -> None:

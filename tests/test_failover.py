@@ -24,7 +24,7 @@ from samizdat.fleet import Fleet, MemberSettings
 from samizdat.fleet import fleet as fleet_module
 from samizdat.fleet.member import Censorship, Copy, Member
 from samizdat.handlers import aiworkloads, credentials, memberclusters
-from samizdat.handlers.reconcile import _needs_write, reconcile
+from samizdat.handlers.reconcile import Outcome, _needs_write, reconcile
 from samizdat.model import CensorshipKind, FailoverReason, Phase
 
 KUBECONFIG = """
@@ -61,6 +61,7 @@ class FakeMember(Member):
         self.unreachable = False
         self.loading = False  # new pods start Running but not Ready (weights loading) until `loaded`
         self._made = 0
+        self.silent = False  # partitioned: writes hang, no answer ever comes
 
     def start(self) -> None:
         """No probe or watch loops: the test is the member's API."""
@@ -68,6 +69,8 @@ class FakeMember(Member):
     async def apply_copy(self, manifest: dict[str, Any]) -> None:
         if self.unreachable:
             raise errors.MemberTimeout(self.name, "no answer")
+        if self.silent:
+            await asyncio.Event().wait()
         self.applied.append(manifest)
         uid = manifest["metadata"]["labels"][manifests.UID_LABEL]
         self.observed(resources.of(manifest), "MODIFIED" if uid in self.copies else "ADDED", running(manifest))
@@ -229,6 +232,14 @@ def holders(world: World) -> dict[str, int]:
     return {name: copy.desired for name, copy in world.fleet.copies_of(UID).items()}
 
 
+async def reconciled(world: World, aiw: model.AIWorkload) -> Outcome:
+    """Reconcile, then once more to give a new copy's pods their roles: a copy is written as a task of
+    its own (see `Member.answering`), so its pods are seen after that reconcile assigned the roles, as
+    in a real member, where they are seen through the watch."""
+    await reconcile(aiw, world.fleet)
+    return await reconcile(aiw, world.fleet)
+
+
 async def test_lost_replicas_are_placed_elsewhere_and_the_rest_stay(world: World) -> None:
     await world.connect()
     first = await reconcile(workload(), world.fleet)
@@ -253,7 +264,7 @@ async def test_a_healed_member_is_fenced_before_its_old_copy_counts(world: World
     await reconcile(workload(), world.fleet)
     victim = sorted(holders(world))[0]
     world.lose(victim)
-    await reconcile(workload(), world.fleet)
+    await reconciled(world, workload())
 
     world.heal(victim)
     assert victim not in world.fleet.current(UID), "back, but not fenced yet: its copy must not count"
@@ -428,11 +439,19 @@ async def test_a_member_disconnected_while_its_copy_is_removed_is_reported_unrea
     pytest.param({"generation": "1", "replicas": "2"}, 2, None, id="as-wanted"),
     pytest.param({"generation": "0", "replicas": "2"}, 2, "updated", id="older-generation"),
     pytest.param({"generation": "1", "replicas": "1"}, 2, "scaled", id="other-replicas"),
+    pytest.param({"generation": "1", "replicas": "2", "actual": 0}, 2, "updated", id="scaled-to-zero-by-a-censor"),
+    pytest.param({"generation": "1", "replicas": "2", "image": "censor/x:1"}, 2, "updated",
+                 id="image-swapped-by-a-censor"),
 ])
-def test_needs_write(existing: dict[str, str] | None, replicas: int, verb: str | None) -> None:
-    body = None if existing is None else {"metadata": {"annotations": {
+def test_needs_write(existing: dict[str, Any] | None, replicas: int, verb: str | None) -> None:
+    """A copy a censor changed is written back once its member is ours again: after its quarantine
+    the fence keeps a copy the decision still wants, and nothing else would restore it."""
+    body = None if existing is None else {"kind": "Deployment", "metadata": {"annotations": {
         manifests.GENERATION_ANNOTATION: existing["generation"],
-        manifests.REPLICAS_ANNOTATION: existing["replicas"]}}, "spec": {}}
+        manifests.REPLICAS_ANNOTATION: existing["replicas"],
+        manifests.IMAGES_ANNOTATION: '{"server": "example/llm:1"}'}},
+        "spec": {"replicas": existing.get("actual", int(existing["replicas"])), "template": {"spec": {
+            "containers": [{"name": "server", "image": existing.get("image", "example/llm:1")}]}}}}
     assert _needs_write(workload(), body, replicas) == verb
 
 
@@ -570,7 +589,7 @@ def status_of(world: World, aiw: model.AIWorkload, outcome: Any) -> dict[str, An
 async def test_standbys_are_placed_ready_but_not_serving_and_not_an_endpoint(world: World) -> None:
     await world.connect()
     aiw = workload(replicas=2, standby=1, maxPerCluster=1)
-    outcome = await reconcile(aiw, world.fleet)
+    outcome = await reconciled(world, aiw)
 
     labels = [role for pods in roles(world).values() for role in pods.values()]
     assert sorted(labels) == [manifests.SERVING, manifests.SERVING, manifests.STANDBY]
@@ -588,7 +607,7 @@ async def test_standbys_are_placed_ready_but_not_serving_and_not_an_endpoint(wor
 async def test_a_lost_serving_replica_is_replaced_by_promoting_the_standby_in_place(world: World) -> None:
     await world.connect(names=("de", "fr", "jp", "us"))
     aiw = workload(replicas=2, standby=1, maxPerCluster=1)
-    await reconcile(aiw, world.fleet)
+    await reconciled(world, aiw)
     before = roles(world)
     (spare,) = [name for name, pods in before.items() if manifests.STANDBY in pods.values()]
     victim = serving_members(world)[0]
@@ -621,7 +640,7 @@ async def test_a_lost_serving_replica_is_replaced_by_promoting_the_standby_in_pl
 async def test_the_standby_is_promoted_even_when_the_lost_replica_cannot_be_placed_again(world: World) -> None:
     await world.connect()
     aiw = workload(replicas=2, standby=1, maxPerCluster=1)
-    await reconcile(aiw, world.fleet)
+    await reconciled(world, aiw)
     world.lose(serving_members(world)[0])
 
     outcome = await reconcile(aiw, world.fleet)
@@ -637,7 +656,7 @@ async def test_without_standbys_every_replica_serves_from_its_start(world: World
     for member in world.members.values():
         member.loading = True
     aiw = workload(replicas=2)
-    outcome = await reconcile(aiw, world.fleet)
+    outcome = await reconciled(world, aiw)
     assert sorted(role for pods in roles(world).values() for role in pods.values()) == [manifests.SERVING] * 2
     status = status_of(world, aiw, outcome)
     assert status["servingReplicas"] == 0 and status["endpoints"] == [], "serving, but none ready yet"
@@ -647,7 +666,7 @@ async def test_without_standbys_every_replica_serves_from_its_start(world: World
 async def test_last_failover_ends_when_full_serving_capacity_is_ready_again(world: World, standby: int) -> None:
     await world.connect(names=("de", "fr", "jp", "us"))
     aiw = workload(replicas=2, standby=standby, maxPerCluster=1)
-    await reconcile(aiw, world.fleet)
+    await reconciled(world, aiw)
     for member in world.members.values():
         member.loading = True  # a replica started from now on loads its weights for a while
     victim = serving_members(world)[0]
@@ -664,16 +683,83 @@ async def test_last_failover_ends_when_full_serving_capacity_is_ready_again(worl
         assert timer.last.standby_seconds is None, "the new standby is still loading"
     else:
         assert timer.last is None, "nothing serves in place of the lost replica until it has loaded elsewhere"
-    assert timer.clock is not None
+    assert timer.running is not None
     world.clock.now += 20
     for member in world.members.values():
         member.loaded()
     aiworkloads._time_failover(timer, world.fleet, aiw, await reconcile(aiw, world.fleet), world.clock.now)
 
     done = timer.last
-    assert timer.clock is None and done is not None and done.from_cluster == victim
+    assert timer.running is None and done is not None and done.from_cluster == victim
     assert done.seconds == (world.clock.now - 20 if standby else world.clock.now) - lost_at
     assert done.standby_seconds == (world.clock.now - lost_at if standby else None)
     world.clock.now += 30
     aiworkloads._time_failover(timer, world.fleet, aiw, await reconcile(aiw, world.fleet), world.clock.now)
-    assert timer.clock is None and timer.last == done, "a member still lost is not timed again"
+    assert timer.running is None and timer.last == done, "a member still lost is not timed again"
+
+
+def _loss(member: str, since: float) -> fleet_module.Loss:
+    return fleet_module.Loss(member, "down (ProbeRefused)", FailoverReason.MEMBER_DOWN, since)
+
+
+def test_a_failover_is_timed_once_for_a_member_that_stays_lost() -> None:
+    timer = aiworkloads.FailoverTimer()
+    lost = {"de": _loss("de", 100.0)}
+    timer.observe(lost, converged=True, ready=1, wanted=2, now=102.0)
+    timer.observe(lost, converged=True, ready=2, wanted=2, now=105.0)
+    assert timer.last is not None and (timer.last.from_cluster, timer.last.seconds) == ("de", 5.0)
+
+    for now in (130.0, 160.0):  # still Down: resyncs must not time the same loss again, from its start
+        timer.observe(lost, converged=True, ready=2, wanted=2, now=now)
+    assert timer.last.seconds == 5.0, "a loss already timed started another clock"
+
+    # Another member lost while the first still is: timed from its own loss.
+    both = {**lost, "fr": _loss("fr", 170.0)}
+    timer.observe(both, converged=True, ready=1, wanted=2, now=171.0)
+    timer.observe(both, converged=True, ready=2, wanted=2, now=174.0)
+    assert (timer.last.from_cluster, timer.last.seconds) == ("fr", 4.0)
+
+    # Back, then lost again: a new loss, a new failover.
+    timer.observe({}, converged=True, ready=2, wanted=2, now=200.0)
+    again = {"de": _loss("de", 210.0)}
+    timer.observe(again, converged=True, ready=1, wanted=2, now=211.0)
+    timer.observe(again, converged=True, ready=2, wanted=2, now=213.5)
+    assert (timer.last.from_cluster, timer.last.seconds) == ("de", 3.5)
+
+
+async def test_late_time_outs_are_set_aside_while_the_operator_is_busy_but_not_for_long(world: World) -> None:
+    await world.connect()
+    member = world.members["de"]
+    late = Probe("de", False, 2.4, health.Failure.TIMEOUT, "GET /readyz: no answer within 1s", late=True)
+    for _ in range(2):
+        member.probed(late)
+        world.clock.now += 5
+    assert member.health.phase is Phase.READY, "a time-out that fired late says nothing about the member"
+    member.probed(late)
+    world.clock.now += 5
+    member.probed(late)
+    assert member.health.phase is Phase.DOWN, "a member really gone is found Down while the operator stays busy"
+    world.heal("de")
+    on_time = Probe("de", False, 1.0, health.Failure.TIMEOUT, "GET /readyz: no answer within 1s")
+    member.probed(on_time)
+    assert member.health.phase is Phase.SUSPECT, "a time-out on time counts at once"
+
+
+async def test_a_write_to_a_member_that_goes_quiet_is_given_up_when_it_is_down(world: World) -> None:
+    await world.connect()
+    await reconcile(workload(), world.fleet)
+    victim, kept = sorted(holders(world))
+    spare = (set(THREE) - {victim, kept}).pop()
+    world.lose(victim)
+    world.members[spare].silent = True  # partitioned just after it was chosen: still Ready
+    replacing = asyncio.create_task(reconcile(workload(), world.fleet))
+    await settle()
+    assert not replacing.done(), "the write to the silent member is under way"
+
+    world.members[spare].answers(ok=False)  # its next probe fails: Suspect, still written to
+    await settle()
+    assert not replacing.done(), "a write to a Suspect member (one missed probe) is not given up"
+    world.lose(spare)
+
+    outcome = await asyncio.wait_for(replacing, timeout=1.0)
+    assert spare in outcome.failures, "the write was not given up when the member was lost"

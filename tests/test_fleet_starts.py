@@ -61,7 +61,8 @@ def workload(name: str = "llm", replicas: int = 2, deadline: int = 15) -> model.
         "apiVersion": "samizdat.io/v1alpha1", "kind": "AIWorkload",
         "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}", "generation": 1},
         "spec": {"replicas": replicas, "placement": {"minJurisdictions": 2, "maxPerJurisdiction": 1},
-                 "failover": {"startDeadlineSeconds": deadline, "quarantineSeconds": 300},
+                 "failover": {"startDeadlineSeconds": deadline, "scheduleDeadlineSeconds": deadline,
+                              "quarantineSeconds": 300},
                  "template": {"spec": {"containers": [{"name": "server", "image": "llm:1"}]}}},
     })
 

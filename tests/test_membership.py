@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from samizdat import membership, model
+from samizdat import manifests, membership, model
 from samizdat.clusters import kubeconfig, resources
 from tokens import bound_claims, jwt
 
@@ -117,3 +117,21 @@ def test_the_renewal_point_lies_inside_the_lifetime(fraction: float) -> None:
     claims = membership.token_claims(jwt(bound_claims()))
     with pytest.raises(ValueError):
         claims.renew_at(fraction)
+
+
+def test_the_fence_judges_samizdats_identity_in_its_workload_namespace_and_may_only_be_raised() -> None:
+    objects = membership.fence_objects()
+    policies = [obj for obj in objects if obj["kind"] == "ValidatingAdmissionPolicy"]
+    bindings = [obj for obj in objects if obj["kind"] == "ValidatingAdmissionPolicyBinding"]
+    assert {policy["metadata"]["name"] for policy in policies} == {b["spec"]["policyName"] for b in bindings}
+    for policy in policies:
+        assert f"== '{membership.USERNAME}'" in policy["spec"]["matchConditions"][0]["expression"]
+    for binding in bindings:
+        assert binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": manifests.WORKLOAD_NAMESPACE}
+    assert membership.fence_epoch()["data"] == {"epoch": "0"}
+    fence_rules = [rule for obj in membership.identity_objects() for rule in obj.get("rules", [])
+                   if "configmaps" in rule["resources"]]
+    # read and raise it; never create (it would need no name) nor delete it
+    assert fence_rules == [{"apiGroups": [""], "resources": ["configmaps"],
+                            "resourceNames": [membership.fence_epoch()["metadata"]["name"]], "verbs": ["get", "patch"]}]

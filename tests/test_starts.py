@@ -115,6 +115,30 @@ def test_each_replica_is_classified_with_evidence(
     assert start.evidence
 
 
+@pytest.mark.parametrize(
+    ("pods", "nodes", "overdue", "deadline"),
+    [
+        pytest.param([pod(age=30, node_name=None)], [node()], True, 20.0, id="never-scheduled"),
+        pytest.param([], [node()], True, 20.0, id="never-created"),
+        pytest.param([pod(age=30, waiting="ImagePullBackOff", phase="Pending")], [node()], True, 20.0,
+                     id="image-refused"),
+        pytest.param([pod(age=30)], [node()], False, 600.0, id="loading-weights"),
+        pytest.param([pod(age=30, waiting="CrashLoopBackOff")], [node()], False, 600.0, id="crash-loop"),
+        pytest.param([pod(age=10, node_name=None)], [node()], False, 20.0, id="not-yet-scheduled"),
+        pytest.param([pod(age=6, node_name=None, scheduled={**UNSCHEDULABLE, "message": "1 node(s) were unschedulable"})],
+                     [node(cordoned=True)], True, starts.EVIDENCE_SETTLE_S, id="kept-out-by-a-cordon"),
+    ],
+)
+def test_a_replica_that_has_not_begun_to_start_gets_the_schedule_deadline(
+    pods: list[dict[str, Any]], nodes: list[dict[str, Any]], overdue: bool, deadline: float,
+) -> None:
+    """A long start deadline allows for loading weights; a pod no node takes, or whose image is refused,
+    has not begun loading and is overdue after the schedule deadline, and one the member's own objects
+    show kept out by someone else's act after a few seconds."""
+    (start,) = starts.classify(deployment(age=30), pods, nodes, 600.0, NOW, schedule_deadline_s=20.0)
+    assert (start.overdue, start.deadline_s) == (overdue, deadline)
+
+
 def test_a_cordon_of_full_nodes_is_a_shortage_not_censorship() -> None:
     full = pod(name="other", node_name="n1", ready=True)
     full["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "8"

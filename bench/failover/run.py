@@ -26,7 +26,6 @@ import functools
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench import stats  # noqa: E402
 from e2e.operator import OperatorProcess  # noqa: E402
 from e2e.roles import SERVING, STANDBY, MemberPods, ready_in_role  # noqa: E402
 from e2e.sandbox import stages  # noqa: E402
@@ -50,12 +50,6 @@ FAULTS = ("kill", "partition", "delete")
 CASES = {"cold": 0, "warm": 1}  # standby replicas
 LOAD_S = 20
 SERVING_REPLICAS = 2
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 class Hub:
@@ -105,16 +99,6 @@ def loading_workload(name: str, standby: int) -> dict[str, Any]:
                                          "ports": [{"name": "http", "containerPort": 8000}]}]}}
     return aiworkload(name, SERVING_REPLICAS, {"minJurisdictions": 2, "maxPerJurisdiction": 1}, template=template,
                       failover={"standbyReplicas": standby})
-
-
-def summary(seconds: list[float]) -> dict[str, Any]:
-    return {
-        "trials": len(seconds),
-        "p50_s": round(statistics.median(seconds), 3),
-        "p99_s": round(percentile(seconds, 0.99), 3),
-        "max_s": round(max(seconds), 3),
-        "all_s": [round(s, 3) for s in seconds],
-    }
 
 
 def placements(workload: dict[str, Any]) -> dict[str, int]:
@@ -172,7 +156,7 @@ def main() -> int:
             kubectl.apply([aiworkload(NAME, REPLICAS, RULES)])
             wait_settled(sandbox, NAME, REPLICAS, timeout=120)
         for fault in args.faults:
-            results[fault] = summary([trial(sandbox, hub, fault) for _ in range(args.trials)])
+            results[fault] = stats.summary([trial(sandbox, hub, fault) for _ in range(args.trials)])
         if args.cases:
             kubectl.run("delete", "aiworkload", NAME, "-n", "default", "--ignore-not-found", "--timeout=60s")
             members = MemberPods(sandbox)
@@ -185,7 +169,7 @@ def main() -> int:
             eventually(functools.partial(complete, members, uid, standby), timeout=LOAD_S + 90, interval=0.5,
                        what=f"{case}: replicas Ready")
             results[case] = {"load_s": LOAD_S, "standby_replicas": standby,
-                             **summary([startup_trial(sandbox, hub, members, uid, standby)
+                             **stats.summary([startup_trial(sandbox, hub, members, uid, standby)
                                         for _ in range(args.trials)])}
             kubectl.run("delete", "aiworkload", name, "-n", "default", "--timeout=90s")
     print(json.dumps({

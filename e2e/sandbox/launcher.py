@@ -47,6 +47,8 @@ class ClusterState:
     api_port: int
     pids: dict[str, int] = field(default_factory=dict)
     faults: list[str] = field(default_factory=list)
+    etcd_servers: str = ""  # "": the shared etcd; a hub over several sites stores in its own (hubsites)
+    replicated: bool = False  # one of several control planes of one API: its controllers elect a leader
     # images this member's kubelets cannot pull (`censor --action block-image`)
     blocked_images: list[str] = field(default_factory=list)
 
@@ -152,7 +154,7 @@ class Launcher:
         tokens.write_text(f'{self.admin_token},{ADMIN_TOKEN_USER},{ADMIN_TOKEN_USER},"system:masters"\n')
         return [
             str(self.binaries.path("kube-apiserver")),
-            f"--etcd-servers={self.etcd_url}", f"--etcd-prefix=/{cluster.name}",
+            f"--etcd-servers={cluster.etcd_servers or self.etcd_url}", f"--etcd-prefix=/{cluster.name}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={cluster.api_port}",
             f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
             f"--client-ca-file={self.ca[0]}", f"--token-auth-file={tokens}",
@@ -183,8 +185,8 @@ class Launcher:
         if component == "controller-manager":
             return [
                 str(self.binaries.path("kube-controller-manager")), kubeconfig,
-                "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={port}",
-                f"--service-account-private-key-file={directory / 'sa.key'}", f"--root-ca-file={self.ca[0]}",
+                f"--leader-elect={str(cluster.replicated).lower()}", "--bind-address=127.0.0.1",
+                f"--secure-port={port}", f"--service-account-private-key-file={directory / 'sa.key'}", f"--root-ca-file={self.ca[0]}",
                 # no cloud, no real kubelets: skip the controllers that would only log errors
                 "--controllers=*,-nodeipam,-service-lb-controller,-route,-persistentvolume-expander",
                 "--profiling=false",
@@ -329,7 +331,7 @@ def alive(pid: int) -> bool:
     # a zombie still answers kill(0); its state letter tells
     try:
         status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped between the two looks: reading fails with ESRCH
         return False
     return status != "Z"
 

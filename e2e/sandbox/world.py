@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from e2e.sandbox import layout, members, stages, toolchain
+from e2e.sandbox import hubsites, layout, members, stages, toolchain
 from e2e.sandbox.launcher import (
     HUB, ClusterState, Launcher, SandboxState, alive, kill_group, kill_recorded, port_free,
 )
@@ -82,12 +82,16 @@ class Sandbox:
 
     # ----- lifecycle
 
-    def up(self, member_count: int = 6) -> dict[str, float]:
-        """Start everything and return how long each step took (seconds)."""
+    def up(self, member_count: int = 6, hub_sites: int = 1) -> dict[str, float]:
+        """Start everything and return how long each step took (seconds).
+
+        `hub_sites` > 1 stretches the hub over that many sites with an etcd cluster of its own (hubsites).
+        """
         if self.running():
             raise RuntimeError(f"sandbox already running in {self.directory}; run `down` first")
         check_port_base(self.state.port_base)
-        busy = [port for port in sandbox_ports(self.state.port_base, member_count) if not port_free(port)]
+        ports = [*sandbox_ports(self.state.port_base, member_count), *hubsites.site_ports(self.state.port_base, hub_sites)]
+        busy = [port for port in ports if not port_free(port)]
         if busy:
             raise RuntimeError(
                 f"ports {busy} on 127.0.0.1 are taken (another sandbox still running?); stop it with "
@@ -96,12 +100,15 @@ class Sandbox:
         timings: dict[str, float] = {}
         started = time.monotonic()
         self.launcher.start_etcd(self.state)
+        sites = hubsites.start_etcd(self.launcher, self.state, hub_sites) if hub_sites > 1 else None
         layouts = layout.members(member_count)
         names = [HUB, *(member.name for member in layouts)]
         self.state.clusters = {
             name: ClusterState(name, HUB if name == HUB else "member", index, self.state.port_base + 100 + index)
             for index, name in enumerate(names)
         }
+        if sites is not None:
+            self.state.clusters[HUB] = hubsites.hub_cluster(sites, self.state.clusters[HUB])
         for cluster in self.state.clusters.values():
             self.launcher.start_apiserver(cluster)
         self.state.save()
@@ -109,6 +116,8 @@ class Sandbox:
             self.launcher.wait_ready(cluster)
             self.launcher.start_controllers(cluster)
         self.state.save()
+        if sites is not None:
+            hubsites.start_sites(self.launcher, self.state, sites)
         timings["apiservers_ready_s"] = time.monotonic() - started
         hub = self.kubectl(HUB)
         hub.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": members.SYSTEM_NAMESPACE}}])
@@ -165,6 +174,9 @@ class Sandbox:
         for pid_file in [*self.directory.glob("operator*.pid"), *self.directory.glob("agent-*.pid")]:
             kill_recorded(pid_file)
         self.launcher.stop(self.state)
+        sites = hubsites.HubSites.load(self.directory)
+        if sites is not None:
+            hubsites.stop(sites)
         self.state.file.unlink(missing_ok=True)
         self.state.clusters = {}
 

@@ -41,6 +41,24 @@ def build_parser(prog: str = "samizdat") -> argparse.ArgumentParser:
     run.add_argument("--renew-credentials-at", type=_fraction, default=membership.DEFAULT_RENEW_AT,
                      help="renew a member's token once this fraction of its lifetime has passed")
 
+    election = run.add_argument_group(
+        "leader election", "operators in several hub sites elect one leader through a Lease; only it writes to members")
+    election.add_argument("--lease-name", default=None,
+                          help="stand for leader through this Lease in the hub (e.g. samizdat-leader); without it "
+                               "the operator writes as the only one, as with a hub in one site")
+    election.add_argument("--lease-namespace", default=None,
+                          help="its namespace (default: the pod's own namespace, else samizdat-system)")
+    election.add_argument("--identity", default=None,
+                          help="this operator's name in the Lease, unique per process (default: host name and a "
+                               "random suffix)")
+    election.add_argument("--lease-duration", type=int, default=8, metavar="SECONDS",
+                          help="how long standbys wait after they last saw the Lease change before taking it")
+    election.add_argument("--renew-deadline", type=float, default=5.0, metavar="SECONDS",
+                          help="how long after its last renewal the leader stops writing (less than the duration)")
+    election.add_argument("--retry-period", type=float, default=1.0, metavar="SECONDS",
+                          help="how often candidates read and the leader renews the Lease")
+
+
     join.add_arguments(commands.add_parser(
         "join", help="register a member cluster: its identity, a bounded credential, the hub's Secret and MemberCluster",
         description=join.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,

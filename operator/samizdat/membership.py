@@ -6,7 +6,15 @@ these builders take values and return dicts; they never talk to an API.
 
 The identity in a member may do what the operator does there and nothing else: read nodes, pods and
 namespaces; manage Deployments, Jobs and Services (and stop or relabel their pods) in `samizdat-workloads`;
-and request tokens for itself alone, which is how the operator renews its credential before it expires.
+raise the fence epoch there; and request tokens for itself alone, which is how the operator renews its
+credential before it expires.
+
+Every member also gets the fence (`leadership.fence`): admission policies in the member's own API server
+that refuse the identity's writes from a leader epoch older than the fence epoch, which the leader raises
+before its first write there. `join` creates the fence epoch at 0 only when it is missing: applying it
+again would lower it, and only samizdat's identity is held to "only grows". `unjoin` leaves the fence's
+policies and bindings: they judge samizdat's identity only, which it removes, and a member API server
+that saw a binding deleted and created again was found to keep refusing with "no params found" for it.
 
 Credentials expire and can be withdrawn. Each token is minted through the TokenRequest API with a bounded
 lifetime and *bound* to a credential Secret in the member, created per `join`: the member's API server
@@ -27,12 +35,14 @@ from typing import Any, Final
 
 import yaml
 
+from samizdat.leadership import fence
 from samizdat.manifests import MANAGED_BY, WORKLOAD_NAMESPACE
 from samizdat.model import API_VERSION
 from samizdat.model.member_cluster import MEMBER_CLUSTER
 
 IDENTITY_NAMESPACE: Final = "samizdat-system"  # in the member: where samizdat's ServiceAccount lives
 IDENTITY: Final = "samizdat"  # the ServiceAccount
+USERNAME: Final = f"system:serviceaccount:{IDENTITY_NAMESPACE}:{IDENTITY}"  # as the member's API server names it
 READER_ROLE: Final = "samizdat-member-reader"
 WORKLOADS_ROLE: Final = "samizdat-workloads"
 TOKEN_ROLE: Final = "samizdat-token-renewal"
@@ -106,6 +116,9 @@ def identity_objects() -> list[dict[str, Any]]:
                 # the Service per copy that selects serving pods only (status.endpoints)
                 {"apiGroups": [""], "resources": ["services"], "verbs": list(_MANAGE)},
                 {"apiGroups": [""], "resources": ["events"], "verbs": list(_READ)},
+                # the fence epoch: read it and raise it (its guard refuses lowering or deleting it)
+                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [fence.FENCE_NAME],
+                 "verbs": ["get", "patch"]},
             ],
         },
         {
@@ -125,9 +138,19 @@ def identity_objects() -> list[dict[str, Any]]:
     ]
 
 
+def fence_epoch() -> dict[str, Any]:
+    """The member's fence epoch as `join` creates it when missing (never applied over an existing one)."""
+    return fence.build_fence_epoch(WORKLOAD_NAMESPACE, 0)
+
+
+def fence_objects() -> list[dict[str, Any]]:
+    """The fence's admission policies and bindings, to apply after the fence epoch exists."""
+    return fence.build_checks(WORKLOAD_NAMESPACE, USERNAME)
+
+
 def member_objects() -> list[dict[str, Any]]:
-    """Everything samizdat's identity is made of in a member, as docs/operations.md lists it."""
-    return [identity_namespace(), *identity_objects()]
+    """Everything samizdat is made of in a member, as docs/operations.md lists it."""
+    return [identity_namespace(), *identity_objects(), fence_epoch(), *fence_objects()]
 
 
 def credential_secret() -> dict[str, Any]:

@@ -5,7 +5,10 @@ objects (its pod, or the copy's conditions when no pod exists) into one `Replica
 (scheduled, not Ready yet: pulling, loading weights); never scheduled (no pod, or a pod no node takes:
 GPUs short, nodes cordoned or tainted, a quota, no scheduler); or unable to start (image pull or crash
 loop), each with the evidence a user can check. A replica not Ready within the workload's start deadline
-is overdue, and `judge` decides what an overdue replica means:
+is overdue; so is one that has not even begun to start (never scheduled, or its image refused) within
+the shorter schedule deadline, since loading, which the start deadline allows for, only begins once a
+node runs it; and one whose member's own objects name someone else's act against it is overdue after
+a few seconds. `judge` decides what an overdue replica means:
 
 - someone else's act on the member after our copy was admitted -- the GPU nodes that would hold it
   cordoned or tainted, a quota imposed on our namespace, the image refused here while it runs elsewhere --
@@ -38,6 +41,10 @@ ReplicaState = model.ReplicaState
 Cause = model.StartCause
 
 
+# How long the evidence of someone else's act must stand before it is acted on: a node uncordoned, a
+# quota lifted within seconds was no act against us.
+EVIDENCE_SETTLE_S = 5.0
+
 # Someone else's act on the member after our copy was admitted: censorship, not a shortage.
 HOSTILE: Mapping[Cause, CensorshipKind] = {
     Cause.NODES_CORDONED: CensorshipKind.NODES_CORDONED,
@@ -55,8 +62,28 @@ class ReplicaStart:
     cause: Cause
     evidence: str
     waited_s: float  # since samizdat asked for it, or since it last stopped being Ready
-    overdue: bool  # not Ready, and waited at least the start deadline
+    overdue: bool  # not Ready, and waited at least its deadline
     image: str | None = None  # the image that does not pull, for an image pull failure
+    deadline_s: float = 0.0  # the deadline that applies to it: the schedule or the start deadline
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """A workload's two deadlines (`spec.failover`): until Ready, and until begun to start."""
+
+    start_s: float
+    schedule_s: float
+
+    def of(self, state: ReplicaState, cause: Cause) -> float:
+        """The deadline of a replica in `state` for `cause`: one that has not begun to start (never
+        scheduled, or its image refused) gets the shorter schedule deadline, and one that the member's
+        own objects show kept out by someone else's act (GPU nodes with room for it cordoned or
+        tainted, a quota on our namespace) only EVIDENCE_SETTLE_S: that evidence needs no waiting."""
+        if cause in HOSTILE:
+            return min(self.start_s, self.schedule_s, EVIDENCE_SETTLE_S)
+        if state is ReplicaState.UNSCHEDULED or cause is Cause.IMAGE_PULL_FAILED:
+            return min(self.start_s, self.schedule_s)
+        return self.start_s
 
 
 def _time(value: Any) -> datetime | None:
@@ -148,7 +175,7 @@ def _pending(
 
 
 def _pod_start(
-    pod: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]], used: Mapping[str, int], deadline_s: float,
+    pod: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]], used: Mapping[str, int], deadlines: Deadlines,
     now: datetime,
 ) -> ReplicaStart:
     name = pod.get("metadata", {}).get("name", "?")
@@ -159,8 +186,8 @@ def _pod_start(
                     _time(ready.get("lastTransitionTime")) if ready is not None else None)
     waited = max(0.0, (now - since).total_seconds()) if since is not None else 0.0
     if _ready(pod):
-        return ReplicaStart(ReplicaState.READY, Cause.READY, f"pod {name} Ready", waited, overdue=False)
-    overdue = waited >= deadline_s
+        return ReplicaStart(ReplicaState.READY, Cause.READY, f"pod {name} Ready", waited, overdue=False,
+                            deadline_s=deadlines.start_s)
     image = None
     if not pod.get("spec", {}).get("nodeName"):
         state, cause, evidence = _pending(pod, nodes, used)
@@ -171,10 +198,11 @@ def _pod_start(
     else:
         state, cause = ReplicaState.STARTING, Cause.LOADING
         evidence = f"pod {name} {pod.get('status', {}).get('phase', 'Pending')}, not Ready yet"
-    return ReplicaStart(state, cause, evidence, waited, overdue, image)
+    deadline_s = deadlines.of(state, cause)
+    return ReplicaStart(state, cause, evidence, waited, waited >= deadline_s, image, deadline_s)
 
 
-def _missing(copy: Mapping[str, Any], count: int, deadline_s: float, now: datetime) -> list[ReplicaStart]:
+def _missing(copy: Mapping[str, Any], count: int, deadlines: Deadlines, now: datetime) -> list[ReplicaStart]:
     failure = _condition(copy, "ReplicaFailure")
     since = _latest(asked_at(copy), _time(failure.get("lastTransitionTime")) if failure is not None else None)
     waited = max(0.0, (now - since).total_seconds()) if since is not None else 0.0
@@ -185,16 +213,20 @@ def _missing(copy: Mapping[str, Any], count: int, deadline_s: float, now: dateti
         evidence = f"{copy.get('kind')} {name}: {failure.get('reason', 'FailedCreate')}: {message}"
     else:
         cause, evidence = Cause.PODS_NOT_CREATED, f"{copy.get('kind')} {name}: {count} pod(s) not created"
-    start = ReplicaStart(ReplicaState.UNSCHEDULED, cause, evidence, waited, overdue=waited >= deadline_s)
+    deadline_s = deadlines.of(ReplicaState.UNSCHEDULED, cause)
+    start = ReplicaStart(ReplicaState.UNSCHEDULED, cause, evidence, waited, overdue=waited >= deadline_s,
+                         deadline_s=deadline_s)
     return [start] * count
 
 
 def classify(
     copy: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], nodes: Iterable[Mapping[str, Any]],
-    deadline_s: float, now: datetime, used: Mapping[str, int] | None = None,
+    deadline_s: float, now: datetime, used: Mapping[str, int] | None = None, schedule_deadline_s: float | None = None,
 ) -> tuple[ReplicaStart, ...]:
     """One `ReplicaStart` per replica the copy asks for. `pods`: the member's (at least the copy's own),
-    `nodes`: all the member's; `used`: GPUs held per node by every pod there, when `pods` are only ours."""
+    `nodes`: all the member's; `used`: GPUs held per node by every pod there, when `pods` are only ours;
+    `deadline_s` the start deadline, `schedule_deadline_s` the schedule deadline (none: the same)."""
+    deadlines = Deadlines(deadline_s, deadline_s if schedule_deadline_s is None else schedule_deadline_s)
     uid = copy.get("metadata", {}).get("labels", {}).get(manifests.UID_LABEL)
     spec = copy.get("spec", {})
     wanted = int(spec.get("replicas", spec.get("parallelism", 0)) or 0)
@@ -205,12 +237,12 @@ def classify(
         if p.get("metadata", {}).get("labels", {}).get(manifests.UID_LABEL) == uid
         and not p.get("metadata", {}).get("deletionTimestamp") and p.get("status", {}).get("phase") != "Failed"
     ]
-    starts = sorted((_pod_start(p, nodes, used, deadline_s, now) for p in ours),
+    starts = sorted((_pod_start(p, nodes, used, deadlines, now) for p in ours),
                     key=lambda s: (s.state is not ReplicaState.READY, s.overdue))
     # Surplus pods (a rollout, a scale-down under way) go first from the unready end, as the
     # ReplicaSet controller removes them.
     starts = starts[:wanted]
-    return (*starts, *_missing(copy, wanted - len(starts), deadline_s, now))
+    return (*starts, *_missing(copy, wanted - len(starts), deadlines, now))
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +254,7 @@ class Verdict:
     evidence: str = ""
     censorship: CensorshipKind | None = None  # quarantine the member
     back_off: bool = False  # keep the member from new replicas of this workload for a while
+    deadline_s: float = 0.0  # the deadline the named replica passed
 
 
 def judge(starts: Iterable[ReplicaStart], images_elsewhere: frozenset[str], ready_elsewhere: bool) -> Verdict:
@@ -246,10 +279,11 @@ def judge(starts: Iterable[ReplicaStart], images_elsewhere: frozenset[str], read
         evidence = hostile.evidence
         if hostile.cause is Cause.IMAGE_PULL_FAILED:
             evidence = f"{evidence} (the image runs in other members)"
-        return Verdict(lost=len(lost), cause=hostile.cause, evidence=evidence, censorship=kind)
+        return Verdict(lost=len(lost), cause=hostile.cause, evidence=evidence, censorship=kind,
+                       deadline_s=hostile.deadline_s)
     first = lost[0]
-    return Verdict(lost=len(lost), cause=first.cause,
-                   evidence=f"{first.evidence} (past the start deadline)", back_off=True)
+    return Verdict(lost=len(lost), cause=first.cause, evidence=f"{first.evidence} (past its deadline)",
+                   back_off=True, deadline_s=first.deadline_s)
 
 
 def summarise(replicas: Iterable[ReplicaStart]) -> tuple[model.StartingReplicas, ...]:

@@ -61,7 +61,7 @@ helm.sh/chart: {{ include "samizdat.chart" . }}
 {{- end -}}
 {{- end -}}
 
-{{/* Replicas coordinate through kopf peering only when there is more than one. */}}
+{{/* Replicas coordinate through kopf peering only when there is more than one and no leader election. */}}
 {{- define "samizdat.peering" -}}
-{{- if gt (int .Values.replicaCount) 1 -}}true{{- end -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.election.enabled) -}}true{{- end -}}
 {{- end -}}

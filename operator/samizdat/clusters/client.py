@@ -6,7 +6,10 @@ is bounded three ways: connecting (TCP and TLS), silence between bytes, and the 
 
 The client knows nothing of Kubernetes objects; the verb modules (`fetching`, `watching`, `applying`,
 `deleting`, `scaling`, `probing`) build paths and bodies on top of it. Writes go through
-`writing.write`, never straight through `request`.
+`writing.write`, never straight through `request` (the one exception is the election's own Lease, see
+`leasing`, and the fence epoch, see `fencing`). A client may carry an `Authority`, the leader election,
+which `writing.write` asks before every write, and a `FenceKeeper`, which raises the member's fence to
+the leader's epoch before its first write there.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from samizdat.clusters import errors
 from samizdat.clusters.kubeconfig import Credentials, KubeconfigError
+from samizdat.leadership import Permit
 
 USER_AGENT = "samizdat"
 # A single reply is at most one page of a list (see fetching.PAGE_SIZE) or one object; a member sending
@@ -60,6 +64,22 @@ class Deadlines:
             connect=min(self.connect, seconds), read=min(self.read, seconds), request=min(self.request, seconds),
             watch=self.watch, watch_grace=self.watch_grace,
         )
+
+
+class Authority(Protocol):
+    """Who may write through a client: the leader election, asked once per write."""
+
+    def permit(self) -> Permit | None:
+        """The epoch to stamp a write with and how long the warrant holds; None: do not write."""
+        ...
+
+
+class FenceKeeper(Protocol):
+    """Keeps a member's fence at the writing leader's epoch (`fencing.Keeper`)."""
+
+    async def before_write(self, client: MemberClient, permit: Permit, deadline: float) -> None:
+        """Raise the member's fence to `permit.epoch` if it is not there yet; raise if it cannot be."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +115,14 @@ class MemberClient:
         *,
         deadlines: Deadlines | None = None,
         transport: httpx.AsyncBaseTransport | None = None,  # tests only: to feed transport failures
+        authority: Authority | None = None,  # None: writes need no warrant (tools, tests, `join`)
+        fence: FenceKeeper | None = None,  # None: no fence to raise (the hub, or no election)
     ) -> None:
         self.member = member
         self.credentials = credentials
         self.deadlines = deadlines or Deadlines()
+        self.authority = authority
+        self.fence = fence
         self._token: tuple[str, float] | None = None  # (token, monotonic time read) when from a file
         self._http = httpx.AsyncClient(
             base_url=credentials.server,

@@ -1,9 +1,18 @@
-"""Deleting member objects, idempotently: an object that is already gone counts as deleted."""
+"""Deleting member objects, idempotently: an object that is already gone counts as deleted.
+
+A delete carries no object, so it cannot carry the leader's epoch either. Each object the member's
+fence judges (samizdat's Deployments and Jobs) is therefore first marked for retirement with a merge
+patch, which does carry the epoch (see `writing`), and only then deleted: the fence lets samizdat delete
+only objects marked by a leader of at least its fence epoch (see `leadership.fence`), and a stale
+leader's mark is refused like any of its writes. Nothing else needs the mark (Secrets, RBAC, the hub's
+objects, which `join` and `unjoin` delete as the user).
+"""
 
 from __future__ import annotations
 
 from samizdat.clusters import errors, resources, writing
 from samizdat.clusters.client import MemberClient
+from samizdat.leadership import RETIRE_ANNOTATION, fence
 
 # Background: the API server answers at once and the member's garbage collector removes dependents
 # (a Deployment's ReplicaSets and Pods) afterwards, so a delete never waits on a slow member's GC.
@@ -13,9 +22,14 @@ DELETE_OPTIONS = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolic
 async def delete(
     client: MemberClient, resource: resources.Resource, name: str, *, namespace: str | None = None
 ) -> bool:
-    """Delete one object; True if this call deleted it, False if it (or its namespace) was already gone."""
+    """Mark one object for retirement (if fenced) and delete it; True if this call deleted it, False if it (or its
+    namespace) was already gone."""
+    path = resource.path(namespace=namespace, name=name)
     try:
-        await writing.write(client, "DELETE", resource.path(namespace=namespace, name=name), body=DELETE_OPTIONS)
+        if (resource.group, resource.plural) in fence.FENCED:
+            await writing.write(client, "PATCH", path, content_type="application/merge-patch+json",
+                                body={"metadata": {"annotations": {RETIRE_ANNOTATION: "true"}}})
+        await writing.write(client, "DELETE", path, body=DELETE_OPTIONS)
     except errors.NotFound:
         return False
     return True

@@ -11,6 +11,11 @@ into one of the classes below, each naming the member, so callers reason in the 
 - `MemberMalformed`: it answers "success", but not as a Kubernetes API does (not JSON, not the object
   asked for): a broken or hostile endpoint, never to be trusted with a replica.
 - `NotFound`, `Conflict`, `Gone`: ordinary API outcomes that callers branch on.
+- `NotLeader`: nothing was sent — this operator holds no warrant to write (it is a standby, or its
+  leadership lapsed); raised by the write path, not by the member.
+- `StaleEpoch`: the member's fence stands above this leader's epoch (a newer leader has been there), or
+  refused the write for that reason; `Unfenced`: the member has no working fence, so (with an election)
+  nothing is written there. Both from the write path (see `fencing`).
 - `MemberAPIError`: any other error status, with the API's own `Status` message.
 
 The original exception is always chained (`raise ... from`), so tracebacks keep the low-level cause.
@@ -80,6 +85,18 @@ class Conflict(MemberError):
 
 class Gone(MemberError):
     """HTTP 410: the resourceVersion is too old to watch from; list again and watch from the new one."""
+
+
+class NotLeader(MemberError):
+    """The write was not sent: this operator is not the leader now (or its warrant lapsed)."""
+
+
+class StaleEpoch(MemberError):
+    """The member's fence refuses this leader's epoch: a newer leader has raised it."""
+
+
+class Unfenced(MemberError):
+    """The member has no working fence (missing, unreadable, or admitting what it must refuse): not written."""
 
 
 class MemberAPIError(MemberError):

@@ -10,18 +10,27 @@ APIVersions object from /api): an endpoint that answers anything with 200 is mal
 
 A probe never raises a `MemberError`: failing is its normal answer. Its message names no measured
 duration, only the budget, so a member that keeps failing the same way reads the same every time.
+
+A time-out that fires well after its budget was spent fired late because the operator itself (its event
+loop, or the machine it runs on) was too busy to run it, and so too busy to hear an answer that may
+have come in time: such a probe is marked `late`, and says nothing sure about the member (see
+`Member.probed`). Under compound faults the operator is busiest exactly when many members change at
+once; without this, its own load made healthy members look partitioned and moved their replicas.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
 from samizdat.clusters import errors
 from samizdat.clusters.client import MemberClient, Reply
 from samizdat.health import Failure
 
 PATHS = ("/readyz", "/api")
+# How much later than its budget a time-out may fire and still be the member's doing.
+LATE_S = 0.25
 
 _FAILURES: tuple[tuple[type[errors.MemberError], Failure], ...] = (
     (errors.MemberUnreachable, Failure.REFUSED),
@@ -41,6 +50,7 @@ class Probe:
     latency_s: float
     failure: Failure | None
     message: str
+    late: bool = False  # a time-out that fired LATE_S or more after the budget: the operator was busy
 
 
 async def probe(client: MemberClient, timeout: float | None = None) -> Probe:
@@ -58,7 +68,8 @@ async def probe(client: MemberClient, timeout: float | None = None) -> Probe:
                 continue  # this identity may not read PATHS[index]; try the next
             return _failed(client.member, started, Failure.FORBIDDEN, f"GET {path} is forbidden to our identity")
         except errors.MemberTimeout:
-            return _failed(client.member, started, Failure.TIMEOUT, f"GET {path}: no answer within {budget:g}s")
+            failed = _failed(client.member, started, Failure.TIMEOUT, f"GET {path}: no answer within {budget:g}s")
+            return replace(failed, late=failed.latency_s - budget >= LATE_S)
         except errors.MemberError as error:
             return _failed(client.member, started, failure_of(error), f"GET {path}: {_in_short(error)}")
         return Probe(client.member, True, time.monotonic() - started, None, f"GET {path}: ok")

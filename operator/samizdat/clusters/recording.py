@@ -100,6 +100,10 @@ class Recorder:
             count = await self._said_again(name, namespace)
             if count is None:
                 count = await self._say(name, namespace, regarding, type_, reason, message)
+        except errors.NotLeader:
+            logger.debug("Event %s %s about %s %s not recorded: a standby says nothing", type_, reason,
+                         regarding.kind, regarding.name)
+            return
         except errors.MemberError as error:
             logger.warning("Event %s %s about %s %s not recorded: %s", type_, reason, regarding.kind, regarding.name,
                            error)

@@ -56,8 +56,10 @@ PODS = Resource("", "v1", "pods", "Pod", namespaced=True)
 SECRETS = Resource("", "v1", "secrets", "Secret", namespaced=True)
 SERVICES = Resource("", "v1", "services", "Service", namespaced=True)
 EVENTS = Resource("", "v1", "events", "Event", namespaced=True)  # in the hub: samizdat's own Events
+CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)  # a member's fence epoch
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", namespaced=True, scalable=True)
 JOBS = Resource("batch", "v1", "jobs", "Job", namespaced=True)
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", namespaced=True)  # the hub's election
 SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount", namespaced=True)
 CLUSTERROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False)
 CLUSTERROLEBINDINGS = Resource(
@@ -66,10 +68,17 @@ CLUSTERROLEBINDINGS = Resource(
 ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", namespaced=True)
 ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", namespaced=True)
 MEMBERCLUSTERS = Resource("samizdat.io", "v1alpha1", "memberclusters", "MemberCluster", namespaced=False)
+AIWORKLOADS = Resource("samizdat.io", "v1alpha1", "aiworkloads", "AIWorkload", namespaced=True)  # in the hub
+# a member's fence (`leadership.fence`), installed by `join`
+ADMISSION_POLICIES = Resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
+                              "ValidatingAdmissionPolicy", namespaced=False)
+ADMISSION_POLICY_BINDINGS = Resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
+                                     "ValidatingAdmissionPolicyBinding", namespaced=False)
 
 KNOWN: tuple[Resource, ...] = (
-    NAMESPACES, NODES, PODS, SECRETS, SERVICES, EVENTS, DEPLOYMENTS, JOBS,
-    SERVICEACCOUNTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS, MEMBERCLUSTERS,
+    NAMESPACES, NODES, PODS, SECRETS, SERVICES, EVENTS, CONFIGMAPS, DEPLOYMENTS, JOBS, LEASES,
+    SERVICEACCOUNTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS, MEMBERCLUSTERS, AIWORKLOADS,
+    ADMISSION_POLICIES, ADMISSION_POLICY_BINDINGS,
 )
 _BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in KNOWN}
 

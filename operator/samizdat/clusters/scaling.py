@@ -1,9 +1,11 @@
-"""Changing the replica count of a member's Deployment through its `/scale` subresource.
+"""Changing the replica count of a member's Deployment with a merge patch of `spec.replicas`.
 
 Scaling is how a partitioned member that comes back is fenced (scaled to 0 before its old replicas
-count). It goes through `/scale` rather than a server-side apply of a partial manifest because, with
-apply, every field we stop sending is a field we remove: a partial apply by our field manager would
-strip the Deployment of its template. `/scale` touches `spec.replicas` and nothing else.
+count). It is a merge patch rather than a server-side apply of a partial manifest because, with apply,
+every field we stop sending is a field we remove: a partial apply by our field manager would strip the
+Deployment of its template. A merge patch touches `spec.replicas` and nothing else. It patches the
+Deployment itself, not its `/scale` subresource, because a Scale object carries no annotations: the
+leader's epoch (see `writing`) rides on the Deployment, where the member's fence can check it.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ async def scale(
         raise ValueError(f"{resource.plural} have no scale subresource")
     if replicas < 0:
         raise ValueError(f"replicas must not be negative, got {replicas}")
-    path = resource.path(namespace=namespace, name=name, subresource="scale")
+    path = resource.path(namespace=namespace, name=name)
     reply = await writing.write(client, "PATCH", path, body={"spec": {"replicas": replicas}}, content_type=MERGE_PATCH)
     spec = reply.json().get("spec") or {}
-    # Go omits a zero `replicas` from the Scale it returns: absent means 0.
+    # Go omits a zero `replicas` from what it returns: absent means 0.
     recorded = spec.get("replicas", 0) if isinstance(spec, dict) else None
     if not isinstance(recorded, int):
         raise errors.MemberMalformed(client.member, f"scale of {resource.plural}/{name} returned no replica count")

@@ -24,7 +24,7 @@ from typing import Any
 import pydantic
 
 from samizdat import jurisdictions, membership, model
-from samizdat.clusters import applying, creating, deleting, errors, fetching, minting, resources
+from samizdat.clusters import applying, creating, deleting, errors, fencing, fetching, minting, resources
 from samizdat.clusters import kubeconfig as parsing
 from samizdat.clusters.client import MemberClient
 from samizdat.clusters.kubeconfig import Credentials
@@ -137,10 +137,11 @@ def member_rights() -> list[Access]:
     """Every right `join` uses in the member, derived from the objects it writes."""
     rights = [Access("get", resources.NAMESPACES, name=membership.IDENTITY_NAMESPACE),
               Access("create", resources.NAMESPACES)]
-    for obj in membership.identity_objects():
+    for obj in [*membership.identity_objects(), *membership.fence_objects()]:
         resource = resources.of(obj)
         namespace = obj["metadata"].get("namespace")
         rights += [Access("patch", resource, namespace, obj["metadata"]["name"]), Access("create", resource, namespace)]
+    rights.append(Access("create", resources.CONFIGMAPS, WORKLOAD_NAMESPACE))  # the fence epoch
     secrets = resources.SECRETS
     rights += [Access(verb, secrets, membership.IDENTITY_NAMESPACE) for verb in ("create", "list", "delete")]
     rights.append(Access("create", resources.SERVICEACCOUNTS, membership.IDENTITY_NAMESPACE, membership.IDENTITY,
@@ -222,6 +223,7 @@ async def _write_member(found: membership.Registration, member: Context, lifetim
     for obj in membership.identity_objects():
         await applying.apply(client, obj)
     say("  applied " + ", ".join(contexts.describe(obj) for obj in membership.identity_objects()))
+    await _install_fence(client)
     secret = await creating.create(client, membership.credential_secret())
     anchor = membership.Anchor(secret["metadata"]["name"], secret["metadata"]["uid"])
     minted = await minting.mint(client, namespace=membership.IDENTITY_NAMESPACE, service_account=membership.IDENTITY,
@@ -231,6 +233,19 @@ async def _write_member(found: membership.Registration, member: Context, lifetim
     kubeconfig = membership.kubeconfig(found.name, endpoint(client.credentials), minted.token)
     await _check_identity(found.name, kubeconfig)
     return anchor, kubeconfig
+
+
+async def _install_fence(client: MemberClient) -> None:
+    """The fence epoch (created at 0 when missing, never lowered), then the policies that check against it."""
+    epoch = membership.fence_epoch()
+    try:
+        await creating.create(client, epoch)
+        say(f"  created {contexts.describe(epoch)} (fence epoch 0; the leader raises it)")
+    except errors.Conflict:
+        pass  # kept as it stands: a leader may have raised it, and lowering it would unfence the member
+    for obj in membership.fence_objects():
+        await applying.apply(client, obj)
+    say("  applied the fence: " + ", ".join(contexts.describe(obj) for obj in membership.fence_objects()))
 
 
 async def _check_identity(name: str, kubeconfig: str) -> None:
@@ -245,11 +260,32 @@ async def _check_identity(name: str, kubeconfig: str) -> None:
                 await identity.request("GET", resources.NODES.path(), params={"limit": "1"})
                 await identity.request("GET", resources.DEPLOYMENTS.path(namespace=WORKLOAD_NAMESPACE),
                                        params={"limit": "1"})
-                return
+                break
             except (errors.MemberForbidden, errors.MemberUnauthorized):
                 if attempt == IDENTITY_CHECKS - 1:
                     raise
                 await asyncio.sleep(0.5)
+        await _check_fence(identity)
+
+
+async def _check_fence(identity: MemberClient) -> None:
+    """The fence is in force for the new identity before the hub is told to use it: a copy stamped with the
+    fence epoch is admitted and one stamped below it refused (dry runs, nothing persisted). A policy and
+    its params take a moment to load after they are written; until then the member may refuse everything."""
+    deadline = contexts.DEADLINES.request
+    why = ""
+    for _ in range(IDENTITY_CHECKS):
+        epoch = await fencing.read_epoch(identity, WORKLOAD_NAMESPACE, deadline)
+        if epoch is None:
+            raise errors.Unfenced(identity.member, "the fence epoch holds no integer")
+        admitted = await fencing.admits(identity, WORKLOAD_NAMESPACE, epoch, deadline)
+        refused = not await fencing.admits(identity, WORKLOAD_NAMESPACE, epoch - 1, deadline)
+        if admitted and refused:
+            say(f"  the fence is in force at epoch {epoch}")
+            return
+        why = "a current copy is refused" if not admitted else "a copy of an older epoch is admitted"
+        await asyncio.sleep(0.5)
+    raise errors.Unfenced(identity.member, f"the fence is not in force: {why}")
 
 
 async def _write_hub(found: membership.Registration, hub: Context, kubeconfig: str) -> None:

@@ -5,7 +5,8 @@
    Wait until no copy and no pod of samizdat is left in the member (or `--timeout`).
 2. Delete the MemberCluster (the operator lets go of the member), then samizdat's objects in the member
    (`samizdat.membership`: its RBAC, ServiceAccount, credential Secrets — every token dies with them —
-   and the workload namespace), then the hub Secret.
+   the fence epoch and the workload namespace), then the hub Secret. The fence's admission policies stay:
+   they judge only samizdat's identity, which is gone, and a later `join` finds them in place.
 
 A member that cannot be reached (seized, gone) is still removed from the hub; what is left in it is
 named, and the exit status is 1.
@@ -50,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
 
 def member_rights() -> list[Access]:
     rights = [Access("delete", resources.of(obj), obj["metadata"].get("namespace"), obj["metadata"]["name"])
-              for obj in membership.member_objects()]
+              for obj in [membership.identity_namespace(), *membership.identity_objects(), membership.fence_epoch()]]
     rights += [Access(verb, resources.SECRETS, membership.IDENTITY_NAMESPACE) for verb in ("list", "delete")]
     rights += [Access("list", resource, WORKLOAD_NAMESPACE)
                for resource in (resources.DEPLOYMENTS, resources.JOBS, resources.PODS)]
@@ -163,7 +164,7 @@ async def _clean_member(member: Context) -> None:
         await deleting.delete(client, resources.SECRETS, item["metadata"]["name"],
                               namespace=membership.IDENTITY_NAMESPACE)
     deleted = [f"{len(credentials.items)} credential Secret(s)"]
-    for obj in reversed(membership.identity_objects()):
+    for obj in reversed([*membership.identity_objects(), membership.fence_epoch()]):  # the workload namespace last
         metadata = obj["metadata"]
         if await deleting.delete(client, resources.of(obj), metadata["name"], namespace=metadata.get("namespace")):
             deleted.append(contexts.describe(obj))

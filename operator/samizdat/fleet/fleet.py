@@ -169,6 +169,7 @@ class Fleet:
             probe_interval_s=policy.probe_interval_seconds,
             probe_timeout_s=policy.probe_timeout_seconds,
             quarantine_s=self._settings.quarantine_s,
+            authority=self._settings.authority,
             policy=health.HealthPolicy(
                 suspect_after_failures=policy.suspect_after_failures,
                 down_after_seconds=policy.down_after_seconds,
@@ -346,8 +347,10 @@ class Fleet:
                 reasons.append("not connected")
             elif not self.countable(name):
                 reasons.append(self._unschedulable_reason(member))
-            # A Suspect member keeps what it runs but takes nothing new: no free GPUs to offer.
-            usable = member is not None and health.schedulable(member.health.phase)
+            # A Suspect member keeps what it runs but takes nothing new: no free GPUs to offer. So does
+            # one without a working fence under an election: nothing can be written there.
+            usable = member is not None and health.schedulable(member.health.phase) and not (
+                member.fence is not None and member.fence.broken is not None)
             members.append(dataclasses.replace(
                 from_model.to_member(spec, now),
                 shapes=member.promised_shapes(self._promises(member)) if member is not None and usable else (),
@@ -406,14 +409,15 @@ class Fleet:
 
     # ----- start deadlines
 
-    def replica_starts(self, uid: str, deadline_s: float) -> dict[str, tuple[starts.ReplicaStart, ...]]:
+    def replica_starts(self, uid: str, deadlines: starts.Deadlines) -> dict[str, tuple[starts.ReplicaStart, ...]]:
         """How each counted copy's replicas are starting, member by member (see `samizdat.starts`)."""
         now = datetime.now(UTC)
         found = {}
         for name, copy in self.counted(uid).items():
             member = self._members[name]
-            found[name] = starts.classify(copy.body, member.workload_pods(uid), member.nodes.values(), deadline_s,
-                                          now, used=member.used_gpus())
+            found[name] = starts.classify(copy.body, member.workload_pods(uid), member.nodes.values(),
+                                          deadlines.start_s, now, used=member.used_gpus(),
+                                          schedule_deadline_s=deadlines.schedule_s)
         return found
 
     def images_running(self, *, outside: str) -> frozenset[str]:
@@ -448,16 +452,22 @@ class Fleet:
         return table
 
     async def place(self, name: str, manifest: dict[str, Any]) -> None:
-        """Create or update a copy in the member; raises MemberError."""
-        await self._members[name].apply_copy(manifest)
+        """Create or update a copy in the member; raises MemberError, at once if the member is lost
+        meanwhile (see `Member.answering`)."""
+        member = self._members[name]
+        await member.answering(member.apply_copy(manifest))
 
     async def expose(self, name: str, uid: str, manifest: dict[str, Any]) -> None:
-        """Create or update the workload's serving Service in the member; raises MemberError."""
-        await self._members[name].apply_service(uid, manifest)
+        """Create or update the workload's serving Service in the member; raises MemberError, at once
+        if the member is lost meanwhile."""
+        member = self._members[name]
+        await member.answering(member.apply_service(uid, manifest))
 
     async def assign_role(self, name: str, pod: str, role: str) -> None:
-        """Label one pod serving or standby in place; raises MemberError."""
-        await self._members[name].label_pod(pod, role)
+        """Label one pod serving or standby in place; raises MemberError, at once if the member is lost
+        meanwhile (a promotion elsewhere must not wait on it)."""
+        member = self._members[name]
+        await member.answering(member.label_pod(pod, role))
 
     def retire(self, name: str, copy: Copy) -> None:
         """Delete a copy in the background (its pods take seconds to drain)."""

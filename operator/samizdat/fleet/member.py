@@ -17,14 +17,16 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from samizdat import health, inventory, ledger, manifests, metrics
-from samizdat.clusters import applying, deleting, errors, kubeconfig, probing, resources, scaling, watching, writing
-from samizdat.clusters.client import MemberClient
+from samizdat.clusters import (
+    applying, deleting, errors, fencing, kubeconfig, probing, resources, scaling, watching, writing,
+)
+from samizdat.clusters.client import Authority, MemberClient
 from samizdat.clusters.fetching import Listing
 from samizdat.model import CensorshipKind, Phase
 from samizdat.placement.snapshot import NodeShape
@@ -38,6 +40,9 @@ COPY_RESOURCES = tuple(resources.of_kind(kind.api_version, kind.kind) for kind i
 RETRY_AFTER_ERROR_S = (1.0, 4.0)
 # A watch that breaks is listed again at once; a view fails the member only when that also fails.
 VIEW_FAILURES_BEFORE_UNHEALTHY = 2
+# Late time-outs in a row (see `samizdat.clusters.probing`) set aside before they count as failures: a
+# member really gone is still found Down while the operator stays busy, a probe interval or two later.
+LATE_PROBES_SET_ASIDE = 2
 POD_DRAIN_TIMEOUT_S = 30.0  # how long a removed copy's pods may take to go before it is deleted anyway
 CONTROLLER_GRACE_S = 3.0  # how long the member's own controllers get to remove those pods
 
@@ -57,6 +62,8 @@ class MemberSettings:
     probe_timeout_s: float = 1.0
     quarantine_s: float = 300.0
     policy: health.HealthPolicy = health.HealthPolicy()
+    # The leader election every write asks first (None: a single operator, writes unguarded).
+    authority: Authority | None = None
 
 
 @dataclass
@@ -82,6 +89,8 @@ class MemberState:
     shapes: tuple[NodeShape, ...]
     total_gpus: int  # allocatable on every node, whether it takes new replicas or not
     ready: bool  # Ready, every view complete and fenced: the member counts for placement
+    # The member's fence as the leader's writes found it; None without an election (nothing to raise).
+    fence: fencing.FenceState | None = None
 
 
 def tampering(obj: Mapping[str, Any]) -> Censorship | None:
@@ -144,7 +153,9 @@ class Member:
         self.lost_reason: str | None = None  # the health reason the current loss began with
         # Views whose list or watch keeps failing: view -> (failures in a row, the last failure, its message).
         self.view_failures: dict[str, tuple[int, health.Failure, str]] = {}
+        self.late_probes = 0  # late time-outs in a row (the first LATE_PROBES_SET_ASIDE are set aside)
         self._deleting: set[str] = set()  # copy names samizdat itself is deleting
+        self._writes_waiting: set[asyncio.Event] = set()  # set when the member is lost (see `answering`)
         self._tasks: list[asyncio.Task[None]] = []
         self._shapes: tuple[NodeShape, ...] | None = None
         # The ledger's view (shapes with the given promises charged), and pods by workload uid: both
@@ -191,7 +202,10 @@ class Member:
     def client(self) -> MemberClient:
         """The member's API, connected on first use (its TLS context is costly to build)."""
         if self._client is None:
-            self._client = MemberClient(self.name, self._credentials)
+            # With an election, the leader's writes raise the member's fence first (see clusters.fencing).
+            keeper = fencing.Keeper(manifests.WORKLOAD_NAMESPACE, on_change=lambda: self.on_change(self, "fence")) if (
+                self.settings.authority is not None) else None
+            self._client = MemberClient(self.name, self._credentials, authority=self.settings.authority, fence=keeper)
         return self._client
 
     @property
@@ -211,8 +225,14 @@ class Member:
         return MemberState(
             name=self.name, health=self.health, last_probe=self.last_probe, censorship=self.censorship,
             shapes=self.shapes(), total_gpus=sum(inventory.allocatable_gpus(node) for node in self.nodes.values()),
-            ready=self.ready_to_count and fenced,
+            ready=self.ready_to_count and fenced, fence=self.fence,
         )
+
+    @property
+    def fence(self) -> fencing.FenceState | None:
+        """What the leader's writes found of the member's fence (None: no election, or not connected yet)."""
+        keeper = self._client.fence if self._client is not None else None
+        return keeper.state if isinstance(keeper, fencing.Keeper) else None
 
     # ----- health
 
@@ -226,6 +246,11 @@ class Member:
         """Fold one probe's outcome into the member's health."""
         self.last_probe = result
         metrics.member_probed(self.name, result.ok, result.latency_s, result.failure)
+        self.late_probes = self.late_probes + 1 if result.late else 0
+        if 0 < self.late_probes <= LATE_PROBES_SET_ASIDE:
+            logger.info("member %s: probe set aside, its time-out fired %.2fs late (the operator was busy)",
+                        self.name, result.latency_s - self.settings.probe_timeout_s)
+            return
         if result.failure is health.Failure.UNAUTHORIZED and self._answering:
             self._censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"API answered 401: {result.message}"))
         failure = None if result.ok else (result.failure or health.Failure.ERROR)
@@ -267,6 +292,9 @@ class Member:
             logger.info("member %s: %s -> %s (%s)", self.name, old.phase, new.phase, new.message)
             if new.phase is Phase.READY:
                 self.censorship = None
+            if lost:
+                for silenced in self._writes_waiting:
+                    silenced.set()
             self.on_change(self, "phase")
 
     def _censored(self, evidence: Censorship) -> None:
@@ -472,6 +500,30 @@ class Member:
         """Give one pod its role in one metadata patch: the pod runs on, same UID."""
         await writing.write(self.client, "PATCH", resources.PODS.path(namespace=manifests.WORKLOAD_NAMESPACE, name=name),
                             body=manifests.role_patch(role), content_type=scaling.MERGE_PATCH)
+
+    async def answering(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run `write`, given up with `MemberTimeout` as soon as the member is lost (Down, or
+        Quarantined): a member gone quiet in the middle of a write would otherwise hold the caller up
+        until the write's own deadline, while the replicas it was to take wait to be placed elsewhere.
+        (Under compound faults that is common: a member just chosen is partitioned next.) A Suspect
+        member, one missed probe, is still written to: under load that is often no fault at all."""
+        silenced = asyncio.Event()
+        if health.lost(self.health.phase):
+            silenced.set()
+        self._writes_waiting.add(silenced)
+        writing_task = asyncio.ensure_future(write)
+        waiting = asyncio.ensure_future(silenced.wait())
+        try:
+            await asyncio.wait({writing_task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+            self._writes_waiting.discard(silenced)
+        if writing_task.done():
+            return writing_task.result()
+        writing_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, errors.MemberError):
+            await writing_task
+        raise errors.MemberTimeout(self.name, f"stopped answering during the write ({self.health.message})")
 
     async def _drain(self, copy: Copy) -> None:
         """Wait until the scaled-down copy has no pods left; if the member's controllers lag (they back

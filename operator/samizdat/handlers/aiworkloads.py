@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
@@ -22,7 +22,7 @@ import pydantic
 
 from samizdat import inventory, manifests, metrics, model, placement, starts
 from samizdat.clusters.recording import EventType
-from samizdat.fleet import Copy, Fleet
+from samizdat.fleet import Copy, Fleet, Loss
 from samizdat.handlers import conditions, hub, startup
 from samizdat.handlers.conditions import Observed
 from samizdat.handlers.reconcile import Outcome, reconcile, remove_everywhere
@@ -35,7 +35,7 @@ COALESCE_S = 0.05  # events arriving together are handled by one reconcile
 SETTLE_POLL_S = 0.5  # while the fleet settles after start (fences also wake the reconciler at once)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class FailoverClock:
     """Times one failover from the loss of a member: to the workload's full serving capacity Ready again
     (what clients feel: a promoted standby, or a moved replica loaded elsewhere), and on to every replica,
@@ -50,13 +50,60 @@ class FailoverClock:
 
 @dataclass
 class FailoverTimer:
-    """The failovers of one workload, as its reconciles see them: the one being timed, and the last one
-    (status.lastFailover). Each loss is timed once: a member stays lost, and in `outcome.lost`, until it
-    heals, and a later reconcile must not time it again from its old start."""
+    """Times one workload's failovers, each loss once: to full serving capacity Ready again (what
+    clients feel), and on to every replica, standbys included, Ready again.
 
-    clock: FailoverClock | None = None
+    A loss is a member lost since a given moment (`Loss.since`). A clock starts at the earliest loss
+    not timed yet, and every loss seen while it runs is timed by it: it stops when every replica is
+    ready again. A member that stays lost after that starts no new clock (under compound faults one
+    often does: killed, not yet healed when the next fault strikes); otherwise each later reconcile
+    would time the same loss again, from its start, and report ever longer failovers that never ran.
+    A member lost again after it came back is a new loss.
+    """
+
+    running: FailoverClock | None = None
+    timed: frozenset[tuple[str, float]] = frozenset()
     last: model.Failover | None = None
-    timed: set[tuple[str, float]] = field(default_factory=set)  # (member, since) of losses timed already
+
+    def observe(self, lost: Mapping[str, Loss], converged: bool, ready: int, wanted: int, now: float, *,
+                serving: int | None = None, serving_wanted: int | None = None) -> None:
+        """Fold one reconcile's outcome in: its losses, whether it converged, replicas ready of those
+        wanted, and the monotonic time `now`.
+
+        Given `serving` (ready serving replicas) of `serving_wanted`, serving capacity whole again ends
+        the failover as clients see it: `last` says so at once, and the duration metric observes it,
+        since with warm standbys that is one label write while the new standby loads for as long as a
+        cold start; `standby_seconds` follows once every replica is ready again."""
+        losses = frozenset((loss.member, loss.since) for loss in lost.values())
+        fresh = sorted((loss for loss in lost.values() if (loss.member, loss.since) not in self.timed),
+                       key=lambda loss: (loss.since, loss.member))
+        self.timed = losses  # losses that ended are forgotten: their member may be lost again
+        running = self.running
+        if running is None:
+            if not fresh:
+                return
+            origin = fresh[0]
+            started = datetime.now(UTC) - timedelta(seconds=now - origin.since)
+            self.running = FailoverClock(origin.member, origin.reason.value, origin.since, started)
+        clock = self.running
+        assert clock is not None
+        elapsed = round(now - clock.started_monotonic, 3)
+        if (serving is not None and serving_wanted is not None and clock.serving_s is None
+                and serving >= serving_wanted):
+            clock = self.running = replace(clock, serving_s=elapsed)
+            metrics.failover_done(clock.reason, elapsed)
+            self.last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
+                                       seconds=elapsed)
+        if running is None or not converged or ready < wanted or (serving is not None and clock.serving_s is None):
+            return  # a clock ends on a later reconcile than the one that started it
+        if clock.serving_s is None:
+            metrics.failover_done(clock.reason, elapsed)
+        standbys = serving_wanted is not None and wanted > serving_wanted
+        self.last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
+                                   seconds=elapsed if clock.serving_s is None else clock.serving_s,
+                                   standby_seconds=elapsed if standbys else None)
+        self.running = None
+
 
 @kopf.on.event(model.GROUP, model.VERSION, "alliances")
 def alliance_changed(memo: kopf.Memo, **_: Any) -> None:
@@ -80,6 +127,12 @@ async def run_workload(
     try:
         while not stopped:
             wake.clear()
+            if not startup.leading(memo):
+                # A standby keeps its views warm but decides nothing; on taking over it reconciles at
+                # once and writes status afresh (what it last wrote may be another leader's since).
+                written, said = None, ()
+                await _sleep(wake, stopped, startup.STANDBY_POLL_S)
+                continue
             try:
                 workload = model.AIWorkload.model_validate(dict(body))
             except pydantic.ValidationError as error:
@@ -106,6 +159,13 @@ async def run_workload(
 
 @kopf.on.delete(model.GROUP, model.VERSION, "aiworkloads")
 async def delete_workload(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    while not startup.leading(memo):
+        # A standby neither finishes (kopf would remove the finalizer all operators share before the
+        # leader deleted the copies) nor fails (kopf would record the failure on the object, a write
+        # to the hub): it waits until it leads, or until the leader has deleted the copies and the object.
+        if not await hub.still_there(memo.hub, body):
+            return
+        await asyncio.sleep(startup.STANDBY_POLL_S * 4)
     metrics.forget_workload(body.meta["namespace"], body.meta["name"])
     unreachable = await remove_everywhere(uid, memo.fleet)
     if unreachable:
@@ -175,7 +235,7 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[EventTyp
         then = ("the member is quarantined" if verdict.censorship is not None
                 else f"{name} kept from new replicas of this workload for {failover.quarantine_seconds}s")
         events.append(("Warning", verdict.cause.value if verdict.cause else "StartDeadlineExceeded", (
-            f"{verdict.lost} replica(s) in {name} not Ready within {failover.start_deadline_seconds}s, placed "
+            f"{verdict.lost} replica(s) in {name} not Ready within {verdict.deadline_s:g}s, placed "
             f"elsewhere; {then}: {verdict.evidence}"
         )))
     return events
@@ -200,36 +260,15 @@ def _camel(rule: str | None) -> str:
     return (rule[:1].upper() + rule[1:]) if rule else "Infeasible"
 
 
-def _time_failover(timer: FailoverTimer, fleet: Fleet, workload: model.AIWorkload, outcome: Outcome, now: float) -> None:
-    """Advance the workload's failover timer by one reconcile. Serving capacity whole again ends the
-    failover as clients see it: lastFailover says so at once (and the duration metric observes it),
-    since with warm standbys that is one label write while the new standby loads for as long as a cold
-    start; `standbySeconds` follows once every replica is Ready again."""
-    lost = {(loss.member, loss.since): loss for loss in outcome.lost.values()}
-    timer.timed &= set(lost)  # a healed member's loss is forgotten; its next one is new
-    fresh = [loss for key, loss in sorted(lost.items()) if key not in timer.timed]
-    if timer.clock is None and fresh:
-        origin = fresh[0]
-        started = datetime.now(UTC) - timedelta(seconds=now - origin.since)
-        timer.clock = FailoverClock(origin.member, origin.reason.value, origin.since, started)
-    clock = timer.clock
-    if clock is None:
-        return
-    roles = _roles(workload, fleet, _counted(fleet, workload))
-    serving = sum(serving for serving, _ in roles.values())
-    ready = serving + sum(standby for _, standby in roles.values())
-    elapsed = round(now - clock.started_monotonic, 3)
-    if clock.serving_s is None and serving >= workload.spec.serving_replicas:
-        clock.serving_s = elapsed
-        metrics.failover_done(clock.reason, elapsed)
-        timer.last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
-                                    seconds=elapsed)
-    if clock.serving_s is not None and outcome.converged and ready >= workload.spec.placed_replicas:
-        standbys = workload.spec.placed_replicas - workload.spec.serving_replicas
-        timer.last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
-                                    seconds=clock.serving_s, standby_seconds=elapsed if standbys else None)
-        timer.timed |= set(lost)
-        timer.clock = None
+def _time_failover(timer: FailoverTimer, fleet: Fleet, workload: model.AIWorkload, outcome: Outcome,
+                   now: float) -> None:
+    """Fold one reconcile into the workload's failover timer, with its serving replicas counted by
+    their pods' role labels (ground truth in the members)."""
+    counted = _counted(fleet, workload)
+    serving = sum(serving for serving, _ in _roles(workload, fleet, counted).values())
+    ready = sum(min(copy.ready, copy.desired) for copy in counted.values())
+    timer.observe(outcome.lost, outcome.converged, ready, workload.spec.placed_replicas, now,
+                  serving=serving, serving_wanted=workload.spec.serving_replicas)
 
 
 class WorkloadGauges(TypedDict):

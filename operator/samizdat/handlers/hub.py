@@ -12,7 +12,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from samizdat.clusters import fetching, kubeconfig, recording, resources, writing
+from samizdat.clusters import errors, fetching, kubeconfig, recording, resources, writing
 from samizdat.clusters.client import MemberClient
 from samizdat.model import GROUP, VERSION
 
@@ -38,6 +38,18 @@ async def write_kubeconfig(hub: MemberClient, namespace: str, name: str, key: st
     path = resources.SECRETS.path(namespace=namespace, name=name)
     body = {"data": {key: base64.b64encode(text.encode()).decode()}}
     await writing.write(hub, "PATCH", path, body=body, content_type="application/merge-patch+json")
+
+
+async def still_there(hub: MemberClient, body: Mapping[str, Any]) -> bool:
+    """Whether the hub still holds this very object (the same uid); True when the hub cannot say.
+    A list by name, not a get: the chart grants list and watch, as kopf needs, and no more."""
+    metadata = body["metadata"]
+    try:
+        found = await fetching.list_objects(hub, resources.of(body), namespace=metadata.get("namespace"),
+                                            field_selector=f"metadata.name={metadata['name']}")
+    except errors.MemberError:
+        return True
+    return any(item.get("metadata", {}).get("uid") == metadata["uid"] for item in found.items)
 
 
 async def patch_status(hub: MemberClient, plural: str, name: str, namespace: str | None, status: dict[str, Any]) -> None:

@@ -61,6 +61,14 @@ def build_status(
                  censoring.message if censoring else "no tampering seen"),
         credential,
     ]
+    if member.fence is not None:  # with an election: whether the leader's writes found a working fence
+        fence = member.fence
+        observed.append(
+            Observed(Type.FENCED, True, "FenceRaised", f"fence epoch {fence.epoch}") if fence.working
+            else Observed(Type.FENCED, False, "NoWorkingFence", f"nothing is written here: {fence.broken}")
+            if fence.broken is not None
+            else Observed(Type.FENCED, None, "NotRaisedYet", "raised before the leader's first write here")
+        )
     quarantined_until = None
     if state.phase is Phase.QUARANTINED and state.quarantined_until is not None:
         quarantined_until = now + timedelta(seconds=state.quarantined_until - time.monotonic())
@@ -156,6 +164,7 @@ async def _follow(
     written: dict[str, Any] | None = None
     last_write = last_secret_check = 0.0
     last_phase: Phase | None = None
+    last_fence: str | None = None  # why the member's fence did not work, as last announced
     try:
         while not stopped:
             changed.clear()
@@ -184,11 +193,18 @@ async def _follow(
             status = build_status(spec, member, now, credentials.observe(standing, now.timestamp(), renew_at),
                                   credentials.status(standing, renew_at))
             metrics.member_gpus(name, status["totalGPUs"], status["freeGPUs"])
-            if member.health.phase is not last_phase:
-                _announce(memo, body, member.health, last_phase)
-                last_phase = member.health.phase
+            if not startup.leading(memo):
+                written = None  # a standby writes neither status nor Events; on taking over it writes afresh
+            else:
+                if member.health.phase is not last_phase:
+                    _announce(memo, body, member.health, last_phase)
+                    last_phase = member.health.phase
+                broken = member.fence.broken if member.fence is not None else None
+                if broken != last_fence:
+                    _announce_fence(memo, body, broken)
+                    last_fence = broken
             stale = time.monotonic() - last_write > STATUS_REFRESH_S
-            if written is None or stale or _comparable(status) != _comparable(written):
+            if startup.leading(memo) and (written is None or stale or _comparable(status) != _comparable(written)):
                 status["lastProbeTime"] = now.isoformat()
                 try:
                     await hub.patch_status(memo.hub, "memberclusters", name, None, status)
@@ -219,6 +235,15 @@ def _announce(memo: kopf.Memo, body: kopf.Body, state: health.MemberHealth, befo
     message = f"{before.value if before else 'New'} -> {phase.value}: {state.message}"
     kind: EventType = "Warning" if health.lost(phase) or health.unreachable(phase) else "Normal"
     hub.say(memo.recorder, body, kind, f"Member{phase.value}", message)
+
+
+def _announce_fence(memo: kopf.Memo, body: kopf.Body, broken: str | None) -> None:
+    """A Warning when the member's fence stops working (the leader writes nothing there), a Normal
+    Event when it works again."""
+    if broken is not None:
+        hub.say(memo.recorder, body, "Warning", "NoWorkingFence", f"nothing is written to this member: {broken}")
+    else:
+        hub.say(memo.recorder, body, "Normal", "FenceWorks", "the member's fence works again")
 
 
 async def _report_unusable(memo: kopf.Memo, body: kopf.Body, spec: model.MemberCluster, error: Exception) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from samizdat import inventory, manifests, metrics, placement, starts
 from samizdat.clusters import errors
-from samizdat.fleet import Fleet, Loss
+from samizdat.fleet import Fleet, Loss, tampering
 from samizdat.model import AIWorkload, Mode
 from samizdat.placement import from_model, standby
 
@@ -67,6 +67,10 @@ def _needs_write(workload: AIWorkload, existing: Mapping[str, object] | None, re
         return "updated"
     if annotations.get(manifests.REPLICAS_ANNOTATION) != str(replicas):
         return "scaled"
+    if tampering(existing) is not None:
+        # Someone else's change (scaled to zero, image swapped) outlived the member's quarantine: the
+        # copy is ours again once the member is fenced and wanted, so what we asked for is written back.
+        return "updated"
     return None
 
 
@@ -91,10 +95,10 @@ def _judge_starts(workload: AIWorkload, fleet: Fleet, replica_starts: Mapping[st
     return starved
 
 
-def _recheck(replica_starts: Mapping[str, tuple[starts.ReplicaStart, ...]], deadline_s: float) -> float | None:
+def _recheck(replica_starts: Mapping[str, tuple[starts.ReplicaStart, ...]]) -> float | None:
     """Seconds until the next replica still inside its deadline reaches it: nothing else wakes the
     reconciler when a Pending pod simply stays Pending."""
-    waiting = [deadline_s - s.waited_s for found in replica_starts.values() for s in found
+    waiting = [s.deadline_s - s.waited_s for found in replica_starts.values() for s in found
                if s.state is not starts.ReplicaState.READY and not s.overdue]
     return max(0.0, min(waiting)) + 0.5 if waiting else None
 
@@ -105,8 +109,9 @@ async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
     metrics.evictions_halted(guard.halted)
     if guard.halted:
         return Outcome(decision=None, halted=guard.message, lost=fleet.losses(uid))
-    deadline_s = workload.spec.failover.start_deadline_seconds
-    replica_starts = fleet.replica_starts(uid, deadline_s)
+    failover = workload.spec.failover
+    replica_starts = fleet.replica_starts(uid, starts.Deadlines(failover.start_deadline_seconds,
+                                                                failover.schedule_deadline_seconds))
     starved = _judge_starts(workload, fleet, replica_starts)
     copies = fleet.copies_of(uid)
     lost = fleet.losses(uid)  # after the verdicts: a member quarantined just now is lost
@@ -121,7 +126,7 @@ async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
     decision = placement.solve(snapshot, request)
     metrics.decision_took(time.perf_counter() - started)
     outcome = Outcome(decision=decision, lost=lost, replica_starts=replica_starts, starved=starved,
-                      recheck_s=_recheck(replica_starts, deadline_s))
+                      recheck_s=_recheck(replica_starts))
     if not decision.feasible:
         if workload.spec.mode is Mode.SERVE:
             # Nothing moves, but the replicas that still run serve: a standby is promoted for a lost

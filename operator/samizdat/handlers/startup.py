@@ -1,8 +1,19 @@
-"""Operator-wide setup: kopf's settings, the fleet and the hub client, shared through kopf's memo, and
-the indexes the fleet reads (every live workload uid, the user's Alliance objects)."""
+"""Operator-wide setup: kopf's settings, the fleet, the hub client and the leader election, shared
+through kopf's memo, and the indexes the fleet reads (every live workload uid, the user's Alliance
+objects).
+
+With an election (`--lease-name`), every operator runs kopf standalone and keeps its member connections
+and views warm; only the leader's writes get through (`clusters.writing` asks the candidate), and the
+handlers skip what would only be refused: reconciling, status, Events. kopf itself still adds its
+finalizer on standbys too (the same finalizer for all: harmless); samizdat's handlers are daemons and a
+deletion handler, which on a standby neither finishes nor fails but waits until it leads or the object is
+gone, so kopf records no handler progress there and only the leader's removes the finalizer, after
+deleting the copies. kopf's own Events (a handler's warnings and errors) are posted only while leading.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from typing import Any
@@ -10,8 +21,11 @@ from typing import Any
 import kopf
 
 from samizdat import metrics, model
+from samizdat.clusters.electing import Candidate
 from samizdat.fleet import Fleet, MemberSettings
 from samizdat.handlers import hub
+
+STANDBY_POLL_S = 0.5  # how often a standby looks whether it leads now (a takeover waits no longer)
 
 
 @kopf.on.startup()
@@ -35,16 +49,35 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # With peering (HA), a replica killed while active keeps its claim until it lapses: 10 s instead of
     # kopf's 60 lets a standby take over within seconds, for one keep-alive PATCH every few seconds.
     settings.peering.lifetime = 10
-    memo.fleet = Fleet(MemberSettings(quarantine_s=memo.get("quarantine_seconds", 300.0)))
     memo.hub = hub.connect()
+    election = memo.get("election")
+    memo.candidate = Candidate.standing_for(memo.hub, election) if election is not None else None
+    if memo.candidate is not None:
+        memo.hub.authority = memo.candidate  # status writes to the hub are the leader's too
+        memo.standing = asyncio.create_task(memo.candidate.run(), name="leader-election")
+        settings.posting.enabled = False
+        memo.speaking = asyncio.create_task(_post_only_while_leading(settings, memo.candidate), name="kopf-posting")
+    memo.fleet = Fleet(MemberSettings(quarantine_s=memo.get("quarantine_seconds", 300.0), authority=memo.candidate))
     memo.recorder = hub.recorder(memo.hub)
     port = memo.get("metrics_port", 0)
     if port:
         metrics.serve(port)
 
 
+async def _post_only_while_leading(settings: kopf.OperatorSettings, candidate: Candidate) -> None:
+    """kopf posts its Events (a handler's warnings and errors) only from the leader: a standby decides
+    nothing, and what it would say is noise at best, a write to the hub at worst."""
+    while True:
+        settings.posting.enabled = candidate.leading()
+        await asyncio.sleep(STANDBY_POLL_S)
+
+
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    if memo.get("standing") is not None:
+        memo.speaking.cancel()
+        memo.standing.cancel()  # stops writing and releases the Lease, so a standby takes over at once
+        await asyncio.gather(memo.speaking, memo.standing, return_exceptions=True)
     await memo.fleet.close()
     await memo.recorder.aclose()
     await memo.hub.aclose()
@@ -59,6 +92,12 @@ def alliance_index(body: kopf.Body, name: str, **_: Any) -> dict[str, dict[str, 
 def workload_uids(uid: str, **_: Any) -> dict[str, bool]:
     """Every live AIWorkload uid, complete before any daemon starts: the orphan sweep relies on it."""
     return {uid: True}
+
+
+def leading(memo: kopf.Memo) -> bool:
+    """Whether this operator may write now: it leads the election, or there is none."""
+    candidate: Candidate | None = memo.get("candidate")
+    return candidate is None or candidate.leading()
 
 
 def tracking_fleet(memo: kopf.Memo, handler_kwargs: dict[str, Any]) -> Fleet:

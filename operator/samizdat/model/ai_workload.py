@@ -148,6 +148,13 @@ class FailoverPolicy(Model):
     """A replica not Ready this many seconds after samizdat asked for it counts as lost and is placed
     elsewhere. The default allows a large model server to pull its image and load tens of GiB of weights
     onto its GPUs (minutes on a cold node), while a replica starved by its member waits at most 10 min."""
+    schedule_deadline_seconds: PositiveCount = 10
+    """A replica that has not begun to start this many seconds after samizdat asked for it (no node
+    took its pod, its pod was never created, or its node refuses to pull an image that runs in other
+    members) counts as lost and is placed elsewhere, even inside startDeadlineSeconds: samizdat places
+    only where GPUs are free, so a scheduler binds such a pod at once, and loading weights only begins
+    after that. One kept out by an act the member's own objects show (GPU nodes with room for it
+    cordoned or tainted, a quota on samizdat's namespace) is lost after 5 s."""
 
 
 class ModelRef(Model):

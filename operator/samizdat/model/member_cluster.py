@@ -116,6 +116,7 @@ class MemberClusterConditionType(StrEnum):
     REACHABLE = "Reachable"
     CENSORING = "Censoring"
     CREDENTIALS_EXPIRING = "CredentialsExpiring"
+    FENCED = "Fenced"  # with a leader election only: whether the member's fence works (see docs/operations.md)
 
 
 class Phase(StrEnum):
@@ -192,7 +193,7 @@ class MemberClusterStatus(Model):
     """The member as the operator last observed it."""
 
     conditions: Annotated[tuple[Condition[MemberClusterConditionType], ...], Field(json_schema_extra=CONDITIONS)] = ()
-    """Ready, Reachable, Censoring and CredentialsExpiring."""
+    """Ready, Reachable, Censoring, CredentialsExpiring and (with a leader election) Fenced."""
     phase: Phase = Phase.PENDING
     """Pending until first probed, then Ready, Suspect, Down or Quarantined."""
     quarantined_until: AwareDatetime | None = None
