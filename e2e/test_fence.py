@@ -20,6 +20,7 @@ import pytest
 
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
+from e2e.workloads import fence_epoch, set_fence_epoch
 from samizdat.clusters import applying, client, deleting, errors, fencing, kubeconfig, resources, scaling, writing
 from samizdat.leadership import EPOCH_ANNOTATION, Permit, fence
 
@@ -51,16 +52,6 @@ def deployment(name: str) -> dict[str, Any]:
     }
 
 
-def set_fence_epoch(sandbox: Sandbox, member: str, epoch: int) -> None:
-    """As the member's admin: any value (the guard holds only samizdat's identity)."""
-    sandbox.kubectl(member).run("patch", "configmap", fence.FENCE_NAME, "-n", NAMESPACE, "--type=merge",
-                                "-p", f'{{"data":{{"epoch":"{epoch}"}}}}')
-
-
-def fence_epoch(sandbox: Sandbox, member: str) -> int:
-    return int(sandbox.kubectl(member).get_json("configmap", fence.FENCE_NAME, "-n", NAMESPACE)["data"]["epoch"])
-
-
 @pytest.fixture
 def member(sandbox: Sandbox) -> Iterator[str]:
     name = sandbox.member_names[-1]
@@ -78,7 +69,7 @@ async def as_leader(sandbox: Sandbox, member: str, epoch: int, *, raising: bool 
     """samizdat's identity in `member` writing as a leader of `epoch` (raising the fence first, as the
     operator does, when `raising`)."""
     credentials = kubeconfig.load(sandbox.identity_kubeconfig_path(member))
-    keeper = fencing.Keeper(NAMESPACE) if raising else None
+    keeper = fencing.Keeper(NAMESPACE, members.SYSTEM_NAMESPACE) if raising else None
     async with client.MemberClient(member, credentials, authority=Epoch(epoch), fence=keeper) as leader:
         yield leader
 
@@ -109,7 +100,7 @@ async def test_join_installed_a_fence_that_refuses_a_stale_leader(sandbox: Sandb
         # an operator that stands for no election writes as epoch 0: refused too, once a leader raised it
         async with client.MemberClient(member, current.credentials) as lone:
             assert await refused(applying.apply(lone, deployment(name)))
-        assert "only grows" in await refused(applying.apply(current, fence.build_fence_epoch(NAMESPACE, 4)))
+        assert "only grows" in await refused(applying.apply(current, fence.build_fence_epoch(members.SYSTEM_NAMESPACE, 4)))
         assert await deleting.delete(current, resources.DEPLOYMENTS, name, namespace=NAMESPACE)  # marked, then deleted
 
 
@@ -137,7 +128,7 @@ async def test_a_new_leader_raises_the_fence_before_its_first_write_and_a_stale_
 async def test_a_member_without_a_working_fence_gets_nothing_written(sandbox: Sandbox, member: str) -> None:
     name = f"fence-{uuid.uuid4().hex[:6]}"
     admin = sandbox.kubectl(member)
-    binding = fence.build_fence_binding(NAMESPACE)["metadata"]["name"]
+    binding = fence.build_fence_binding(NAMESPACE, members.SYSTEM_NAMESPACE)["metadata"]["name"]
     set_fence_epoch(sandbox, member, 1)
     # The fence only audits: admitted, as if it were not there. (Changed in place: a member API server
     # that saw the binding deleted and created again was found to lose its params for good.)
@@ -147,7 +138,7 @@ async def test_a_member_without_a_working_fence_gets_nothing_written(sandbox: Sa
         async with as_leader(sandbox, member, 1) as leader:
             async with client.MemberClient(member, leader.credentials) as lone:
                 await _until_admitted(lone, deployment(f"{name}-probe"))  # the member loaded the change
-            keeper = leader.fence = fencing.Keeper(NAMESPACE)
+            keeper = leader.fence = fencing.Keeper(NAMESPACE, members.SYSTEM_NAMESPACE)
             with pytest.raises(errors.Unfenced, match="no fence policy"):
                 await applying.apply(leader, deployment(name))
             assert keeper.state.broken is not None and not keeper.state.working

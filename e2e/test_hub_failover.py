@@ -30,8 +30,7 @@ from e2e import sites
 from e2e.sandbox import hubsites, members
 from e2e.sites import World
 from e2e.waiting import eventually
-from e2e.workloads import aiworkload, member_pods, rule_violations
-from samizdat.leadership import fence
+from e2e.workloads import aiworkload, fence_epoch, member_pods, rule_violations
 
 SITES = 3
 MEMBERS = 3  # us-east (US), gb-london (GB), de-frankfurt (DE)
@@ -161,7 +160,5 @@ def test_without_a_quorum_nothing_is_deleted_or_moved_and_samizdat_resumes_when_
         "minJurisdictions": 2, "maxPerCluster": 2})))
     eventually(lambda: sum(member_pods(world.sandbox, uid).values()) == 3, timeout=60, what="reconciled to 3")
     world.heal(gone[1])
-    epochs = {member: int(world.sandbox.kubectl(member).get_json(
-        "configmap", fence.FENCE_NAME, "-n", members.WORKLOAD_NAMESPACE)["data"]["epoch"])
-        for member in world.sandbox.member_names}
+    epochs = {member: fence_epoch(world.sandbox, member) for member in world.sandbox.member_names}
     assert max(epochs.values()) >= 2, epochs

@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 
 from e2e.operator import OperatorProcess
-from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
-from e2e.workloads import aiworkload, apply_manifest, copies, delete_workload, wait_settled
-from samizdat.leadership import EPOCH_ANNOTATION, fence
+from e2e.workloads import aiworkload, apply_manifest, copies, delete_workload, fence_epoch, set_fence_epoch, wait_settled
+from samizdat.leadership import EPOCH_ANNOTATION
 
 LEASE = "samizdat-leader-e2e"
 RULES = {"minJurisdictions": 2}
@@ -46,8 +45,7 @@ def elected(hub: Sandbox, operator: OperatorProcess) -> Iterator[tuple[OperatorP
         second.stop()
         hub.kubectl("hub").run("delete", "lease", LEASE, "-n", "samizdat-system", "--ignore-not-found")
         for member in hub.member_names:  # the leaders raised it; the lone operator after them writes as 0
-            hub.kubectl(member).run("patch", "configmap", fence.FENCE_NAME, "-n", members.WORKLOAD_NAMESPACE,
-                                    "--type=merge", "-p", '{"data":{"epoch":"0"}}')
+            setfence_epoch(hub, member, 0)
         operator.start()
 
 
@@ -78,7 +76,7 @@ def test_the_standby_takes_over_a_killed_leader_under_a_new_epoch(
         # every member the new leader wrote to was fenced at its epoch first
         written = [name for name, copy in copies(hub, uid).items()
                    if copy["metadata"]["annotations"].get(EPOCH_ANNOTATION) == str(new_epoch)]
-        assert written and all(_fence_epoch(hub, name) == new_epoch for name in written)
+        assert written and all(fence_epoch(hub, name) == new_epoch for name in written)
         assert took < 30, f"the standby took {took:.0f}s to take over and place"
     finally:
         delete_workload(hub, "elected")
@@ -88,11 +86,6 @@ def test_the_standby_takes_over_a_killed_leader_under_a_new_epoch(
 def _lease_epoch(hub: Sandbox) -> int:
     lease = hub.kubectl("hub").get_json("lease", LEASE, "-n", "samizdat-system")
     return int(lease["spec"]["leaseTransitions"])
-
-
-def _fence_epoch(hub: Sandbox, member: str) -> int:
-    found = hub.kubectl(member).get_json("configmap", fence.FENCE_NAME, "-n", members.WORKLOAD_NAMESPACE)
-    return int(found["data"]["epoch"])
 
 
 def _exists(hub: Sandbox) -> Any:

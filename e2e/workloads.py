@@ -15,6 +15,7 @@ from e2e.sandbox.layout import DEFAULT_MEMBERS
 from e2e.sandbox.world import REPO_ROOT, Sandbox
 from e2e.waiting import eventually
 from samizdat import jurisdictions
+from samizdat.leadership import fence
 
 COUNTRY = {member.name: member.country for member in DEFAULT_MEMBERS}
 PROVIDER = {member.name: member.provider for member in DEFAULT_MEMBERS}
@@ -172,3 +173,15 @@ def install_samizdat(sandbox: Sandbox) -> None:
     kubectl.run("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     registered = {item["metadata"]["name"] for item in kubectl.get_json("memberclusters")["items"]}
     sandbox.register(*(name for name in sandbox.member_names if name not in registered))
+
+
+def fence_epoch(sandbox: Sandbox, member: str) -> int:
+    """The member's fence epoch, read as its admin."""
+    found = sandbox.kubectl(member).get_json("configmap", fence.FENCE_NAME, "-n", members.SYSTEM_NAMESPACE)
+    return int(found["data"]["epoch"])
+
+
+def set_fence_epoch(sandbox: Sandbox, member: str, epoch: int) -> None:
+    """As the member's admin: any value (the fence's guard holds only samizdat's identity)."""
+    sandbox.kubectl(member).run("patch", "configmap", fence.FENCE_NAME, "-n", members.SYSTEM_NAMESPACE,
+                                "--type=merge", "-p", json.dumps({"data": {"epoch": str(epoch)}}))

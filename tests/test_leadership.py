@@ -403,14 +403,16 @@ def test_no_two_candidates_ever_hold_a_warrant_at_once(
 def test_the_fence_installs_its_epoch_before_what_checks_against_it() -> None:
     from samizdat.leadership import fence
 
-    objects = fence.build_fence("samizdat-workloads", "system:serviceaccount:samizdat-system:samizdat", epoch=3)
+    objects = fence.build_fence("samizdat-workloads", "samizdat-system", "system:serviceaccount:samizdat-system:samizdat",
+                                epoch=3)
     assert [o["kind"] for o in objects] == ["ConfigMap", *["ValidatingAdmissionPolicy",
                                                            "ValidatingAdmissionPolicyBinding"] * 2]
     assert objects[0]["data"] == {"epoch": "3"}
     binding = objects[-1]["spec"]
     # A fence without its epoch object refuses everything rather than letting everything through.
-    assert binding["paramRef"] == {"name": fence.FENCE_NAME, "namespace": "samizdat-workloads",
+    assert binding["paramRef"] == {"name": fence.FENCE_NAME, "namespace": "samizdat-system",
                                    "parameterNotFoundAction": "Deny"}
+    assert objects[0]["metadata"]["namespace"] == "samizdat-system"
     for policy in (objects[1], objects[3]):
         assert policy["spec"]["failurePolicy"] == "Fail"
         assert "system:serviceaccount:samizdat-system:samizdat" in policy["spec"]["matchConditions"][0]["expression"]

@@ -12,6 +12,7 @@ import yaml
 
 from samizdat import manifests, membership, model
 from samizdat.clusters import kubeconfig, resources
+from samizdat.leadership import fence
 from tokens import bound_claims, jwt
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -126,10 +127,16 @@ def test_the_fence_judges_samizdats_identity_in_its_workload_namespace_and_may_o
     assert {policy["metadata"]["name"] for policy in policies} == {b["spec"]["policyName"] for b in bindings}
     for policy in policies:
         assert f"== '{membership.USERNAME}'" in policy["spec"]["matchConditions"][0]["expression"]
-    for binding in bindings:
-        assert binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"] == {
-            "kubernetes.io/metadata.name": manifests.WORKLOAD_NAMESPACE}
-    assert membership.fence_epoch()["data"] == {"epoch": "0"}
+    guarded = {binding["spec"]["policyName"]: binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"][
+        "kubernetes.io/metadata.name"] for binding in bindings}
+    assert guarded == {fence.POLICY_NAME: manifests.WORKLOAD_NAMESPACE, fence.GUARD_NAME: membership.IDENTITY_NAMESPACE}
+    epoch = membership.fence_epoch()
+    assert epoch["data"] == {"epoch": "0"}
+    # Outside the namespace it guards: deleting that namespace must not take the fence's params first
+    # (the namespace controller could then delete none of the copies, and the namespace would hang).
+    assert epoch["metadata"]["namespace"] == membership.IDENTITY_NAMESPACE != manifests.WORKLOAD_NAMESPACE
+    (fence_binding,) = [binding for binding in bindings if binding["spec"]["policyName"] == fence.POLICY_NAME]
+    assert fence_binding["spec"]["paramRef"]["namespace"] == membership.IDENTITY_NAMESPACE
     fence_rules = [rule for obj in membership.identity_objects() for rule in obj.get("rules", [])
                    if "configmaps" in rule["resources"]]
     # read and raise it; never create (it would need no name) nor delete it

@@ -46,6 +46,7 @@ USERNAME: Final = f"system:serviceaccount:{IDENTITY_NAMESPACE}:{IDENTITY}"  # as
 READER_ROLE: Final = "samizdat-member-reader"
 WORKLOADS_ROLE: Final = "samizdat-workloads"
 TOKEN_ROLE: Final = "samizdat-token-renewal"
+FENCE_ROLE: Final = "samizdat-fence-epoch"
 # Set only on a namespace `join` created itself, so `unjoin` never deletes one that held something else
 # first (a hub that is also registered as a member keeps its own `samizdat-system`).
 CREATED_BY_JOIN: Final = {"samizdat.io/created-by": "join"}
@@ -113,9 +114,6 @@ def identity_objects() -> list[dict[str, Any]]:
                 # fencing: stale replicas are stopped at once even when the member's controllers lag
                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "deletecollection"]},
                 {"apiGroups": [""], "resources": ["events"], "verbs": list(_READ)},
-                # the fence epoch: read it and raise it (its guard refuses lowering or deleting it)
-                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [fence.FENCE_NAME],
-                 "verbs": ["get", "patch"]},
             ],
         },
         {
@@ -132,17 +130,27 @@ def identity_objects() -> list[dict[str, Any]]:
             "apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": _meta(TOKEN_ROLE, IDENTITY_NAMESPACE),
             "roleRef": _role_ref("Role", TOKEN_ROLE), "subjects": _subjects(),
         },
+        {
+            "apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": _meta(FENCE_ROLE, IDENTITY_NAMESPACE),
+            # the fence epoch: read it and raise it (its guard refuses lowering or deleting it)
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [fence.FENCE_NAME],
+                       "verbs": ["get", "patch"]}],
+        },
+        {
+            "apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": _meta(FENCE_ROLE, IDENTITY_NAMESPACE),
+            "roleRef": _role_ref("Role", FENCE_ROLE), "subjects": _subjects(),
+        },
     ]
 
 
 def fence_epoch() -> dict[str, Any]:
     """The member's fence epoch as `join` creates it when missing (never applied over an existing one)."""
-    return fence.build_fence_epoch(WORKLOAD_NAMESPACE, 0)
+    return fence.build_fence_epoch(IDENTITY_NAMESPACE, 0)
 
 
 def fence_objects() -> list[dict[str, Any]]:
     """The fence's admission policies and bindings, to apply after the fence epoch exists."""
-    return fence.build_checks(WORKLOAD_NAMESPACE, USERNAME)
+    return fence.build_checks(WORKLOAD_NAMESPACE, IDENTITY_NAMESPACE, USERNAME)
 
 
 def member_objects() -> list[dict[str, Any]]:

@@ -49,10 +49,11 @@ class Keeper:
     """The fence of one member as its client's writes need it (one per `MemberClient`)."""
 
     def __init__(
-        self, namespace: str, *, on_change: Callable[[], None] = lambda: None,
+        self, guarded: str, epoch_namespace: str, *, on_change: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.namespace = namespace
+        self.guarded = guarded  # where the copies the fence judges live
+        self.epoch_namespace = epoch_namespace  # where the fence epoch lives (see `fence`: never `guarded`)
         self.state = FenceState()
         self.on_change = on_change  # told whenever the state changes (status and placement read it)
         self.clock = clock
@@ -86,11 +87,11 @@ class Keeper:
             self.on_change()
 
     async def _raise(self, client: MemberClient, epoch: int, deadline: float) -> None:
-        path = resources.CONFIGMAPS.path(namespace=self.namespace, name=fence.FENCE_NAME)
+        path = resources.CONFIGMAPS.path(namespace=self.epoch_namespace, name=fence.FENCE_NAME)
         try:
-            current = await read_epoch(client, self.namespace, deadline)
+            current = await read_epoch(client, self.epoch_namespace, deadline)
         except errors.NotFound:
-            raise errors.Unfenced(client.member, f"no fence epoch ConfigMap {self.namespace}/{fence.FENCE_NAME} "
+            raise errors.Unfenced(client.member, f"no fence epoch ConfigMap {self.epoch_namespace}/{fence.FENCE_NAME} "
                                                  "(install the fence: `samizdat join` again)") from None
         except errors.MemberForbidden as error:
             raise errors.Unfenced(client.member, f"may not read the fence epoch: {error.message}") from None
@@ -114,7 +115,7 @@ class Keeper:
         if await _admitted(client, "PATCH", path, lowered, deadline):
             raise errors.Unfenced(client.member, "the fence epoch can be lowered: no fence guard policy "
                                                  f"{fence.GUARD_NAME} in force")
-        if await admits(client, self.namespace, None, deadline):
+        if await admits(client, self.guarded, None, deadline):
             raise errors.Unfenced(client.member, "a copy without an epoch was admitted: no fence policy "
                                                  f"{fence.POLICY_NAME} in force")
 

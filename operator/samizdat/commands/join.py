@@ -141,7 +141,7 @@ def member_rights() -> list[Access]:
         resource = resources.of(obj)
         namespace = obj["metadata"].get("namespace")
         rights += [Access("patch", resource, namespace, obj["metadata"]["name"]), Access("create", resource, namespace)]
-    rights.append(Access("create", resources.CONFIGMAPS, WORKLOAD_NAMESPACE))  # the fence epoch
+    rights.append(Access("create", resources.CONFIGMAPS, membership.IDENTITY_NAMESPACE))  # the fence epoch
     secrets = resources.SECRETS
     rights += [Access(verb, secrets, membership.IDENTITY_NAMESPACE) for verb in ("create", "list", "delete")]
     rights.append(Access("create", resources.SERVICEACCOUNTS, membership.IDENTITY_NAMESPACE, membership.IDENTITY,
@@ -275,7 +275,7 @@ async def _check_fence(identity: MemberClient) -> None:
     deadline = contexts.DEADLINES.request
     why = ""
     for _ in range(IDENTITY_CHECKS):
-        epoch = await fencing.read_epoch(identity, WORKLOAD_NAMESPACE, deadline)
+        epoch = await fencing.read_epoch(identity, membership.IDENTITY_NAMESPACE, deadline)
         if epoch is None:
             raise errors.Unfenced(identity.member, "the fence epoch holds no integer")
         admitted = await fencing.admits(identity, WORKLOAD_NAMESPACE, epoch, deadline)

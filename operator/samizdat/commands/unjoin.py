@@ -5,7 +5,7 @@
    Wait until no copy and no pod of samizdat is left in the member (or `--timeout`).
 2. Delete the MemberCluster (the operator lets go of the member), then samizdat's objects in the member
    (`samizdat.membership`: its RBAC, ServiceAccount, credential Secrets — every token dies with them —
-   the fence epoch and the workload namespace), then the hub Secret. The fence's admission policies stay:
+   the workload namespace, and once it is gone the fence epoch), then the hub Secret. The fence's admission policies stay:
    they judge only samizdat's identity, which is gone, and a later `join` finds them in place.
 
 A member that cannot be reached (seized, gone) is still removed from the hub; what is left in it is
@@ -20,6 +20,7 @@ import time
 
 from samizdat import membership
 from samizdat.clusters import deleting, errors, fetching, resources, writing
+from samizdat.clusters.client import MemberClient
 from samizdat.clusters.reviewing import Access
 from samizdat.commands import contexts
 from samizdat.commands.contexts import Context, UsageError, say
@@ -55,6 +56,7 @@ def member_rights() -> list[Access]:
     rights += [Access(verb, resources.SECRETS, membership.IDENTITY_NAMESPACE) for verb in ("list", "delete")]
     rights += [Access("list", resource, WORKLOAD_NAMESPACE)
                for resource in (resources.DEPLOYMENTS, resources.JOBS, resources.PODS)]
+    rights.append(Access("get", resources.NAMESPACES, None, WORKLOAD_NAMESPACE))  # is it gone yet
     return rights
 
 
@@ -90,7 +92,7 @@ async def _unjoin(name: str, secret_namespace: str, member: Context, hub: Contex
             if registered:
                 await _deregister(name, hub, timeout)
             if reachable:
-                await _clean_member(member)
+                await _clean_member(member, timeout)
             if await deleting.delete(hub.client, resources.SECRETS, membership.hub_secret_name(name),
                                      namespace=secret_namespace):
                 say(f"hub: deleted Secret {secret_namespace}/{membership.hub_secret_name(name)}")
@@ -143,6 +145,18 @@ async def _samizdat_objects(member: Context) -> list[str]:
     return found
 
 
+async def _gone(client: MemberClient, namespace: str, timeout: float) -> bool:
+    """Wait (bounded) until the member has finished deleting `namespace`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            await fetching.get(client, resources.NAMESPACES, namespace)
+        except errors.NotFound:
+            return True
+        await asyncio.sleep(POLL_S)
+    return False
+
+
 async def _deregister(name: str, hub: Context, timeout: float) -> None:
     """Delete the MemberCluster and wait (bounded) until the operator has let go of it (its finalizer)."""
     await deleting.delete(hub.client, resources.MEMBERCLUSTERS, name)
@@ -155,8 +169,11 @@ async def _deregister(name: str, hub: Context, timeout: float) -> None:
     say(f"hub: MemberCluster {name} is being deleted, waiting for the operator to release it")
 
 
-async def _clean_member(member: Context) -> None:
-    """Delete samizdat's objects in the member: credentials first, the workload namespace last."""
+async def _clean_member(member: Context, timeout: float) -> None:
+    """Delete samizdat's objects in the member: credentials first, then the workload namespace, and the
+    fence epoch only once that namespace is gone. The fence refuses every write in the namespace while
+    its epoch is missing (see `leadership.fence`), the namespace controller's deletes of copies left
+    behind included: deleted first, it would hold the namespace in Terminating for ever."""
     client = member.client
     credentials = await fetching.list_objects(client, resources.SECRETS, namespace=membership.IDENTITY_NAMESPACE,
                                               label_selector=membership.CREDENTIAL_SELECTOR)
@@ -164,10 +181,18 @@ async def _clean_member(member: Context) -> None:
         await deleting.delete(client, resources.SECRETS, item["metadata"]["name"],
                               namespace=membership.IDENTITY_NAMESPACE)
     deleted = [f"{len(credentials.items)} credential Secret(s)"]
-    for obj in reversed([*membership.identity_objects(), membership.fence_epoch()]):  # the workload namespace last
+    for obj in reversed(membership.identity_objects()):  # the workload namespace last
         metadata = obj["metadata"]
         if await deleting.delete(client, resources.of(obj), metadata["name"], namespace=metadata.get("namespace")):
             deleted.append(contexts.describe(obj))
+    if not await _gone(client, WORKLOAD_NAMESPACE, timeout):
+        say(f"member: deleted {', '.join(deleted)}; Namespace {WORKLOAD_NAMESPACE} still terminating after "
+            f"{timeout:.0f} s: the fence epoch and Namespace {membership.IDENTITY_NAMESPACE} are left")
+        return
+    epoch = membership.fence_epoch()
+    if await deleting.delete(client, resources.of(epoch), epoch["metadata"]["name"],
+                             namespace=epoch["metadata"]["namespace"]):
+        deleted.append(contexts.describe(epoch))
     try:
         namespace = await fetching.get(client, resources.NAMESPACES, membership.IDENTITY_NAMESPACE)
     except errors.NotFound:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from samizdat import health, inventory, ledger, manifests, metrics
+from samizdat import health, inventory, ledger, manifests, membership, metrics
 from samizdat.clusters import (
     applying, deleting, errors, fencing, kubeconfig, probing, resources, scaling, watching, writing,
 )
@@ -199,8 +199,9 @@ class Member:
         """The member's API, connected on first use (its TLS context is costly to build)."""
         if self._client is None:
             # With an election, the leader's writes raise the member's fence first (see clusters.fencing).
-            keeper = fencing.Keeper(manifests.WORKLOAD_NAMESPACE, on_change=lambda: self.on_change(self, "fence")) if (
-                self.settings.authority is not None) else None
+            keeper = fencing.Keeper(
+                manifests.WORKLOAD_NAMESPACE, membership.IDENTITY_NAMESPACE, on_change=lambda: self.on_change(self, "fence"),
+            ) if self.settings.authority is not None else None
             self._client = MemberClient(self.name, self._credentials, authority=self.settings.authority, fence=keeper)
         return self._client
 

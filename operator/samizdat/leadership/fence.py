@@ -4,8 +4,12 @@ The warrant (see `elector`) stops a leader that knows it lost; the fence stops o
 process paused between checking its warrant and sending, or a write still in flight. Three objects,
 built here as plain manifests for whoever installs them in a member (`samizdat join`, or an admin):
 
-- the **fence epoch**: a ConfigMap in samizdat's workload namespace whose `data.epoch` is the highest
-  leader epoch the member has been told of; a new leader raises it before its first write there;
+- the **fence epoch**: a ConfigMap whose `data.epoch` is the highest leader epoch the member has been
+  told of; a new leader raises it before its first write there. It lives in samizdat's identity
+  namespace, not in the workload namespace it guards: the binding refuses everyone's writes while its
+  params are missing (the API server looks them up before it reads the match conditions), so a fence
+  epoch inside the guarded namespace, deleted first when that namespace is deleted, would leave the
+  namespace controller unable to delete the Deployments and the namespace Terminating for ever;
 - a ValidatingAdmissionPolicy and its binding that refuse every create, update or delete of samizdat's
   Deployments and Jobs by samizdat's identity unless the object carries an epoch at least the fence's.
   An object without an epoch counts as epoch 0: an operator that stands for no election writes none, and
@@ -91,8 +95,9 @@ def build_fence_policy(username: str) -> dict[str, Any]:
     }
 
 
-def build_fence_binding(namespace: str) -> dict[str, Any]:
-    """The binding of the fence policy to samizdat's workload namespace, with the fence epoch as params.
+def build_fence_binding(guarded: str, epoch_namespace: str) -> dict[str, Any]:
+    """The binding of the fence policy to the `guarded` namespace, with the fence epoch (kept in
+    `epoch_namespace`) as params.
 
     Without the fence epoch object every write by samizdat is refused (`parameterNotFoundAction: Deny`):
     a fence that has lost its epoch must not wave everything through.
@@ -103,8 +108,8 @@ def build_fence_binding(namespace: str) -> dict[str, Any]:
         "spec": {
             "policyName": POLICY_NAME,
             "validationActions": ["Deny"],
-            "paramRef": {"name": FENCE_NAME, "namespace": namespace, "parameterNotFoundAction": "Deny"},
-            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+            "paramRef": {"name": FENCE_NAME, "namespace": epoch_namespace, "parameterNotFoundAction": "Deny"},
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": guarded}}},
         },
     }
 
@@ -137,25 +142,25 @@ def build_guard_policy(username: str) -> dict[str, Any]:
     }
 
 
-def build_guard_binding(namespace: str) -> dict[str, Any]:
+def build_guard_binding(epoch_namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": ADMISSION, "kind": "ValidatingAdmissionPolicyBinding",
         "metadata": {"name": GUARD_NAME},
         "spec": {
             "policyName": GUARD_NAME, "validationActions": ["Deny"],
-            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": epoch_namespace}}},
         },
     }
 
 
-def build_checks(namespace: str, username: str) -> list[dict[str, Any]]:
+def build_checks(guarded: str, epoch_namespace: str, username: str) -> list[dict[str, Any]]:
     """The policies and their bindings, in order: the guard of the fence epoch before the fence itself."""
     return [
-        build_guard_policy(username), build_guard_binding(namespace),
-        build_fence_policy(username), build_fence_binding(namespace),
+        build_guard_policy(username), build_guard_binding(epoch_namespace),
+        build_fence_policy(username), build_fence_binding(guarded, epoch_namespace),
     ]
 
 
-def build_fence(namespace: str, username: str, epoch: int = 0) -> list[dict[str, Any]]:
+def build_fence(guarded: str, epoch_namespace: str, username: str, epoch: int = 0) -> list[dict[str, Any]]:
     """Everything a member admin installs, in order: the epoch object first, then what checks against it."""
-    return [build_fence_epoch(namespace, epoch), *build_checks(namespace, username)]
+    return [build_fence_epoch(epoch_namespace, epoch), *build_checks(guarded, epoch_namespace, username)]
