@@ -45,7 +45,7 @@ def elected(hub: Sandbox, operator: OperatorProcess) -> Iterator[tuple[OperatorP
         second.stop()
         hub.kubectl("hub").run("delete", "lease", LEASE, "-n", "samizdat-system", "--ignore-not-found")
         for member in hub.member_names:  # the leaders raised it; the lone operator after them writes as 0
-            setfence_epoch(hub, member, 0)
+            set_fence_epoch(hub, member, 0)
         operator.start()
 
 
