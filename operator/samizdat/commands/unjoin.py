@@ -84,7 +84,7 @@ async def _unjoin(name: str, secret_namespace: str, member: Context, hub: Contex
             say(f"{error}: removing {name} from the hub only")
             reachable = False
         try:
-            registered = await _exists(hub, name)
+            registered = await _exists(hub.client, resources.MEMBERCLUSTERS, name)
             if not registered:
                 say(f"hub: no MemberCluster {name}")
             if registered and reachable:
@@ -106,12 +106,22 @@ async def _unjoin(name: str, secret_namespace: str, member: Context, hub: Contex
     return 0
 
 
-async def _exists(hub: Context, name: str) -> bool:
+async def _exists(client: MemberClient, resource: resources.Resource, name: str) -> bool:
     try:
-        await fetching.get(hub.client, resources.MEMBERCLUSTERS, name)
+        await fetching.get(client, resource, name)
     except errors.NotFound:
         return False
     return True
+
+
+async def _gone(client: MemberClient, resource: resources.Resource, name: str, timeout: float) -> bool:
+    """Wait (bounded) until the cluster has finished deleting this (cluster-scoped) object."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not await _exists(client, resource, name):
+            return True
+        await asyncio.sleep(POLL_S)
+    return False
 
 
 async def _drain(name: str, member: Context, hub: Context, timeout: float) -> None:
@@ -145,28 +155,13 @@ async def _samizdat_objects(member: Context) -> list[str]:
     return found
 
 
-async def _gone(client: MemberClient, namespace: str, timeout: float) -> bool:
-    """Wait (bounded) until the member has finished deleting `namespace`."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            await fetching.get(client, resources.NAMESPACES, namespace)
-        except errors.NotFound:
-            return True
-        await asyncio.sleep(POLL_S)
-    return False
-
-
 async def _deregister(name: str, hub: Context, timeout: float) -> None:
     """Delete the MemberCluster and wait (bounded) until the operator has let go of it (its finalizer)."""
     await deleting.delete(hub.client, resources.MEMBERCLUSTERS, name)
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if not await _exists(hub, name):
-            say(f"hub: deleted MemberCluster {name}")
-            return
-        await asyncio.sleep(POLL_S)
-    say(f"hub: MemberCluster {name} is being deleted, waiting for the operator to release it")
+    if await _gone(hub.client, resources.MEMBERCLUSTERS, name, timeout):
+        say(f"hub: deleted MemberCluster {name}")
+    else:
+        say(f"hub: MemberCluster {name} is being deleted, waiting for the operator to release it")
 
 
 async def _clean_member(member: Context, timeout: float) -> None:
@@ -185,7 +180,7 @@ async def _clean_member(member: Context, timeout: float) -> None:
         metadata = obj["metadata"]
         if await deleting.delete(client, resources.of(obj), metadata["name"], namespace=metadata.get("namespace")):
             deleted.append(contexts.describe(obj))
-    if not await _gone(client, WORKLOAD_NAMESPACE, timeout):
+    if not await _gone(client, resources.NAMESPACES, WORKLOAD_NAMESPACE, timeout):
         say(f"member: deleted {', '.join(deleted)}; Namespace {WORKLOAD_NAMESPACE} still terminating after "
             f"{timeout:.0f} s: the fence epoch and Namespace {membership.IDENTITY_NAMESPACE} are left")
         return
