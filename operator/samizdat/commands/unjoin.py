@@ -196,4 +196,7 @@ async def _clean_member(member: Context, timeout: float) -> None:
     if namespace is not None and all(labels.get(k) == v for k, v in membership.CREATED_BY_JOIN.items()):
         await deleting.delete(client, resources.NAMESPACES, membership.IDENTITY_NAMESPACE)
         deleted.append(f"Namespace {membership.IDENTITY_NAMESPACE}")
+        # waited for, so that a `join` right after finds no namespace still terminating to create into
+        if not await _gone(client, resources.NAMESPACES, membership.IDENTITY_NAMESPACE, timeout):
+            deleted.append(f"(Namespace {membership.IDENTITY_NAMESPACE} still terminating after {timeout:.0f} s)")
     say(f"member: deleted {', '.join(deleted)}")
