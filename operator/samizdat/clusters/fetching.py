@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,14 +74,20 @@ async def list_objects(
 
 async def read_secret(client: MemberClient, *, namespace: str, name: str, key: str) -> str:
     """One value of a Secret, decoded (e.g. a member's kubeconfig kept in the hub)."""
-    secret = await get(client, resources.SECRETS, name, namespace=namespace)
+    return secret_value(client, await get(client, resources.SECRETS, name, namespace=namespace), key)
+
+
+def secret_value(client: MemberClient, secret: Mapping[str, Any], key: str) -> str:
+    """One value of a Secret already read, decoded."""
+    metadata = _mapping(secret.get("metadata"))
+    where = f"Secret {metadata.get('namespace')}/{metadata.get('name')}"
     encoded = _mapping(secret.get("data")).get(key)
     if not isinstance(encoded, str):
-        raise errors.NotFound(client.member, f"Secret {namespace}/{name} has no key {key!r}")
+        raise errors.NotFound(client.member, f"{where} has no key {key!r}")
     try:
         return base64.b64decode(encoded, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise errors.MemberAPIError(client.member, f"Secret {namespace}/{name} key {key!r} is not text") from None
+        raise errors.MemberAPIError(client.member, f"{where} key {key!r} is not text") from None
 
 
 def _with_kind(member: str, raw_items: Any, resource: resources.Resource) -> Iterable[dict[str, Any]]:

@@ -6,7 +6,9 @@ the member's own TokenRequest API (the identity may request tokens for itself on
 same lifetime bound to the same Secret, and writes the kubeconfig with it to the hub Secret. The member
 daemon sees the new kubeconfig and hands the token to the live client, without reconnecting, so a
 renewal moves nothing. Renewing through the same anchor means a rotation by `join` (a new anchor, the
-old one deleted) also ends every renewal of the old credential.
+old one deleted) also ends every renewal of the old credential, and a renewal writes the hub Secret only
+while it still holds the kubeconfig the renewal started from, so one that races a join never overwrites
+the join's new credential with a token of the one being retired.
 
 A renewal that fails is retried and shows at once as `CredentialsExpiring=True` (with the expiry time),
 a Warning Event and the expiry metric, while the old token still has a fifth of its life (by default).
@@ -123,7 +125,8 @@ async def renew_credentials(
                 continue
             try:
                 renewed = await _renew(name, text, found.claims)
-                await hub.write_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key, renewed)
+                if not await hub.write_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key, renewed, replacing=text):
+                    continue  # a join rotated the credential meanwhile: renew what it wrote, when due
             except (errors.MemberError, kubeconfig.KubeconfigError, membership.NotRenewable) as error:
                 if found.failure is None:
                     hub.say(memo.recorder, body, "Warning", "CredentialRenewalFailed",

@@ -33,11 +33,27 @@ async def read_kubeconfig(hub: MemberClient, namespace: str, name: str, key: str
     return await fetching.read_secret(hub, namespace=namespace, name=name, key=key)
 
 
-async def write_kubeconfig(hub: MemberClient, namespace: str, name: str, key: str, text: str) -> None:
-    """Replace one member's kubeconfig in its Secret (a renewed credential), leaving the rest of it."""
+async def write_kubeconfig(hub: MemberClient, namespace: str, name: str, key: str, text: str, *,
+                           replacing: str) -> bool:
+    """Replace one member's kubeconfig in its Secret (a renewed credential), leaving the rest of it, but
+    only while the Secret still holds `replacing`, the kubeconfig the renewal started from.
+
+    False when it holds another one: a `join` rotated the credential meanwhile, and its kubeconfig must
+    stand (overwriting it would hand the operator a token of the credential the join is retiring). The
+    write carries the resourceVersion it compared, so a change between the read and the write is a
+    conflict, not a lost update.
+    """
+    secret = await fetching.get(hub, resources.SECRETS, name, namespace=namespace)
+    if fetching.secret_value(hub, secret, key) != replacing:
+        return False
     path = resources.SECRETS.path(namespace=namespace, name=name)
-    body = {"data": {key: base64.b64encode(text.encode()).decode()}}
-    await writing.write(hub, "PATCH", path, body=body, content_type="application/merge-patch+json")
+    body = {"metadata": {"resourceVersion": secret["metadata"]["resourceVersion"]},
+            "data": {key: base64.b64encode(text.encode()).decode()}}
+    try:
+        await writing.write(hub, "PATCH", path, body=body, content_type="application/merge-patch+json")
+    except errors.Conflict:
+        return False
+    return True
 
 
 async def still_there(hub: MemberClient, body: Mapping[str, Any]) -> bool:
