@@ -13,6 +13,11 @@ fence itself). A member where either is admitted, or whose fence epoch is missin
 working fence: `Unfenced` is raised, nothing of the write is sent, and the keeper says why until a later
 try (at most every `RECHECK_S`) finds the fence working. Where the fence epoch is already above this
 leader's epoch, a newer leader has been there: `StaleEpoch`, nothing sent.
+
+A fence that worked once can stop working: a member admin deletes the policy or its binding, or sets it
+to Audit. So the proof is not trusted for ever: a write more than `REPROVE_S` after the last proof first
+proves the fence again (the fence epoch read, then the two dry runs; at most once per `REPROVE_S` per
+member, however many writes wait), and a fence that fails it is broken exactly as one that never worked.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ from samizdat.leadership import EPOCH_ANNOTATION, Permit, fence
 
 MERGE_PATCH = "application/merge-patch+json"
 RECHECK_S = 10.0  # a broken fence is looked at again no more often than this (each look is 1-4 requests)
+# A working fence is proven again before a write at most this long after its last proof (3 requests):
+# long enough that writes stay one request each, short enough that a fence removed by a member admin
+# is seen within a minute of the next write.
+REPROVE_S = 60.0
 PROBE_NAME = "samizdat-fence-probe"  # the Deployment the dry run would create; never persisted
 
 
@@ -59,14 +68,15 @@ class Keeper:
         self.clock = clock
         self._lock = asyncio.Lock()
         self._broken_at: float | None = None
+        self._proven_at: float | None = None  # when the fence was last proven working at `state.epoch`
 
     async def before_write(self, client: MemberClient, permit: Permit, deadline: float) -> None:
         """Make sure the member's fence stands at `permit.epoch` and works; raise `StaleEpoch` or
         `Unfenced` (nothing of the write sent) when it cannot."""
-        if self.state.working and self.state.epoch == permit.epoch:
+        if self._proven(permit.epoch):
             return
-        async with self._lock:  # one raise per epoch, however many writes wait for it
-            if self.state.working and self.state.epoch == permit.epoch:
+        async with self._lock:  # one raise (or proof) at a time, however many writes wait for it
+            if self._proven(permit.epoch):
                 return
             if self.state.broken is not None and self._broken_at is not None and (
                 self.clock() - self._broken_at < RECHECK_S
@@ -80,6 +90,12 @@ class Keeper:
                 raise
             self._settle(FenceState(permit.epoch))
             self._broken_at = None
+            self._proven_at = self.clock()
+
+    def _proven(self, epoch: int) -> bool:
+        """The fence stands at `epoch` and was proven working less than `REPROVE_S` ago."""
+        return (self.state.working and self.state.epoch == epoch and self._proven_at is not None
+                and self.clock() - self._proven_at < REPROVE_S)
 
     def _settle(self, state: FenceState) -> None:
         changed, self.state = state != self.state, state
