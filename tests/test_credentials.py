@@ -1,13 +1,22 @@
-"""When a member's credential shows as expiring, and what its status says (pure; the renewal itself is e2e)."""
+"""When a member's credential shows as expiring, what its status says, and who renews it (the
+renewal through a member's TokenRequest API is e2e; here the renewal daemon runs against samizdat's own
+hub and minting calls, faked)."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
+import kopf
 import pytest
 
 from samizdat import membership
-from samizdat.handlers import credentials
+from samizdat.clusters import minting
+from samizdat.clusters.client import MemberClient
+from samizdat.handlers import credentials, hub
 from samizdat.model import MemberClusterConditionType as Type
 from tokens import bound_claims, jwt
 
@@ -59,3 +68,98 @@ def test_status_names_the_credential_secret_expiry_and_renewal() -> None:
 def test_a_kubeconfig_without_a_token_is_not_renewable() -> None:
     text = kubeconfig_with("x").replace("token: x", "token: ''")
     assert credentials.standing(text).not_renewable == "the kubeconfig holds no token"
+
+
+# ----- who renews: the leader only (with an election), never a standby
+
+
+class Candidate:
+    """The election as the daemon asks it (`startup.leading`); the election itself is test_leadership's."""
+
+    def __init__(self, leading: bool) -> None:
+        self.now_leading = leading
+
+    def leading(self) -> bool:
+        return self.now_leading
+
+
+class Renewals:
+    """The hub's credential Secret and the member's TokenRequest API as samizdat's own calls see them
+    (`hub.read_kubeconfig`, `hub.write_kubeconfig`, `minting.mint`), and the daemon's stop flag: each
+    wait of the daemon is one turn, and `turns` ends it."""
+
+    def __init__(self, candidate: Candidate | None, turns: int) -> None:
+        now = int(time.time())
+        self.secret = kubeconfig_with(jwt(bound_claims(issued=now - 1_000, expires=now + 100, secret=ANCHOR)))
+        self.fresh = jwt(bound_claims(issued=now, expires=now + 1_100, secret=ANCHOR))
+        self.candidate, self.turns, self.waits = candidate, turns, 0
+        self.minted: list[str] = []
+        self.said: list[str] = []
+        self.on_turn: dict[int, bool] = {}  # turn -> whether this operator leads from then on
+
+    async def read(self, hub_: object, namespace: str, name: str, key: str) -> str:
+        return self.secret
+
+    async def write(self, hub_: object, namespace: str, name: str, key: str, text: str) -> None:
+        self.secret = text
+
+    async def mint(self, client: MemberClient, *, namespace: str, service_account: str,
+                   request: Mapping[str, Any]) -> minting.Minted:
+        self.minted.append(client.member)
+        return minting.Minted(self.fresh, "")
+
+    def say(self, recorder: object, body: object, type_: str, reason: str, message: str) -> None:
+        self.said.append(reason)
+
+    # kopf's DaemonStopped, as the daemon uses it
+    def __bool__(self) -> bool:
+        return self.waits >= self.turns
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        if self.candidate is not None and self.waits in self.on_turn:
+            self.candidate.now_leading = self.on_turn[self.waits]
+        return bool(self)
+
+
+async def renew(renewals: Renewals, monkeypatch: pytest.MonkeyPatch, member_cluster: Any) -> None:
+    monkeypatch.setattr(hub, "read_kubeconfig", renewals.read)
+    monkeypatch.setattr(hub, "write_kubeconfig", renewals.write)
+    monkeypatch.setattr(hub, "say", renewals.say)
+    monkeypatch.setattr(minting, "mint", renewals.mint)
+    memo = kopf.Memo(hub=object(), recorder=object(), candidate=renewals.candidate)
+    await credentials.renew_credentials(body=member_cluster("m1"), name="m1", memo=memo, stopped=renewals,
+                                        logger=logging.getLogger("test-credentials"))
+
+
+@pytest.mark.parametrize("candidate", [pytest.param(Candidate(leading=True), id="leader"),
+                                       pytest.param(None, id="no-election")])
+async def test_the_leader_renews_a_due_credential(
+    candidate: Candidate | None, monkeypatch: pytest.MonkeyPatch, member_cluster: Any
+) -> None:
+    renewals = Renewals(candidate, turns=3)
+    await renew(renewals, monkeypatch, member_cluster)
+    assert renewals.minted == ["m1"], "renewed once, then the fresh token is not due"
+    assert membership.token_claims(renewals.fresh) == credentials.standing(renewals.secret).claims
+    assert renewals.said == ["CredentialsRenewed"]
+
+
+async def test_a_standby_leaves_a_due_renewal_to_the_leader_and_says_so_once(
+    monkeypatch: pytest.MonkeyPatch, member_cluster: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    renewals = Renewals(Candidate(leading=False), turns=5)
+    with caplog.at_level(logging.DEBUG, logger="test-credentials"):
+        await renew(renewals, monkeypatch, member_cluster)
+    assert renewals.minted == [], "no token minted only to have its write refused"
+    assert renewals.said == [], "no CredentialRenewalFailed Event from a standby"
+    said = [record for record in caplog.records if "leader's job" in record.getMessage()]
+    assert [record.levelno for record in said] == [logging.INFO]
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
+async def test_a_standby_that_takes_over_renews(monkeypatch: pytest.MonkeyPatch, member_cluster: Any) -> None:
+    renewals = Renewals(Candidate(leading=False), turns=4)
+    renewals.on_turn = {2: True}  # leads from the daemon's second wait on
+    await renew(renewals, monkeypatch, member_cluster)
+    assert renewals.minted == ["m1"]
+    assert renewals.said == ["CredentialsRenewed"]

@@ -14,6 +14,11 @@ A renewal that fails is retried and shows at once as `CredentialsExpiring=True` 
 a Warning Event and the expiry metric, while the old token still has a fifth of its life (by default).
 If the member's admin revoked the identity instead, the operator's calls get 401 and the member is
 quarantined as censoring, as before: this module only adds the warning ahead of an expiry.
+
+With an election, renewing is the leader's job: a standby's daemon keeps reading the Secret (so its
+standing and metrics are warm when it takes over) but mints nothing, since writing the renewed
+kubeconfig to the hub would be refused anyway and the minted token thrown away; it says so once, at
+info, and renews within `RECHECK_S` of leading.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import kopf
 from samizdat import membership, metrics, model
 from samizdat.clusters import errors, kubeconfig, minting
 from samizdat.clusters.client import Deadlines, MemberClient
-from samizdat.handlers import hub
+from samizdat.handlers import hub, startup
 from samizdat.handlers.conditions import Observed
 from samizdat.model import MemberClusterConditionType as Type
 
@@ -102,6 +107,7 @@ async def renew_credentials(
     renew_at: float = memo.get("renew_credentials_at", membership.DEFAULT_RENEW_AT)
     table = standings(memo)
     delay = RETRY_S[0]
+    deferring = False  # a standby said that this renewal is the leader's (said once per standby spell)
     try:
         while not stopped:
             ref = model.MemberCluster.model_validate(dict(body)).spec.kubeconfig_secret_ref
@@ -123,6 +129,14 @@ async def renew_credentials(
             if wait > 0:
                 await stopped.wait(min(wait, RECHECK_S))
                 continue
+            if not startup.leading(memo):
+                if not deferring:
+                    logger.info("the credential of member %s is due for renewal: renewing it is the leader's job",
+                                name)
+                    deferring = True
+                await stopped.wait(RECHECK_S)
+                continue
+            deferring = False
             try:
                 renewed = await _renew(name, text, found.claims)
                 if not await hub.write_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key, renewed, replacing=text):
