@@ -82,6 +82,7 @@ EVERYTHING_ON = ("replicaCount=2", "serviceMonitor.enabled=true", "prometheusRul
     pytest.param(EVERYTHING_ON, id="everything-on"),
     pytest.param(("dashboards.enabled=false", "alliances.enabled=false", "serviceAccount.create=false",
                   "serviceAccount.name=operator"), id="everything-off"),
+    pytest.param(("election.enabled=true", "hub.server=https://10.1.0.10:6443"), id="one-hub-site"),
 ])
 def test_helm_lint_passes(helm: Path, values: tuple[str, ...]) -> None:
     args = ["lint", "--strict", str(CHART), "--namespace", NAMESPACE]
@@ -111,6 +112,7 @@ def test_packaged_chart_renders_what_the_directory_renders(helm: Path, tmp_path:
     pytest.param("serviceMonitor.bogus=1", id="serviceMonitor"),
     pytest.param("containerSecurityContext.bogus=1", id="securityContext"),
     pytest.param("dashboards.bogus=1", id="dashboards"),
+    pytest.param("hub.bogus=1", id="hub"),
 ])
 def test_schema_rejects_unknown_keys(helm: Path, value: str) -> None:
     result = run_helm(helm, "template", "samizdat", str(CHART), "--set", value, check=False)
@@ -123,6 +125,8 @@ def test_schema_rejects_unknown_keys(helm: Path, value: str) -> None:
     pytest.param("operator.metricsPort=70000", id="port-out-of-range"),
     pytest.param("image.digest=latest", id="digest-not-sha256"),
     pytest.param("memberSecretsNamespace=Not_A_Namespace", id="namespace-not-dns"),
+    pytest.param("hub.server=http://10.1.0.10:6443", id="hub-server-not-https"),
+    pytest.param("hub.server=10.1.0.10:6443", id="hub-server-not-a-url"),
 ])
 def test_schema_rejects_bad_values(helm: Path, value: str) -> None:
     assert run_helm(helm, "template", "samizdat", str(CHART), "--set", value, check=False).returncode != 0
@@ -338,8 +342,24 @@ def test_an_elected_release_stands_for_the_lease_in_its_namespace_instead_of_pee
     assert not find(render(helm), "Role", "samizdat-election")
 
 
+SITE_A = "https://10.1.0.10:6443"
+
+
+@pytest.mark.parametrize(("values", "server"), [
+    pytest.param((), None, id="default-the-kubernetes-service"),
+    pytest.param((*ELECTED, f"hub.server={SITE_A}"), SITE_A, id="own-site"),
+])
+def test_a_release_talks_to_the_hub_server_its_values_name(
+    helm: Path, values: tuple[str, ...], server: str | None
+) -> None:
+    args = container(render(helm, *values))["args"]
+    assert cli.build_parser().parse_args(args).hub_server == server
+    assert any(arg.startswith("--hub-server") for arg in args) is (server is not None)
+
+
 @pytest.mark.parametrize("values", [pytest.param((), id="defaults"), pytest.param(EVERYTHING_ON, id="everything-on"),
-                                    pytest.param(ELECTED, id="elected")])
+                                    pytest.param(ELECTED, id="elected"),
+                                    pytest.param((*ELECTED, f"hub.server={SITE_A}/"), id="own-site")])
 def test_args_are_accepted_by_the_samizdat_cli(helm: Path, values: tuple[str, ...]) -> None:
     args = container(render(helm, *values))["args"]
     parsed = cli.build_parser().parse_args(args)

@@ -234,6 +234,19 @@ def test_service_account(kube_dir: Path) -> None:
     assert ipv6.server == "https://[fd00::1]:443"
 
 
+def test_service_account_at_this_sites_own_api_server(kube_dir: Path) -> None:
+    # One hub site's operator: its ServiceAccount, at its site's apiserver rather than the Service.
+    environ = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    for env in (environ, {}):
+        credentials = kubeconfig.from_service_account(root=kube_dir, environ=env, server="https://10.1.0.10:6443/")
+        assert (credentials.server, credentials.ca_pem, credentials.token_file) == (
+            "https://10.1.0.10:6443", CA, str(kube_dir / "token"))
+    with pytest.raises(KubeconfigError, match="must be an https:// URL"):
+        kubeconfig.from_service_account(root=kube_dir, environ=environ, server="http://10.1.0.10:6443")
+    with pytest.raises(KubeconfigError, match="no service account token"):
+        kubeconfig.from_service_account(root=kube_dir / "absent", environ={}, server="https://10.1.0.10:6443")
+
+
 def test_service_account_outside_a_cluster(kube_dir: Path) -> None:
     with pytest.raises(KubeconfigError, match="not running in a cluster"):
         kubeconfig.from_service_account(root=kube_dir, environ={})

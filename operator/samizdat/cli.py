@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from samizdat import membership
+from samizdat.clusters import kubeconfig
 from samizdat.commands import join, unjoin
 
 # kubectl runs a plugin `kubectl-samizdat` for `kubectl samizdat ...`: help then names the command typed.
@@ -40,6 +41,10 @@ def build_parser(prog: str = "samizdat") -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=int, default=0, help="serve /healthz for liveness probes (0: off)")
     run.add_argument("--renew-credentials-at", type=_fraction, default=membership.DEFAULT_RENEW_AT,
                      help="renew a member's token once this fraction of its lifetime has passed")
+    run.add_argument("--hub-server", type=_hub_server, default=None, metavar="URL",
+                     help="talk to the hub at this API server (https) with the pod's ServiceAccount token and CA: "
+                          "with a hub over several sites, this site's own kube-apiserver (default: the "
+                          "`kubernetes` Service in a pod, else the kubeconfig)")
 
     election = run.add_argument_group(
         "leader election", "operators in several hub sites elect one leader through a Lease; only it writes to members")
@@ -85,6 +90,13 @@ def _fraction(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError("a fraction between 0 and 1 (exclusive)")
     return value
+
+
+def _hub_server(text: str) -> str:
+    try:
+        return kubeconfig.hub_server(text)
+    except kubeconfig.KubeconfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -83,26 +83,38 @@ def from_environment(
     return _resolve(_merge([_read_file(path) for path in paths]), context=context, files_allowed=True)
 
 
-def from_service_account(*, root: Path = SERVICE_ACCOUNT_DIR, environ: Mapping[str, str] | None = None) -> Credentials:
-    """Credentials of the pod's own service account, for an operator running inside the hub."""
+def from_service_account(
+    *, root: Path = SERVICE_ACCOUNT_DIR, environ: Mapping[str, str] | None = None, server: str | None = None
+) -> Credentials:
+    """Credentials of the pod's own service account, for an operator running inside the hub: at the
+    `kubernetes` Service, or at `server` (an https URL: one hub site's own API server, see `hub_server`)."""
     environ = os.environ if environ is None else environ
-    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
-    if not host or not port:
-        raise KubeconfigError("not running in a cluster: KUBERNETES_SERVICE_HOST/PORT are not set")
+    if server is None:
+        host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+        if not host or not port:
+            raise KubeconfigError("not running in a cluster: KUBERNETES_SERVICE_HOST/PORT are not set")
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address
+        server = f"https://{host}:{port}"
+    else:
+        server = hub_server(server)
     token_file = root / "token"
     if not token_file.is_file():
         raise KubeconfigError(f"no service account token at {token_file}")
     ca_file = root / "ca.crt"
     namespace_file = root / "namespace"
-    host = f"[{host}]" if ":" in host else host  # an IPv6 address
     namespace = namespace_file.read_text().strip() if namespace_file.is_file() else ""
     return Credentials(
-        server=f"https://{host}:{port}",
+        server=server,
         ca_pem=_read_pem(ca_file, "service account CA") if ca_file.is_file() else None,
         token_file=str(token_file),
         namespace=namespace or None,
         context="in-cluster",
     )
+
+
+def hub_server(url: str) -> str:
+    """`url` as the hub's API server (`samizdat run --hub-server`): https, a host, a valid port."""
+    return _server(url, "the hub server")
 
 
 # ----- reading and merging

@@ -33,6 +33,13 @@ def election(args: argparse.Namespace, service_account: Path = kubeconfig.SERVIC
     return Election(identity, namespace, args.lease_name, timing)
 
 
+def log_in_at_own_site(registry: kopf.OperatorRegistry | None = None) -> None:
+    """kopf logs in at `--hub-server` (`startup.login_at_own_site`), in place of its own logins."""
+    from samizdat.handlers import startup
+
+    kopf.on.login(id="own-site", registry=registry)(startup.login_at_own_site)
+
+
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe is noise
@@ -43,6 +50,13 @@ def main(args: argparse.Namespace) -> int:
         return 2
     import samizdat.handlers  # noqa: F401  (registers the handlers)
 
+    if args.hub_server is not None:
+        try:  # fail here, once, rather than in every login
+            kubeconfig.from_service_account(server=args.hub_server)
+        except kubeconfig.KubeconfigError as error:
+            print(f"samizdat run: --hub-server needs the pod's ServiceAccount: {error}", file=sys.stderr)
+            return 2
+        log_in_at_own_site()
     asyncio.run(kopf.operator(
         clusterwide=not args.namespace,
         namespaces=args.namespace,
@@ -52,7 +66,8 @@ def main(args: argparse.Namespace) -> int:
         # not tie even for replicas a Deployment starts together (and stay below 2**53, exact in JSON)
         priority=args.priority if args.priority is not None else time.time_ns() // 1000,
         memo=kopf.Memo(quarantine_seconds=args.quarantine_seconds, metrics_port=args.metrics_port,
-                       renew_credentials_at=args.renew_credentials_at, election=chosen),
+                       renew_credentials_at=args.renew_credentials_at, election=chosen,
+                       hub_server=args.hub_server),
         liveness_endpoint=f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None,
     ))
     return 0

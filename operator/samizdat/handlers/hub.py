@@ -20,8 +20,11 @@ HUB = "hub"
 REPORTING_COMPONENT = "samizdat"  # who Events say they are from (`From:` in `kubectl describe`)
 
 
-def connect() -> MemberClient:
-    """The hub from inside a pod (its ServiceAccount) or, outside one, as kubectl would find it."""
+def connect(server: str | None = None) -> MemberClient:
+    """The hub from inside a pod (its ServiceAccount) or, outside one, as kubectl would find it; with
+    `server` (`samizdat run --hub-server`), the pod's ServiceAccount at that API server, and only there."""
+    if server is not None:
+        return MemberClient(HUB, kubeconfig.from_service_account(server=server))
     try:
         credentials = kubeconfig.from_service_account()
     except kubeconfig.KubeconfigError:

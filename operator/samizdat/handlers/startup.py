@@ -9,6 +9,10 @@ finalizer on standbys too (the same finalizer for all: harmless); samizdat's han
 deletion handler, which on a standby neither finishes nor fails but waits until it leads or the object is
 gone, so kopf records no handler progress there and only the leader's removes the finalizer, after
 deleting the copies. kopf's own Events (a handler's warnings and errors) are posted only while leading.
+
+With `--hub-server` (one chart release per hub site), both kopf and samizdat's own hub client talk to
+that API server, the site's own, with the pod's ServiceAccount, instead of the `kubernetes` Service
+whose endpoints may be any site's: `login_at_own_site` is kopf's login then.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from pathlib import Path
 from typing import Any
 
 import kopf
 
 from samizdat import metrics, model
+from samizdat.clusters import kubeconfig
 from samizdat.clusters.electing import Candidate
 from samizdat.fleet import Fleet, MemberSettings
 from samizdat.handlers import hub
@@ -49,7 +55,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # With peering (HA), a replica killed while active keeps its claim until it lapses: 10 s instead of
     # kopf's 60 lets a standby take over within seconds, for one keep-alive PATCH every few seconds.
     settings.peering.lifetime = 10
-    memo.hub = hub.connect()
+    memo.hub = hub.connect(memo.get("hub_server"))
     election = memo.get("election")
     memo.candidate = Candidate.standing_for(memo.hub, election) if election is not None else None
     if memo.candidate is not None:
@@ -62,6 +68,22 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     port = memo.get("metrics_port", 0)
     if port:
         metrics.serve(port)
+
+
+def login_at_own_site(
+    memo: kopf.Memo, settings: kopf.OperatorSettings, service_account: Path = kubeconfig.SERVICE_ACCOUNT_DIR,
+    **_: Any,
+) -> kopf.ConnectionInfo:
+    """kopf's login with `--hub-server`: the pod's ServiceAccount (token and CA) at `memo.hub_server`.
+
+    `samizdat run` registers it only then, since a login handler of ours replaces all of kopf's own
+    (kubeconfig, in-cluster). kopf logs in again after a 401, so a rotated token is read then."""
+    credentials = kubeconfig.from_service_account(root=service_account, server=memo.hub_server)
+    token = Path(credentials.token_file).read_text().strip() if credentials.token_file else None
+    return kopf.ConnectionInfo(
+        server=credentials.server, ca_data=credentials.ca_pem, token=token or None,
+        default_namespace=credentials.namespace, trust_env=settings.networking.trust_env,
+    )
 
 
 async def _post_only_while_leading(settings: kopf.OperatorSettings, candidate: Candidate) -> None:
