@@ -8,8 +8,6 @@ twice) or report a placement that breaks a rule.
 from __future__ import annotations
 
 import re
-import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,49 +20,22 @@ from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import (
     COUNTRY,
+    StatusSampler,
     aiworkload,
     condition,
     copies,
     get_workload,
+    heal_and_remove,
     member_pods,
     rule_violations,
     wait_condition,
+    wait_members_ready,
     wait_running,
     wait_settled,
 )
 
 RULES = {"minJurisdictions": 3, "maxPerJurisdiction": 1}
 REPLICAS = 3
-
-
-class StatusSampler(threading.Thread):
-    """Reads the workload's status every 0.3 s and records every moment a rule or count was broken."""
-
-    def __init__(self, sandbox: Sandbox, name: str, rules: dict[str, Any], replicas: int) -> None:
-        super().__init__(daemon=True)
-        self.sandbox, self.name, self.rules, self.replicas = sandbox, name, rules, replicas
-        self.problems: list[str] = []
-        self.samples = 0
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                status = get_workload(self.sandbox, self.name).get("status", {})
-            except subprocess.CalledProcessError:  # the hub itself may be briefly busy
-                continue
-            counts = {p["cluster"]: p["replicas"] for p in status.get("placements", [])}
-            if sum(counts.values()) > self.replicas:
-                self.problems.append(f"{sum(counts.values())} replicas counted: {counts}")
-            self.problems += [f"status placement {counts}: {v}" for v in rule_violations(counts, self.rules)
-                              if not v.startswith("minJurisdictions")]  # fewer countries while moving is fine
-            self.samples += 1
-            time.sleep(0.3)
-
-    def stop(self) -> list[str]:
-        self._halt.set()
-        self.join(timeout=10)
-        return self.problems
 
 
 @pytest.fixture
@@ -79,12 +50,7 @@ def placed(hub: Sandbox, operator: OperatorProcess, request: pytest.FixtureReque
     yield {"name": name, "uid": workload["metadata"]["uid"], "rules": rules, "workload": workload,
            "sampler": sampler}
     problems = sampler.stop()
-    for member in hub.member_names:
-        if hub.state.clusters[member].faults:
-            hub.heal(member)
-    hub.kubectl("hub").run("delete", "aiworkload", name, "-n", "default", "--wait=false")
-    eventually(lambda: not copies(hub, workload["metadata"]["uid"]), timeout=90, what="copies removed")
-    wait_members_ready(hub)
+    heal_and_remove(hub, name, workload["metadata"]["uid"])
     assert problems == [], problems
 
 
@@ -94,14 +60,6 @@ def placements(workload: dict[str, Any]) -> dict[str, int]:
 
 def phase(sandbox: Sandbox, member: str) -> str:
     return str(sandbox.kubectl("hub").get_json("membercluster", member).get("status", {}).get("phase"))
-
-
-def wait_members_ready(sandbox: Sandbox, timeout: float = 120) -> None:
-    def all_ready() -> bool:
-        items = sandbox.kubectl("hub").get_json("memberclusters")["items"]
-        return all(item.get("status", {}).get("phase") == "Ready" for item in items)
-
-    eventually(all_ready, timeout=timeout, what="every member Ready again")
 
 
 def settled_without(sandbox: Sandbox, placed: dict[str, Any], gone: set[str], timeout: float = 60,

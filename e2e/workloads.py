@@ -7,6 +7,9 @@ tests it against the workload's rules and the built-in alliance table.
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -142,6 +145,55 @@ def wait_settled(sandbox: Sandbox, name: str, replicas: int, timeout: float = 90
         return workload if ok else None
 
     return eventually(settled, timeout=timeout, what=f"{name} settled with {replicas} ready")
+
+
+class StatusSampler(threading.Thread):
+    """Reads the workload's status every 0.3 s and records every moment a rule or count was broken."""
+
+    def __init__(self, sandbox: Sandbox, name: str, rules: dict[str, Any], replicas: int) -> None:
+        super().__init__(daemon=True)
+        self.sandbox, self.name, self.rules, self.replicas = sandbox, name, rules, replicas
+        self.problems: list[str] = []
+        self.samples = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                status = get_workload(self.sandbox, self.name).get("status", {})
+            except subprocess.CalledProcessError:  # the hub itself may be briefly busy
+                continue
+            counts = {p["cluster"]: p["replicas"] for p in status.get("placements", [])}
+            if sum(counts.values()) > self.replicas:
+                self.problems.append(f"{sum(counts.values())} replicas counted: {counts}")
+            self.problems += [f"status placement {counts}: {v}" for v in rule_violations(counts, self.rules)
+                              if not v.startswith("minJurisdictions")]  # fewer countries while moving is fine
+            self.samples += 1
+            time.sleep(0.3)
+
+    def stop(self) -> list[str]:
+        self._halt.set()
+        self.join(timeout=10)
+        return self.problems
+
+
+def wait_members_ready(sandbox: Sandbox, timeout: float = 120) -> None:
+    def all_ready() -> bool:
+        items = sandbox.kubectl("hub").get_json("memberclusters")["items"]
+        return all(item.get("status", {}).get("phase") == "Ready" for item in items)
+
+    eventually(all_ready, timeout=timeout, what="every member Ready again")
+
+
+def heal_and_remove(sandbox: Sandbox, name: str, uid: str) -> None:
+    """After a scenario: heal every member it faulted, delete its workload, wait until no member holds
+    a copy and every member is Ready again."""
+    for member in sandbox.member_names:
+        if sandbox.state.clusters[member].faults:
+            sandbox.heal(member)
+    sandbox.kubectl("hub").run("delete", "aiworkload", name, "-n", "default", "--wait=false")
+    eventually(lambda: not copies(sandbox, uid), timeout=90, what="copies removed")
+    wait_members_ready(sandbox)
 
 
 def wait_running(sandbox: Sandbox, uid: str, replicas: int, timeout: float = 60,

@@ -149,8 +149,8 @@ def _deployment(**metadata: Any) -> dict[str, Any]:
 
 
 BAD_MANIFESTS: list[Any] = [
-    pytest.param({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "n"}},
-                 "no known resource for apiVersion='v1' kind='Service'", id="unknown-kind"),
+    pytest.param({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "s", "namespace": "n"}},
+                 "no known resource for apiVersion='v1' kind='PersistentVolumeClaim'", id="unknown-kind"),
     pytest.param(_deployment(namespace="n"), "needs metadata.name", id="no-name"),
     pytest.param(_deployment(name="d"), "needs metadata.namespace", id="no-namespace"),
 ]

@@ -25,7 +25,7 @@ EXPECTED = {
         ["Country", "Provider", "Phase", "Reason", "Free GPUs", "Age"],
     ),
     "samizdat.io_aiworkloads.yaml": (
-        "AIWorkload", "aiworkloads", "Namespaced", ["aiw"], ["Replicas", "Ready", "Jurisdictions", "Rules", "Age"],
+        "AIWorkload", "aiworkloads", "Namespaced", ["aiw"], ["Replicas", "Ready", "Serving", "Standby", "Jurisdictions", "Rules", "Age"],
     ),
     "samizdat.io_alliances.yaml": ("Alliance", "alliances", "Cluster", None, ["Members", "Description", "Age"]),
 }

@@ -24,7 +24,7 @@ from samizdat.fleet import Fleet, MemberSettings
 from samizdat.fleet import fleet as fleet_module
 from samizdat.fleet.member import Censorship, Copy, Member
 from samizdat.handlers import aiworkloads, credentials, memberclusters
-from samizdat.handlers.reconcile import _needs_write, reconcile
+from samizdat.handlers.reconcile import Outcome, _needs_write, reconcile
 from samizdat.model import CensorshipKind, FailoverReason, Phase
 
 KUBECONFIG = """
@@ -35,7 +35,8 @@ users: [{name: m, user: {token: t}}]
 contexts: [{name: m, context: {cluster: m, user: m}}]
 current-context: m
 """
-COUNTRIES = {"de": "DE", "fr": "FR", "jp": "JP"}
+COUNTRIES = {"de": "DE", "fr": "FR", "jp": "JP", "us": "US"}
+THREE = ("de", "fr", "jp")
 UID = "1234abcd-0000-4000-8000-000000000000"
 H100 = "NVIDIA-H100-80GB-HBM3"
 
@@ -56,7 +57,10 @@ class FakeMember(Member):
         self.clock = clock
         self.applied: list[dict[str, Any]] = []
         self.erased: list[str] = []
+        self.relabelled: list[tuple[str, str]] = []
         self.unreachable = False
+        self.loading = False  # new pods start Running but not Ready (weights loading) until `loaded`
+        self._made = 0
         self.silent = False  # partitioned: writes hang, no answer ever comes
 
     def start(self) -> None:
@@ -70,13 +74,61 @@ class FakeMember(Member):
         self.applied.append(manifest)
         uid = manifest["metadata"]["labels"][manifests.UID_LABEL]
         self.observed(resources.of(manifest), "MODIFIED" if uid in self.copies else "ADDED", running(manifest))
+        if manifest["kind"] == "Deployment":
+            self._run_pods(uid, manifest["spec"]["template"], manifest["spec"]["replicas"])
 
     async def erase(self, copy: Copy) -> bool:
         if self.unreachable:
             raise errors.MemberTimeout(self.name, "no answer")
         self.erased.append(copy.name)
+        self._run_pods(copy.workload_uid, {}, 0)
         self.observed(resources.of(copy.body), "DELETED", copy.body)
         return True
+
+    async def apply_service(self, uid: str, manifest: dict[str, Any]) -> None:
+        if self.unreachable:
+            raise errors.MemberTimeout(self.name, "no answer")
+        answered = copy.deepcopy(manifest)
+        answered["spec"]["clusterIP"] = "10.0.0.10"
+        for port in answered["spec"]["ports"]:
+            port["nodePort"] = 30000 + port["port"]
+        self.services[uid] = answered
+
+    async def label_pod(self, name: str, role: str) -> None:
+        if self.unreachable:
+            raise errors.MemberTimeout(self.name, "no answer")
+        self.relabelled.append((name, role))
+        found = [copy.deepcopy(p) for p in self.pods.values() if p["metadata"]["name"] == name]
+        if not found:
+            raise errors.NotFound(self.name, f"pods {name} not found", status=404)
+        pod = found[0]
+        pod["metadata"]["labels"][manifests.ROLE_LABEL] = role
+        self.observed(resources.PODS, "MODIFIED", pod)
+
+    # what the member's controllers would do
+
+    def _run_pods(self, uid: str, template: dict[str, Any], replicas: int) -> None:
+        """The ReplicaSet's work: as many pods as asked, the newest removed first."""
+        mine = sorted((p for p in self.pods.values() if p["metadata"]["labels"].get(manifests.UID_LABEL) == uid),
+                      key=lambda p: p["metadata"]["creationTimestamp"])
+        for pod in mine[replicas:]:
+            self.observed(resources.PODS, "DELETED", pod)
+        for _ in range(replicas - len(mine)):
+            self._made += 1
+            name = f"{self.name}-pod-{self._made}"
+            self.observed(resources.PODS, "ADDED", {
+                "metadata": {"name": name, "uid": f"uid-{name}", "creationTimestamp": f"{self._made:04d}",
+                             "labels": dict(template["metadata"]["labels"])},
+                "status": {"phase": "Running", "conditions": [
+                    {"type": "Ready", "status": "False" if self.loading else "True"}]},
+            })
+
+    def loaded(self) -> None:
+        """Every pod here has loaded its weights: Ready."""
+        for pod in list(self.pods.values()):
+            ready = copy.deepcopy(pod)
+            ready["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+            self.observed(resources.PODS, "MODIFIED", ready)
 
     # what the member's probes and watches would report
 
@@ -100,16 +152,18 @@ class FakeMember(Member):
 def running(manifest: dict[str, Any]) -> dict[str, Any]:
     """The copy as the member reports it once its replicas are ready."""
     seen = copy.deepcopy(manifest)
+    seen["metadata"]["uid"] = f"uid-{manifest['metadata']['name']}"
     seen["status"] = {"readyReplicas": manifest["spec"]["replicas"]}
     return seen
 
 
-def workload(replicas: int = 2, **placement: Any) -> model.AIWorkload:
+def workload(replicas: int = 2, standby: int = 0, **placement: Any) -> model.AIWorkload:
+    server = {"name": "server", "image": "example/llm:1", "ports": [{"name": "http", "containerPort": 8000}]}
     return model.AIWorkload.model_validate({
         "apiVersion": "samizdat.io/v1alpha1", "kind": "AIWorkload",
         "metadata": {"name": "llm", "namespace": "team-a", "uid": UID, "generation": 1},
         "spec": {"replicas": replicas, "gpu": {"count": 1}, "placement": {"minJurisdictions": 2, **placement},
-                 "template": {"spec": {"containers": [{"name": "server", "image": "example/llm:1"}]}}},
+                 "failover": {"standbyReplicas": standby}, "template": {"spec": {"containers": [server]}}},
     })
 
 
@@ -137,8 +191,10 @@ class World:
         self.members[name] = FakeMember(name, credentials, settings, on_change, clock=self.clock)
         return self.members[name]
 
-    async def connect(self, copies: dict[str, tuple[dict[str, Any], ...]] | None = None) -> None:
-        for name in COUNTRIES:
+    async def connect(
+        self, copies: dict[str, tuple[dict[str, Any], ...]] | None = None, names: tuple[str, ...] = THREE,
+    ) -> None:
+        for name in names:
             await self.fleet.connect(member_cluster(name), KUBECONFIG)
             self.members[name].lists((copies or {}).get(name, ()))
             self.members[name].answers()
@@ -176,12 +232,20 @@ def holders(world: World) -> dict[str, int]:
     return {name: copy.desired for name, copy in world.fleet.copies_of(UID).items()}
 
 
+async def reconciled(world: World, aiw: model.AIWorkload) -> Outcome:
+    """Reconcile, then once more to give a new copy's pods their roles: a copy is written as a task of
+    its own (see `Member.answering`), so its pods are seen after that reconcile assigned the roles, as
+    in a real member, where they are seen through the watch."""
+    await reconcile(aiw, world.fleet)
+    return await reconcile(aiw, world.fleet)
+
+
 async def test_lost_replicas_are_placed_elsewhere_and_the_rest_stay(world: World) -> None:
     await world.connect()
     first = await reconcile(workload(), world.fleet)
     assert first.converged and sum(first.decision.assignments.values()) == 2  # type: ignore[union-attr]
     victim, kept = sorted(holders(world))
-    spare = (set(COUNTRIES) - {victim, kept}).pop()
+    spare = (set(THREE) - {victim, kept}).pop()
     world.lose(victim)
 
     outcome = await reconcile(workload(), world.fleet)
@@ -200,7 +264,7 @@ async def test_a_healed_member_is_fenced_before_its_old_copy_counts(world: World
     await reconcile(workload(), world.fleet)
     victim = sorted(holders(world))[0]
     world.lose(victim)
-    await reconcile(workload(), world.fleet)
+    await reconciled(world, workload())
 
     world.heal(victim)
     assert victim not in world.fleet.current(UID), "back, but not fenced yet: its copy must not count"
@@ -288,18 +352,19 @@ async def test_after_a_restart_the_fleet_settles_and_nothing_moves(world: World)
     placed = {name: manifests.build_copy(workload(), 1) for name in ("de", "fr")}
     orphan = manifests.build_copy(workload().model_copy(update={"metadata": model.ObjectMeta(
         name="gone", namespace="team-a", uid="99999999-0000-4000-8000-000000000000", generation=1)}), 1)
-    assert world.fleet.settling(COUNTRIES), "what members hold is not known yet"
+    assert world.fleet.settling(THREE), "what members hold is not known yet"
 
     await world.connect({"de": (running(placed["de"]), running(orphan)), "fr": (running(placed["fr"]),)})
 
-    assert not world.fleet.settling(COUNTRIES), "every member connected, probed and fenced"
+    assert not world.fleet.settling(THREE), "every member connected, probed and fenced"
     assert world.members["de"].erased == [orphan["metadata"]["name"]], "the orphan sweep removed a gone workload's copy"
     outcome = await reconcile(workload(), world.fleet)
     assert outcome.converged and outcome.changes == [], "a restart moves and rewrites nothing"
     status, gauges = aiworkloads.build_status(workload(), world.fleet, outcome, None)
     assert status["readyReplicas"] == 2 and status["jurisdictionList"] == ["DE", "FR"]
-    assert gauges == {"desired": 2, "ready_by_country": {"DE": 1, "FR": 1}, "jurisdictions": 2, "required": 2,
-                      "violations": 0}
+    # roles are read from pods, and these members listed their copies only
+    assert gauges == {"desired": 2, "ready_by_country": {"DE": 1, "FR": 1}, "serving": 0, "standby": 0,
+                      "jurisdictions": 2, "required": 2, "violations": 0}
 
 
 async def test_reconciles_share_one_snapshot_until_something_changes(world: World) -> None:
@@ -484,7 +549,7 @@ async def test_a_replica_on_a_gpu_the_agent_found_faulted_is_placed_elsewhere(wo
     await world.connect()
     await reconcile(workload(), world.fleet)
     victim, kept = sorted(holders(world))
-    spare = (set(COUNTRIES) - {victim, kept}).pop()
+    spare = (set(THREE) - {victim, kept}).pop()
     member = world.members[victim]
     node = copy.deepcopy(member.nodes[f"{victim}-gpu-0"])
     pod = {"metadata": {"uid": "pod-1", "name": "llm-pod", "labels": {manifests.UID_LABEL: UID}},
@@ -502,6 +567,135 @@ async def test_a_replica_on_a_gpu_the_agent_found_faulted_is_placed_elsewhere(wo
 
     assert outcome.decision is not None and outcome.decision.assignments == {kept: 1, spare: 1}
     assert [m["spec"]["replicas"] for m in world.members[spare].applied] == [1]
+
+
+# ----- warm standbys and endpoints
+
+
+def roles(world: World) -> dict[str, dict[str, str]]:
+    """Per member, each live pod of the workload by UID and its role label: the member's ground truth."""
+    return {name: {pod["metadata"]["uid"]: pod["metadata"]["labels"].get(manifests.ROLE_LABEL, "")
+                   for pod in member.pods_of(UID)} for name, member in world.members.items()}
+
+
+def serving_members(world: World) -> list[str]:
+    return sorted(name for name, pods in roles(world).items() if manifests.SERVING in pods.values())
+
+
+def status_of(world: World, aiw: model.AIWorkload, outcome: Any) -> dict[str, Any]:
+    return aiworkloads.build_status(aiw, world.fleet, outcome, None)[0]
+
+
+async def test_standbys_are_placed_ready_but_not_serving_and_not_an_endpoint(world: World) -> None:
+    await world.connect()
+    aiw = workload(replicas=2, standby=1, maxPerCluster=1)
+    outcome = await reconciled(world, aiw)
+
+    labels = [role for pods in roles(world).values() for role in pods.values()]
+    assert sorted(labels) == [manifests.SERVING, manifests.SERVING, manifests.STANDBY]
+    (spare,) = [name for name, pods in roles(world).items() if manifests.STANDBY in pods.values()]
+    service = world.fleet.service(spare, UID)
+    assert service is not None and service["spec"]["selector"][manifests.ROLE_LABEL] == manifests.SERVING
+    status, gauges = aiworkloads.build_status(aiw, world.fleet, outcome, None)
+    assert (status["servingReplicas"], status["standbyReplicas"], status["readyReplicas"]) == (2, 1, 3)
+    assert (gauges["serving"], gauges["standby"]) == (2, 1), "samizdat_workload_replicas_serving / _standby"
+    assert [e["cluster"] for e in status["endpoints"]] == serving_members(world), "a standby is no endpoint"
+    assert status["endpoints"][0]["addresses"] == ["127.0.0.1:38000"]
+    assert {p["cluster"]: p["standbyReplicas"] for p in status["placements"]}[spare] == 1
+
+
+async def test_a_lost_serving_replica_is_replaced_by_promoting_the_standby_in_place(world: World) -> None:
+    await world.connect(names=("de", "fr", "jp", "us"))
+    aiw = workload(replicas=2, standby=1, maxPerCluster=1)
+    await reconciled(world, aiw)
+    before = roles(world)
+    (spare,) = [name for name, pods in before.items() if manifests.STANDBY in pods.values()]
+    victim = serving_members(world)[0]
+    for member in world.members.values():
+        member.loading = True  # a replica started from now on is cold for a while
+    world.lose(victim)
+
+    outcome = await reconcile(aiw, world.fleet)
+
+    assert roles(world)[spare] == {uid: manifests.SERVING for uid in before[spare]}, "same pod, promoted"
+    assert world.members[spare].relabelled == [(world.members[spare].pods_of(UID)[0]["metadata"]["name"],
+                                                manifests.SERVING)], "one write to the member"
+    assert outcome.decision is not None and sum(outcome.decision.assignments.values()) == 3
+    (new,) = set(outcome.decision.assignments) - set(before) - {victim} or {
+        name for name in outcome.decision.assignments if len(roles(world)[name]) > len(before[name])}
+    assert list(roles(world)[new].values()) == [manifests.STANDBY], "the cold replica waits as the new standby"
+    assert ("Normal", "Promoted", f"promoted 1 standby replica(s) to serving in {spare}") in aiworkloads._events(
+        aiw, outcome)
+    status = status_of(world, aiw, outcome)
+    assert status["servingReplicas"] == 2 and status["standbyReplicas"] == 0
+    assert victim not in [e["cluster"] for e in status["endpoints"]], "a lost member is never an endpoint"
+    assert spare in [e["cluster"] for e in status["endpoints"]]
+
+    world.members[new].loaded()
+    status = status_of(world, aiw, await reconcile(aiw, world.fleet))
+    assert (status["servingReplicas"], status["standbyReplicas"]) == (2, 1), "N standbys restored"
+    assert roles(world)[spare] == {uid: manifests.SERVING for uid in before[spare]}, "no flip back"
+
+
+async def test_the_standby_is_promoted_even_when_the_lost_replica_cannot_be_placed_again(world: World) -> None:
+    await world.connect()
+    aiw = workload(replicas=2, standby=1, maxPerCluster=1)
+    await reconciled(world, aiw)
+    world.lose(serving_members(world)[0])
+
+    outcome = await reconcile(aiw, world.fleet)
+
+    assert outcome.decision is not None and not outcome.decision.feasible, "two members left for three replicas"
+    assert status_of(world, aiw, outcome)["servingReplicas"] == 2
+    assert all(set(pods.values()) <= {manifests.SERVING} for name, pods in roles(world).items()
+               if world.fleet.countable(name))
+
+
+async def test_without_standbys_every_replica_serves_from_its_start(world: World) -> None:
+    await world.connect()
+    for member in world.members.values():
+        member.loading = True
+    aiw = workload(replicas=2)
+    outcome = await reconciled(world, aiw)
+    assert sorted(role for pods in roles(world).values() for role in pods.values()) == [manifests.SERVING] * 2
+    status = status_of(world, aiw, outcome)
+    assert status["servingReplicas"] == 0 and status["endpoints"] == [], "serving, but none ready yet"
+
+
+@pytest.mark.parametrize("standby", [pytest.param(1, id="warm-standby"), pytest.param(0, id="cold")])
+async def test_last_failover_ends_when_full_serving_capacity_is_ready_again(world: World, standby: int) -> None:
+    await world.connect(names=("de", "fr", "jp", "us"))
+    aiw = workload(replicas=2, standby=standby, maxPerCluster=1)
+    await reconciled(world, aiw)
+    for member in world.members.values():
+        member.loading = True  # a replica started from now on loads its weights for a while
+    victim = serving_members(world)[0]
+    world.lose(victim)
+    lost_at = world.members[victim].lost_since
+    assert lost_at is not None
+    world.clock.now += 1
+    timer = aiworkloads.FailoverTimer()
+
+    aiworkloads._time_failover(timer, world.fleet, aiw, await reconcile(aiw, world.fleet), world.clock.now)
+
+    if standby:
+        assert timer.last is not None and timer.last.seconds == world.clock.now - lost_at, "the promotion ends it"
+        assert timer.last.standby_seconds is None, "the new standby is still loading"
+    else:
+        assert timer.last is None, "nothing serves in place of the lost replica until it has loaded elsewhere"
+    assert timer.running is not None
+    world.clock.now += 20
+    for member in world.members.values():
+        member.loaded()
+    aiworkloads._time_failover(timer, world.fleet, aiw, await reconcile(aiw, world.fleet), world.clock.now)
+
+    done = timer.last
+    assert timer.running is None and done is not None and done.from_cluster == victim
+    assert done.seconds == (world.clock.now - 20 if standby else world.clock.now) - lost_at
+    assert done.standby_seconds == (world.clock.now - lost_at if standby else None)
+    world.clock.now += 30
+    aiworkloads._time_failover(timer, world.fleet, aiw, await reconcile(aiw, world.fleet), world.clock.now)
+    assert timer.running is None and timer.last == done, "a member still lost is not timed again"
 
 
 def _loss(member: str, since: float) -> fleet_module.Loss:
@@ -555,7 +749,7 @@ async def test_a_write_to_a_member_that_goes_quiet_is_given_up_when_it_is_down(w
     await world.connect()
     await reconcile(workload(), world.fleet)
     victim, kept = sorted(holders(world))
-    spare = (set(COUNTRIES) - {victim, kept}).pop()
+    spare = (set(THREE) - {victim, kept}).pop()
     world.lose(victim)
     world.members[spare].silent = True  # partitioned just after it was chosen: still Ready
     replacing = asyncio.create_task(reconcile(workload(), world.fleet))

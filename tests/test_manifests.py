@@ -82,6 +82,24 @@ def test_train_builds_a_job_and_the_template_is_not_mutated() -> None:
     assert source.spec.template == before
 
 
+def test_served_pods_start_as_standby_and_the_service_selects_serving_ones_only() -> None:
+    served = workload()
+    served.spec.template["spec"]["containers"][0]["ports"] = [{"name": "http", "containerPort": 8000}]
+    built = manifests.build_copy(served, 2)
+    role = manifests.ROLE_LABEL
+    assert built["spec"]["template"]["metadata"]["labels"][role] == manifests.STANDBY
+    assert role not in built["spec"]["selector"]["matchLabels"], "a relabelled pod stays its ReplicaSet's"
+    seen = {**built, "metadata": {**built["metadata"], "uid": "deployment-uid"}}
+    service = manifests.build_service(served, seen)
+    assert service is not None and service["spec"]["type"] == "NodePort"
+    assert service["spec"]["selector"] == {**built["spec"]["selector"]["matchLabels"], role: manifests.SERVING}
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": 8000, "protocol": "TCP"}]
+    assert service["metadata"]["ownerReferences"][0]["uid"] == "deployment-uid", "goes with its copy"
+    assert manifests.build_service(workload(), seen) is None, "no declared port, nothing to reach"
+    trained = manifests.build_copy(workload(mode="Train"), 2)
+    assert role not in trained["spec"]["template"]["metadata"]["labels"]
+
+
 def as_seen(built: dict[str, Any], **changes: Any) -> dict[str, Any]:
     seen = copy.deepcopy(built)
     seen["spec"].update(changes)

@@ -1,4 +1,5 @@
-"""Failover benchmark on the real sandbox: time from a fault to every replica Ready elsewhere.
+"""Failover benchmark on the real sandbox: time from a fault to every replica Ready elsewhere (for the
+start-up cases: to full serving capacity Ready again).
 
 Method: one AIWorkload of 3 replicas × 1 GPU in 3 countries (minJurisdictions 3, maxPerJurisdiction 1)
 on a hub + 6 member sandbox with the operator running. Each trial picks a member that holds a replica,
@@ -6,17 +7,25 @@ records the time, inflicts the fault, and polls the hub's AIWorkload status ever
 HTTPS, not through kubectl) until it reports all 3 replicas ready with none on that member. Then the
 member is healed and the next trial waits until every member is Ready again. Prints JSON.
 
+Start-up cases (`--cases cold warm`): models take LOAD_S to load (the sandbox's
+`sandbox.samizdat.io/ready-after` annotation). One AIWorkload of 2 serving replicas (minJurisdictions 2,
+maxPerJurisdiction 1), without standbys (cold) or with `failover.standbyReplicas: 1` (warm). Each trial kills
+a member holding a Ready serving pod and polls every reachable member's pods every 50 ms (HTTPS, in
+parallel) until 2 pods labelled serving are Ready outside it: ground truth, not samizdat's status. Then
+the member is healed and the next trial waits until the workload has its full complement Ready again.
+
     python bench/failover/run.py --trials 10            # kill, partition and hostile delete, 10 each
+    python bench/failover/run.py --trials 10 --faults --cases cold warm   # start-up cases only
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,7 +35,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench import stats  # noqa: E402
 from e2e.operator import OperatorProcess  # noqa: E402
+from e2e.roles import SERVING, STANDBY, MemberPods, ready_in_role  # noqa: E402
+from e2e.sandbox import stages  # noqa: E402
 from e2e.sandbox.world import Sandbox  # noqa: E402
 from e2e.waiting import eventually  # noqa: E402
 from e2e.workloads import aiworkload, install_samizdat, wait_settled  # noqa: E402
@@ -35,12 +47,9 @@ NAME = "bench-failover"
 REPLICAS = 3
 RULES = {"minJurisdictions": 3, "maxPerJurisdiction": 1}
 FAULTS = ("kill", "partition", "delete")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
+CASES = {"cold": 0, "warm": 1}  # standby replicas
+LOAD_S = 20
+SERVING_REPLICAS = 2
 
 
 class Hub:
@@ -61,6 +70,35 @@ class Hub:
     def members_ready(self) -> bool:
         items = self.client.get("/apis/samizdat.io/v1alpha1/memberclusters").json()["items"]
         return all(item.get("status", {}).get("phase") == "Ready" for item in items)
+
+
+def complete(members: MemberPods, uid: str, standby: int) -> bool:
+    found = members.read(uid)
+    return len(ready_in_role(found, SERVING)) == SERVING_REPLICAS and len(ready_in_role(found, STANDBY)) == standby
+
+
+def startup_trial(sandbox: Sandbox, hub: Hub, members: MemberPods, uid: str, standby: int) -> float:
+    victim = sorted(ready_in_role(members.read(uid), SERVING).values())[0]
+    started = time.monotonic()
+    sandbox.kill(victim)
+    while len(ready_in_role(members.read(uid), SERVING)) < SERVING_REPLICAS:
+        if time.monotonic() - started > 120:
+            raise TimeoutError(f"kill of {victim}: serving capacity not back within 120 s")
+        time.sleep(0.05)
+    elapsed = time.monotonic() - started
+    sandbox.heal(victim)
+    eventually(hub.members_ready, timeout=120, interval=0.25, what="every member Ready again")
+    eventually(functools.partial(complete, members, uid, standby), timeout=LOAD_S + 90, interval=0.5,
+               what="serving and standby replicas Ready again")
+    return elapsed
+
+
+def loading_workload(name: str, standby: int) -> dict[str, Any]:
+    template = {"metadata": {"annotations": {stages.READY_AFTER_ANNOTATION: f"{LOAD_S}s"}},
+                "spec": {"containers": [{"name": "server", "image": "registry.invalid/llm-server:1",
+                                         "ports": [{"name": "http", "containerPort": 8000}]}]}}
+    return aiworkload(name, SERVING_REPLICAS, {"minJurisdictions": 2, "maxPerJurisdiction": 1}, template=template,
+                      failover={"standbyReplicas": standby})
 
 
 def placements(workload: dict[str, Any]) -> dict[str, int]:
@@ -94,7 +132,9 @@ def trial(sandbox: Sandbox, hub: Hub, fault: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=10)
-    parser.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
+    parser.add_argument("--faults", nargs="*", choices=FAULTS, default=list(FAULTS))
+    parser.add_argument("--cases", nargs="*", choices=list(CASES), default=[],
+                        help="start-up cases: a member killed under models that load for LOAD_S")
     args = parser.parse_args()
     sandbox = Sandbox()
     results: dict[str, Any] = {}
@@ -112,22 +152,31 @@ def main() -> int:
         hub = Hub(sandbox)
         # a workload left by an interrupted run must be gone (finalizer included) before we start
         kubectl.run("delete", "aiworkload", NAME, "-n", "default", "--ignore-not-found", "--timeout=60s")
-        kubectl.apply([aiworkload(NAME, REPLICAS, RULES)])
-        wait_settled(sandbox, NAME, REPLICAS, timeout=120)
+        if args.faults:
+            kubectl.apply([aiworkload(NAME, REPLICAS, RULES)])
+            wait_settled(sandbox, NAME, REPLICAS, timeout=120)
         for fault in args.faults:
-            seconds = [trial(sandbox, hub, fault) for _ in range(args.trials)]
-            results[fault] = {
-                "trials": len(seconds),
-                "p50_s": round(statistics.median(seconds), 3),
-                "p99_s": round(percentile(seconds, 0.99), 3),
-                "max_s": round(max(seconds), 3),
-                "all_s": [round(s, 3) for s in seconds],
-            }
+            results[fault] = stats.summary([trial(sandbox, hub, fault) for _ in range(args.trials)])
+        if args.cases:
+            kubectl.run("delete", "aiworkload", NAME, "-n", "default", "--ignore-not-found", "--timeout=60s")
+            members = MemberPods(sandbox)
+            cleanup.callback(members.close)
+        for case in args.cases:
+            standby, name = CASES[case], f"{NAME}-{case}"
+            cleanup.callback(kubectl.run, "delete", "aiworkload", name, "-n", "default", "--wait=false", check=False)
+            kubectl.apply([loading_workload(name, standby)])
+            uid = kubectl.get_json("aiworkload", name, "-n", "default")["metadata"]["uid"]
+            eventually(functools.partial(complete, members, uid, standby), timeout=LOAD_S + 90, interval=0.5,
+                       what=f"{case}: replicas Ready")
+            results[case] = {"load_s": LOAD_S, "standby_replicas": standby,
+                             **stats.summary([startup_trial(sandbox, hub, members, uid, standby)
+                                        for _ in range(args.trials)])}
+            kubectl.run("delete", "aiworkload", name, "-n", "default", "--timeout=90s")
     print(json.dumps({
         "benchmark": "failover",
-        "method": __doc__.split("\n\n")[1].replace("\n", " "),
+        "method": " ".join(__doc__.split("\n\n")[1:3 if args.cases else 2]).replace("\n", " "),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
-        "targets": {"kill_p50_s": 5, "kill_p99_s": 10, "delete_p99_s": 2},
+        "targets": {"kill_p50_s": 5, "kill_p99_s": 10, "delete_p99_s": 2, "cold_p50_min_s": LOAD_S, "warm_p99_s": 6},
         "results": results,
     }, indent=2))
     return 0

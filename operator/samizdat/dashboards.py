@@ -304,9 +304,13 @@ def workload() -> dict[str, Any]:
                  f"max(samizdat_workload_rules_satisfied{{{selector}}})", mappings=rules),
             stat("Rule violations", "Placement rules broken now.", (20, 0, 4, 4),
                  f"max(samizdat_workload_rule_violations{{{selector}}})", thresholds=[(None, "green"), (1, "red")]),
-            timeseries("Replicas", "Desired and ready replicas over time.", (0, 4, 12, 8), [
+            timeseries("Replicas", "Desired and ready replicas over time; of the ready ones, those serving and "
+                       "the warm standbys (failover.standbyReplicas) promoted in place when serving ones are lost.",
+                       (0, 4, 12, 8), [
                 target(f"max(samizdat_workload_replicas_desired{{{selector}}})", "desired"),
                 target(f"max(samizdat_workload_replicas_ready{{{selector}}})", "ready"),
+                target(f"max(samizdat_workload_replicas_serving{{{selector}}})", "serving"),
+                target(f"max(samizdat_workload_replicas_standby{{{selector}}})", "standby"),
             ]),
             timeseries("Jurisdictions over time", "Countries with replicas, and the minimum the rules require.",
                        (12, 4, 12, 8), [

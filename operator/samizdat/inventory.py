@@ -100,6 +100,19 @@ def pod_gpu_request(pod: Mapping[str, Any]) -> int:
     return total
 
 
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    """The pod's Ready condition is True: it passes its readiness checks (its model is loaded)."""
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def pod_live(pod: Mapping[str, Any]) -> bool:
+    """The pod is a replica that runs or will: neither finished nor being deleted."""
+    return not pod.get("metadata", {}).get("deletionTimestamp") and (
+        pod.get("status", {}).get("phase") not in FINISHED_POD_PHASES
+    )
+
+
 def allocatable_gpus(node: Mapping[str, Any]) -> int:
     """GPUs the node offers pods (its allocatable `nvidia.com/gpu`), 0 when absent or unparsable."""
     return _quantity(node.get("status", {}).get("allocatable", {}).get(GPU_RESOURCE, 0))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,6 +31,13 @@ DIGEST_ANNOTATION: Final = "samizdat.io/model-digest"
 REPLICAS_ANNOTATION: Final = "samizdat.io/desired-replicas"
 IMAGES_ANNOTATION: Final = "samizdat.io/images"
 DIGEST_ENV: Final = "SAMIZDAT_MODEL_DIGEST"
+# A served replica's role, on its pod only: the copy's template starts every pod as a standby, and
+# samizdat relabels pods in place (a metadata patch; the pod keeps running, its UID unchanged). The
+# role is in neither the Deployment's selector nor its ReplicaSet's, so a relabelled pod stays owned.
+ROLE_LABEL: Final = "samizdat.io/role"
+SERVING: Final = "serving"
+STANDBY: Final = "standby"
+DELETION_COST_ANNOTATION: Final = "controller.kubernetes.io/pod-deletion-cost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +141,8 @@ def build_copy(workload: AIWorkload, replicas: int) -> dict[str, Any]:
     selector = {UID_LABEL: uid}
     labels = {**MANAGED_BY, UID_LABEL: uid, NAME_LABEL: workload.metadata.name,
               NAMESPACE_LABEL: workload.metadata.namespace or ""}
-    template = _pod_template(workload, {**MANAGED_BY, **selector})
+    roles = {ROLE_LABEL: STANDBY} if workload.spec.mode is Mode.SERVE else {}
+    template = _pod_template(workload, {**MANAGED_BY, **selector, **roles})
     annotations = {
         GENERATION_ANNOTATION: str(workload.metadata.generation or 0),
         REPLICAS_ANNOTATION: str(replicas),
@@ -164,3 +172,66 @@ def replica_pod_spec(workload: AIWorkload) -> dict[str, Any]:
     what the capacity ledger charges a promised replica by, before its copy exists."""
     spec: dict[str, Any] = _pod_template(workload, {})["spec"]
     return spec
+
+
+def build_service(workload: AIWorkload, owner: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The member Service clients reach the serving replicas through: it selects the workload's pods
+    labelled serving, never a standby. A NodePort, so a client outside the member can reach it at the
+    member's address; owned by the member's copy (`owner`, as the member reports it, uid included), so
+    the member's garbage collector removes it with the copy. None for Train, or a template declaring
+    no container ports (nothing to reach)."""
+    ports = [
+        {"name": str(port.get("name") or f"port-{port['containerPort']}"), "port": int(port["containerPort"]),
+         "targetPort": int(port["containerPort"]), "protocol": str(port.get("protocol") or "TCP")}
+        for container in workload.spec.template.get("spec", {}).get("containers") or []
+        for port in container.get("ports") or []
+        if "containerPort" in port
+    ]
+    if workload.spec.mode is not Mode.SERVE or not ports:
+        return None
+    metadata = owner["metadata"]
+    reference = {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": metadata["name"],
+                 "uid": metadata["uid"]}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {
+        "name": metadata["name"], "namespace": WORKLOAD_NAMESPACE, "labels": dict(metadata.get("labels", {})),
+        "ownerReferences": [reference],
+    }, "spec": {
+        "type": "NodePort", "selector": {UID_LABEL: workload.metadata.uid or "", ROLE_LABEL: SERVING},
+        "ports": ports,
+    }}
+
+
+def role_patch(role: str) -> dict[str, Any]:
+    """The merge patch that gives one pod its role: metadata only, so the pod is not restarted. When
+    its member's share shrinks, the ReplicaSet removes the pods of lowest deletion cost first: standbys."""
+    cost = "1" if role == SERVING else "0"
+    return {"metadata": {"labels": {ROLE_LABEL: role}, "annotations": {DELETION_COST_ANNOTATION: cost}}}
+
+
+def relabels(pods: Iterable[Mapping[str, Any]], serving: int) -> list[tuple[str, str]]:
+    """(pod name, role) writes that leave exactly `serving` of a member's live pods serving (fewer if
+    it has fewer) and the rest standby. Ready pods serve first (a serving pod that stopped being ready
+    gives way to a ready standby); among equally ready ones those already serving keep serving, then
+    the oldest. Promotions come before demotions, so serving capacity never dips while they land."""
+    live = sorted(pods, key=_promotion_order)
+    names = {pod["metadata"]["name"] for pod in live[:serving]}
+    promote = [(pod["metadata"]["name"], SERVING) for pod in live if pod["metadata"]["name"] in names
+               and _role(pod) != SERVING]
+    demote = [(pod["metadata"]["name"], STANDBY) for pod in live if pod["metadata"]["name"] not in names
+              and _role(pod) != STANDBY]
+    return promote + demote
+
+
+def is_serving(pod: Mapping[str, Any]) -> bool:
+    return _role(pod) == SERVING
+
+
+def _role(pod: Mapping[str, Any]) -> str | None:
+    role = pod.get("metadata", {}).get("labels", {}).get(ROLE_LABEL)
+    return str(role) if role is not None else None
+
+
+def _promotion_order(pod: Mapping[str, Any]) -> tuple[bool, bool, str, str]:
+    metadata = pod.get("metadata", {})
+    return (not inventory.pod_ready(pod), _role(pod) != SERVING, str(metadata.get("creationTimestamp", "")),
+            str(metadata.get("name")))

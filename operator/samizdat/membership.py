@@ -5,9 +5,9 @@ in docs/operations.md (a test holds the guide to `member_objects()`) and the san
 these builders take values and return dicts; they never talk to an API.
 
 The identity in a member may do what the operator does there and nothing else: read nodes, pods and
-namespaces; manage Deployments and Jobs (and stop their pods) in `samizdat-workloads`; raise the fence
-epoch there; and request tokens for itself alone, which is how the operator renews its credential before
-it expires.
+namespaces; manage Deployments, Jobs and Services (and stop or relabel their pods) in `samizdat-workloads`;
+raise the fence epoch there; and request tokens for itself alone, which is how the operator renews its
+credential before it expires.
 
 Every member also gets the fence (`leadership.fence`): admission policies in the member's own API server
 that refuse the identity's writes from a leader epoch older than the fence epoch, which the leader raises
@@ -111,8 +111,11 @@ def identity_objects() -> list[dict[str, Any]]:
                 {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"], "verbs": list(_MANAGE)},
                 {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": list(_MANAGE)},
                 {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": list(_READ)},
-                # fencing: stale replicas are stopped at once even when the member's controllers lag
-                {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete", "deletecollection"]},
+                # fencing: stale replicas are stopped at once even when the member's controllers lag;
+                # patch: a pod's samizdat.io/role label, set in place (a standby promoted, no restart)
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch", "delete", "deletecollection"]},
+                # the Service per copy that selects serving pods only (status.endpoints)
+                {"apiGroups": [""], "resources": ["services"], "verbs": list(_MANAGE)},
                 {"apiGroups": [""], "resources": ["events"], "verbs": list(_READ)},
             ],
         },

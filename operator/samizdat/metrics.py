@@ -39,6 +39,12 @@ WORKLOAD_DESIRED = Gauge("samizdat_workload_replicas_desired", "Replicas the wor
                          ["namespace", "workload"])
 WORKLOAD_READY = Gauge("samizdat_workload_replicas_ready", "Replicas of the workload ready in members that count.",
                        ["namespace", "workload"])
+WORKLOAD_SERVING = Gauge("samizdat_workload_replicas_serving",
+                         "Ready replicas of the workload that serve (selected by its serving Services).",
+                         ["namespace", "workload"])
+WORKLOAD_STANDBY = Gauge("samizdat_workload_replicas_standby",
+                         "Ready warm standbys of the workload: loaded, not serving, promoted in place on a loss.",
+                         ["namespace", "workload"])
 WORKLOAD_JURISDICTIONS = Gauge("samizdat_workload_jurisdictions", "Countries with at least one replica.",
                                ["namespace", "workload"])
 WORKLOAD_JURISDICTIONS_REQUIRED = Gauge("samizdat_workload_jurisdictions_required",
@@ -59,7 +65,9 @@ JURISDICTION_REPLICAS = Gauge("samizdat_jurisdiction_replicas", "Ready replicas 
                               ["country"])
 FAILOVERS = Counter("samizdat_failovers_total", "Failovers completed, by reason.", ["reason"])
 FAILOVER_DURATION = Histogram(
-    "samizdat_failover_duration_seconds", "From the loss of a member to every moved replica ready elsewhere.",
+    "samizdat_failover_duration_seconds",
+    "From the loss of a member to the workload's full serving capacity Ready again (a standby promoted, or "
+    "replicas moved and loaded elsewhere).",
     buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120),
 )
 DECISION_DURATION = Histogram(
@@ -158,11 +166,13 @@ def forget_member(member: str) -> None:
 
 
 def workload_state(
-    namespace: str, workload: str, *, desired: int, ready_by_country: Mapping[str, int], jurisdictions: int,
-    required: int, violations: int,
+    namespace: str, workload: str, *, desired: int, ready_by_country: Mapping[str, int], serving: int, standby: int,
+    jurisdictions: int, required: int, violations: int,
 ) -> None:
     WORKLOAD_DESIRED.labels(namespace, workload).set(desired)
     WORKLOAD_READY.labels(namespace, workload).set(sum(ready_by_country.values()))
+    WORKLOAD_SERVING.labels(namespace, workload).set(serving)
+    WORKLOAD_STANDBY.labels(namespace, workload).set(standby)
     WORKLOAD_JURISDICTIONS.labels(namespace, workload).set(jurisdictions)
     WORKLOAD_JURISDICTIONS_REQUIRED.labels(namespace, workload).set(required)
     WORKLOAD_RULES_SATISFIED.labels(namespace, workload).set(0 if violations else 1)
@@ -183,8 +193,8 @@ def replicas_starved(cause: str, replicas: int) -> None:
 def forget_workload(namespace: str, workload: str) -> None:
     for state in STARTING_STATES:
         _remove(WORKLOAD_STARTING, namespace, workload, state)
-    for gauge in (WORKLOAD_DESIRED, WORKLOAD_READY, WORKLOAD_JURISDICTIONS, WORKLOAD_JURISDICTIONS_REQUIRED,
-                  WORKLOAD_RULES_SATISFIED, WORKLOAD_RULE_VIOLATIONS):
+    for gauge in (WORKLOAD_DESIRED, WORKLOAD_READY, WORKLOAD_SERVING, WORKLOAD_STANDBY, WORKLOAD_JURISDICTIONS,
+                  WORKLOAD_JURISDICTIONS_REQUIRED, WORKLOAD_RULES_SATISFIED, WORKLOAD_RULE_VIOLATIONS):
         _remove(gauge, namespace, workload)
     _countries_by_workload.pop((namespace, workload), None)
     _publish_countries()

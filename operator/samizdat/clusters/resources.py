@@ -54,6 +54,7 @@ NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
 NODES = Resource("", "v1", "nodes", "Node", namespaced=False)
 PODS = Resource("", "v1", "pods", "Pod", namespaced=True)
 SECRETS = Resource("", "v1", "secrets", "Secret", namespaced=True)
+SERVICES = Resource("", "v1", "services", "Service", namespaced=True)
 EVENTS = Resource("", "v1", "events", "Event", namespaced=True)  # in the hub: samizdat's own Events
 CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)  # a member's fence epoch
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment", namespaced=True, scalable=True)
@@ -75,7 +76,7 @@ ADMISSION_POLICY_BINDINGS = Resource("admissionregistration.k8s.io", "v1", "vali
                                      "ValidatingAdmissionPolicyBinding", namespaced=False)
 
 KNOWN: tuple[Resource, ...] = (
-    NAMESPACES, NODES, PODS, SECRETS, EVENTS, CONFIGMAPS, DEPLOYMENTS, JOBS, LEASES,
+    NAMESPACES, NODES, PODS, SECRETS, SERVICES, EVENTS, CONFIGMAPS, DEPLOYMENTS, JOBS, LEASES,
     SERVICEACCOUNTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS, MEMBERCLUSTERS, AIWORKLOADS,
     ADMISSION_POLICIES, ADMISSION_POLICY_BINDINGS,
 )

@@ -68,8 +68,9 @@ class Fleet:
     when), `guard`, `settling`, `state` (one member for its status), `is_fenced`, `replica_starts` (how
     each copy's replicas are starting), `images_running`, `backed_off`. Commands: `connect`,
     `disconnect`, `update_spec`, `track`, `alliances_changed`, `record_decision`, `forget`, `place`,
-    `retire`, `remove`, `close`, `starve` (quarantine for starvation), `back_off`. Change notification:
-    `subscribe`, `unsubscribe`.
+    `expose` (a copy's serving Service), `assign_role` (a pod serving or standby), `retire`, `remove`,
+    `close`, `starve` (quarantine for starvation), `back_off`. Roles and endpoints read `pods`,
+    `service`, `host`. Change notification: `subscribe`, `unsubscribe`.
     """
 
     def __init__(self, settings: MemberSettings, member: MemberFactory = Member) -> None:
@@ -282,6 +283,20 @@ class Fleet:
             for name, copy in self.counted(uid).items()
         }
 
+    def pods(self, uid: str) -> dict[str, list[dict[str, Any]]]:
+        """The workload's live pods in each member whose replicas count (see `countable`)."""
+        return {name: self._members[name].pods_of(uid) for name in self.counted(uid)}
+
+    def service(self, name: str, uid: str) -> dict[str, Any] | None:
+        """The workload's Service in the member as the member answered its apply, if there is one."""
+        member = self._members.get(name)
+        return member.services.get(uid) if member is not None else None
+
+    def host(self, name: str) -> str | None:
+        """The member's address as its kubeconfig names it: where its node ports are reached."""
+        member = self._members.get(name)
+        return member.host if member is not None else None
+
     def losses(self, uid: str) -> dict[str, Loss]:
         """Members that held replicas of the workload (by their copies, or by our last decision when a
         censor deleted the copy outright) and are now lost: why, and since when."""
@@ -441,6 +456,18 @@ class Fleet:
         meanwhile (see `Member.answering`)."""
         member = self._members[name]
         await member.answering(member.apply_copy(manifest))
+
+    async def expose(self, name: str, uid: str, manifest: dict[str, Any]) -> None:
+        """Create or update the workload's serving Service in the member; raises MemberError, at once
+        if the member is lost meanwhile."""
+        member = self._members[name]
+        await member.answering(member.apply_service(uid, manifest))
+
+    async def assign_role(self, name: str, pod: str, role: str) -> None:
+        """Label one pod serving or standby in place; raises MemberError, at once if the member is lost
+        meanwhile (a promotion elsewhere must not wait on it)."""
+        member = self._members[name]
+        await member.answering(member.label_pod(pod, role))
 
     def retire(self, name: str, copy: Copy) -> None:
         """Delete a copy in the background (its pods take seconds to drain)."""

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from samizdat import health, inventory, ledger, manifests, membership, metrics
 from samizdat.clusters import (
@@ -119,7 +120,7 @@ class Member:
 
     Its loops feed it through three doors, which tests feed directly: `probed` (one probe's outcome),
     `listed` (a complete listing of one resource) and `observed` (one watch event). Its writes end in
-    `apply_copy` and `erase`, the only two that talk to the member.
+    `apply_copy`, `apply_service`, `label_pod` and `erase`, the only ones that talk to the member.
     """
 
     def __init__(
@@ -140,6 +141,9 @@ class Member:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.pods: dict[str, dict[str, Any]] = {}
         self.copies: dict[str, Copy] = {}  # by workload uid
+        # The Service of each served copy as the member answered our apply (its ClusterIP and node
+        # ports are the member's to choose); forgotten with the copy, which owns it in the member.
+        self.services: dict[str, dict[str, Any]] = {}  # by workload uid
         self.synced: set[str] = set()
         # None until first seen: a namespace missing from the start is a setup error, not censorship.
         self.namespace_present: bool | None = None
@@ -204,6 +208,10 @@ class Member:
             ) if self.settings.authority is not None else None
             self._client = MemberClient(self.name, self._credentials, authority=self.settings.authority, fence=keeper)
         return self._client
+
+    @property
+    def host(self) -> str | None:
+        return urlsplit(self._credentials.server).hostname
 
     @property
     def views_complete(self) -> bool:
@@ -415,6 +423,7 @@ class Member:
         about = uid or None  # the evidence concerns this workload: its Events may quote it
         if deleted:
             self.copies.pop(uid, None)
+            self.services.pop(uid, None)
             if name in self._deleting:
                 self._deleting.discard(name)
             else:
@@ -435,6 +444,11 @@ class Member:
         """Workloads that still have pods here (terminating ones included: they still run)."""
         labels = (pod["metadata"].get("labels", {}) for pod in self.pods.values())
         return {uid for uid in (label.get(manifests.UID_LABEL) for label in labels) if uid}
+
+    def pods_of(self, uid: str) -> list[dict[str, Any]]:
+        """The workload's live pods here: its replicas, starting, loading or ready."""
+        return [pod for pod in self.pods.values()
+                if pod["metadata"].get("labels", {}).get(manifests.UID_LABEL) == uid and inventory.pod_live(pod)]
 
     def replicas_lost_to_gpu_faults(self, uid: str) -> int:
         """Replicas of the workload stranded by GPUs the member's agents found fatally faulted."""
@@ -479,6 +493,14 @@ class Member:
 
     async def apply_copy(self, manifest: dict[str, Any]) -> None:
         await applying.apply(self.client, manifest)
+
+    async def apply_service(self, uid: str, manifest: dict[str, Any]) -> None:
+        self.services[uid] = await applying.apply(self.client, manifest)
+
+    async def label_pod(self, name: str, role: str) -> None:
+        """Give one pod its role in one metadata patch: the pod runs on, same UID."""
+        await writing.write(self.client, "PATCH", resources.PODS.path(namespace=manifests.WORKLOAD_NAMESPACE, name=name),
+                            body=manifests.role_patch(role), content_type=scaling.MERGE_PATCH)
 
     async def answering(self, write: Coroutine[Any, Any, None]) -> None:
         """Run `write`, given up with `MemberTimeout` as soon as the member is lost (Down, or

@@ -13,16 +13,16 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 import kopf
 import pydantic
 
-from samizdat import metrics, model, placement, starts
+from samizdat import inventory, manifests, metrics, model, placement, starts
 from samizdat.clusters.recording import EventType
-from samizdat.fleet import Fleet, Loss
+from samizdat.fleet import Copy, Fleet, Loss
 from samizdat.handlers import conditions, hub, startup
 from samizdat.handlers.conditions import Observed
 from samizdat.handlers.reconcile import Outcome, reconcile, remove_everywhere
@@ -37,17 +37,21 @@ SETTLE_POLL_S = 0.5  # while the fleet settles after start (fences also wake the
 
 @dataclass(frozen=True, slots=True)
 class FailoverClock:
-    """Times one failover: from the loss of a member to every replica ready again elsewhere."""
+    """Times one failover from the loss of a member: to the workload's full serving capacity Ready again
+    (what clients feel: a promoted standby, or a moved replica loaded elsewhere), and on to every replica,
+    standbys included, Ready again."""
 
     from_cluster: str
     reason: str
     started_monotonic: float
     started: datetime
+    serving_s: float | None = None  # seconds to full serving capacity, once reached
 
 
 @dataclass
 class FailoverTimer:
-    """Times one workload's failovers, each loss once.
+    """Times one workload's failovers, each loss once: to full serving capacity Ready again (what
+    clients feel), and on to every replica, standbys included, Ready again.
 
     A loss is a member lost since a given moment (`Loss.since`). A clock starts at the earliest loss
     not timed yet, and every loss seen while it runs is timed by it: it stops when every replica is
@@ -61,23 +65,44 @@ class FailoverTimer:
     timed: frozenset[tuple[str, float]] = frozenset()
     last: model.Failover | None = None
 
-    def observe(self, lost: Mapping[str, Loss], converged: bool, ready: int, wanted: int, now: float) -> None:
+    def observe(self, lost: Mapping[str, Loss], converged: bool, ready: int, wanted: int, now: float, *,
+                serving: int | None = None, serving_wanted: int | None = None) -> None:
         """Fold one reconcile's outcome in: its losses, whether it converged, replicas ready of those
-        wanted, and the monotonic time `now`."""
+        wanted, and the monotonic time `now`.
+
+        Given `serving` (ready serving replicas) of `serving_wanted`, serving capacity whole again ends
+        the failover as clients see it: `last` says so at once, and the duration metric observes it,
+        since with warm standbys that is one label write while the new standby loads for as long as a
+        cold start; `standby_seconds` follows once every replica is ready again."""
         losses = frozenset((loss.member, loss.since) for loss in lost.values())
         fresh = sorted((loss for loss in lost.values() if (loss.member, loss.since) not in self.timed),
                        key=lambda loss: (loss.since, loss.member))
         self.timed = losses  # losses that ended are forgotten: their member may be lost again
-        if self.running is None and fresh:
+        running = self.running
+        if running is None:
+            if not fresh:
+                return
             origin = fresh[0]
             started = datetime.now(UTC) - timedelta(seconds=now - origin.since)
             self.running = FailoverClock(origin.member, origin.reason.value, origin.since, started)
-        elif self.running is not None and converged and ready >= wanted:
-            seconds = round(now - self.running.started_monotonic, 3)
-            metrics.failover_done(self.running.reason, seconds)
-            self.last = model.Failover(time=self.running.started, from_cluster=self.running.from_cluster,
-                                       reason=self.running.reason, seconds=seconds)
-            self.running = None
+        clock = self.running
+        assert clock is not None
+        elapsed = round(now - clock.started_monotonic, 3)
+        if (serving is not None and serving_wanted is not None and clock.serving_s is None
+                and serving >= serving_wanted):
+            clock = self.running = replace(clock, serving_s=elapsed)
+            metrics.failover_done(clock.reason, elapsed)
+            self.last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
+                                       seconds=elapsed)
+        if running is None or not converged or ready < wanted or (serving is not None and clock.serving_s is None):
+            return  # a clock ends on a later reconcile than the one that started it
+        if clock.serving_s is None:
+            metrics.failover_done(clock.reason, elapsed)
+        standbys = serving_wanted is not None and wanted > serving_wanted
+        self.last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
+                                   seconds=elapsed if clock.serving_s is None else clock.serving_s,
+                                   standby_seconds=elapsed if standbys else None)
+        self.running = None
 
 
 @kopf.on.event(model.GROUP, model.VERSION, "alliances")
@@ -119,8 +144,7 @@ async def run_workload(
                 await _sleep(wake, stopped, SETTLE_POLL_S)
                 continue
             outcome = await reconcile(workload, fleet)
-            failovers.observe(outcome.lost, outcome.converged, _ready(fleet, workload),
-                              workload.spec.placed_replicas, time.monotonic())
+            _time_failover(failovers, fleet, workload, outcome, time.monotonic())
             status, gauges = build_status(workload, fleet, outcome, failovers.last)
             metrics.workload_state(workload.metadata.namespace or "", workload.metadata.name, **gauges)
             metrics.workload_starting(workload.metadata.namespace or "", workload.metadata.name, Counter(
@@ -200,8 +224,10 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[EventTyp
     for name, loss in sorted(outcome.lost.items()):
         events.append(("Warning", "MemberLost", f"replicas in {name} no longer count, the member is {loss.why}"))
     for change in outcome.changes:
-        verb = {"placed": "Placed", "scaled": "Scaled", "updated": "Updated", "removed": "Removed"}[change.verb]
-        events.append(("Normal", verb, f"{change.verb} {change.replicas} replica(s) in {change.member}"))
+        reason = change.verb.capitalize()  # Placed, Scaled, Updated, Removed, Promoted, Demoted
+        what = "standby replica(s) to serving" if change.verb == "promoted" else (
+            "serving replica(s) to standby" if change.verb == "demoted" else "replica(s)")
+        events.append(("Normal", reason, f"{change.verb} {change.replicas} {what} in {change.member}"))
     for name, error in sorted(outcome.failures.items()):
         events.append(("Warning", "ApplyFailed", f"{name}: {error}"))
     failover = workload.spec.failover
@@ -234,9 +260,15 @@ def _camel(rule: str | None) -> str:
     return (rule[:1].upper() + rule[1:]) if rule else "Infeasible"
 
 
-def _ready(fleet: Fleet, workload: model.AIWorkload) -> int:
-    """Replicas of the workload ready in members that count."""
-    return sum(min(c.ready, c.desired) for c in fleet.counted(workload.metadata.uid or "").values())
+def _time_failover(timer: FailoverTimer, fleet: Fleet, workload: model.AIWorkload, outcome: Outcome,
+                   now: float) -> None:
+    """Fold one reconcile into the workload's failover timer, with its serving replicas counted by
+    their pods' role labels (ground truth in the members)."""
+    counted = _counted(fleet, workload)
+    serving = sum(serving for serving, _ in _roles(workload, fleet, counted).values())
+    ready = sum(min(copy.ready, copy.desired) for copy in counted.values())
+    timer.observe(outcome.lost, outcome.converged, ready, workload.spec.placed_replicas, now,
+                  serving=serving, serving_wanted=workload.spec.serving_replicas)
 
 
 class WorkloadGauges(TypedDict):
@@ -244,6 +276,8 @@ class WorkloadGauges(TypedDict):
 
     desired: int
     ready_by_country: dict[str, int]
+    serving: int
+    standby: int
     jurisdictions: int
     required: int
     violations: int
@@ -254,20 +288,23 @@ def build_status(
 ) -> tuple[dict[str, Any], WorkloadGauges]:
     """The workload's status from what the fleet counts now, and the figures its metrics publish; it
     changes nothing, so the caller writes both."""
-    uid = workload.metadata.uid or ""
     now = datetime.now(UTC)
     generation = workload.metadata.generation
-    counted = {n: c for n, c in fleet.counted(uid).items() if c.desired > 0}
+    counted = _counted(fleet, workload)
     specs = {name: spec for name in counted if (spec := fleet.spec(name)) is not None}
+    roles = _roles(workload, fleet, counted)
     placements = tuple(
         model.MemberPlacement(
             cluster=name, jurisdiction=specs[name].spec.jurisdiction.country,
             provider=specs[name].spec.provider, replicas=copy.desired,
             ready_replicas=min(copy.ready, copy.desired),
             starting=starts.summarise(outcome.replica_starts.get(name, ())),
+            serving_replicas=roles[name][0], standby_replicas=roles[name][1],
         )
         for name, copy in sorted(counted.items()) if name in specs
     )
+    serving = sum(p.serving_replicas for p in placements)
+    standby = sum(p.standby_replicas for p in placements)
     countries = sorted({p.jurisdiction for p in placements})
     replicas = sum(p.replicas for p in placements)
     ready = sum(p.ready_replicas for p in placements)
@@ -280,16 +317,17 @@ def build_status(
     for item in placements:
         ready_by_country[item.jurisdiction] = ready_by_country.get(item.jurisdiction, 0) + item.ready_replicas
     gauges = WorkloadGauges(
-        desired=wanted, ready_by_country=ready_by_country, jurisdictions=len(countries),
+        desired=wanted, ready_by_country=ready_by_country, serving=serving, standby=standby,
+        jurisdictions=len(countries),
         required=workload.spec.placement.min_jurisdictions,
         violations=len(violations) + (1 if decision is not None and not decision.feasible else 0),
     )
     observed = [
         _placed(outcome, actual),
         _rules(outcome, violations, replicas, wanted),
-        Observed(Type.AVAILABLE, ready >= workload.spec.replicas and (ready > 0 or wanted == 0),
-                 "ReplicasReady" if ready >= workload.spec.replicas else "ReplicasNotReady",
-                 f"{ready}/{workload.spec.replicas} {_READY_WORDS[workload.spec.mode]}"),
+        Observed(Type.AVAILABLE, serving >= workload.spec.replicas and (serving > 0 or wanted == 0),
+                 "ReplicasReady" if serving >= workload.spec.replicas else "ReplicasNotReady",
+                 f"{serving}/{workload.spec.replicas} {_READY_WORDS[workload.spec.mode]}"),
         _degraded(outcome, ready, wanted),
     ]
     message = _infeasible_message(decision) if decision is not None and not decision.feasible else (
@@ -298,10 +336,51 @@ def build_status(
     status = model.AIWorkloadStatus(
         conditions=conditions.merge(_previous_conditions(workload), observed, now, generation),
         placements=placements, jurisdictions=len(countries), jurisdiction_list=tuple(countries),
-        replicas=replicas, ready_replicas=ready, last_failover=last_failover,
+        replicas=replicas, ready_replicas=ready, serving_replicas=serving, standby_replicas=standby,
+        endpoints=_endpoints(workload, fleet, placements), last_failover=last_failover,
         observed_generation=generation, message=message,
     )
     return status.model_dump(mode="json", by_alias=True, exclude_none=True), gauges
+
+
+def _counted(fleet: Fleet, workload: model.AIWorkload) -> dict[str, Copy]:
+    """The workload's copies that count and hold replicas."""
+    return {name: copy for name, copy in fleet.counted(workload.metadata.uid or "").items() if copy.desired > 0}
+
+
+def _roles(workload: model.AIWorkload, fleet: Fleet, counted: Mapping[str, Copy]) -> dict[str, tuple[int, int]]:
+    """Ready (serving, standby) replicas per counted member, by their pods' role labels. Every ready
+    replica of a training run serves."""
+    if workload.spec.mode is not model.Mode.SERVE:
+        return {name: (min(copy.ready, copy.desired), 0) for name, copy in counted.items()}
+    pods = fleet.pods(workload.metadata.uid or "")
+    roles = {}
+    for name, copy in counted.items():
+        ready = [pod for pod in pods.get(name, []) if inventory.pod_ready(pod)]
+        serving = sum(1 for pod in ready if manifests.is_serving(pod))
+        roles[name] = (min(serving, copy.desired), min(len(ready) - serving, copy.desired))
+    return roles
+
+
+def _endpoints(
+    workload: model.AIWorkload, fleet: Fleet, placements: tuple[model.MemberPlacement, ...],
+) -> tuple[model.Endpoint, ...]:
+    """Where clients reach the serving replicas: members that count and have a ready serving replica."""
+    uid = workload.metadata.uid or ""
+    endpoints = []
+    for item in placements:
+        if item.serving_replicas <= 0:
+            continue
+        service, host = fleet.service(item.cluster, uid), fleet.host(item.cluster)
+        spec = service.get("spec", {}) if service is not None else {}
+        node_ports = [port["nodePort"] for port in spec.get("ports", []) if port.get("nodePort")]
+        endpoints.append(model.Endpoint(
+            cluster=item.cluster, jurisdiction=item.jurisdiction, ready_replicas=item.serving_replicas,
+            addresses=tuple(f"{host}:{port}" for port in node_ports) if host else (),
+            service=f"{service['metadata']['name']}.{manifests.WORKLOAD_NAMESPACE}" if service is not None else None,
+            cluster_ip=spec.get("clusterIP"),
+        ))
+    return tuple(endpoints)
 
 
 _READY_WORDS = {model.Mode.SERVE: "serving replicas ready", model.Mode.TRAIN: "training replicas running or done"}

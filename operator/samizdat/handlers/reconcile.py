@@ -17,14 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 
-from samizdat import manifests, metrics, placement, starts
+from samizdat import inventory, manifests, metrics, placement, starts
 from samizdat.clusters import errors
 from samizdat.fleet import Fleet, Loss, tampering
-from samizdat.model import AIWorkload
-from samizdat.placement import from_model
+from samizdat.model import AIWorkload, Mode
+from samizdat.placement import from_model, standby
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Change:
     """One thing done to a member, for an Event."""
 
     member: str
-    verb: str  # "placed", "scaled", "updated", "removed"
+    verb: str  # "placed", "scaled", "updated", "removed", "promoted", "demoted"
     replicas: int
 
 
@@ -128,6 +128,10 @@ async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
     outcome = Outcome(decision=decision, lost=lost, replica_starts=replica_starts, starved=starved,
                       recheck_s=_recheck(replica_starts))
     if not decision.feasible:
+        if workload.spec.mode is Mode.SERVE:
+            # Nothing moves, but the replicas that still run serve: a standby is promoted for a lost
+            # serving replica even when the lost one cannot be placed again.
+            await _assign_roles(fleet, workload, outcome, current)
         return outcome
     fleet.record_decision(uid, decision.assignments, manifests.replica_pod_spec(workload))
     # Members are written concurrently: a member that has just gone quiet (partitioned, not yet Down)
@@ -147,8 +151,72 @@ async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
         else:
             fleet.retire(name, copy)
             outcome.changes.append(Change(name, "removed", 0))
+    if workload.spec.mode is Mode.SERVE:
+        # Promotions go out with the copies, not after them: restoring serving capacity must not
+        # wait for a cold replica's member to answer. Pods of new copies get their role once seen.
+        writes.append(_assign_roles(fleet, workload, outcome, decision.assignments))
     await asyncio.gather(*writes)
+    if workload.spec.mode is Mode.SERVE:
+        await _expose(fleet, workload, outcome, decision)
     return outcome
+
+
+async def _expose(fleet: Fleet, workload: AIWorkload, outcome: Outcome, decision: placement.Decision) -> None:
+    """Give each member copy its serving Service, once the member has reported the copy (the Service
+    is owned by it, by uid)."""
+    uid = workload.metadata.uid or ""
+    writes = []
+    for name, copy in sorted(fleet.counted(uid).items()):
+        if decision.assignments.get(name, 0) <= 0 or fleet.service(name, uid) is not None:
+            continue
+        if not copy.body.get("metadata", {}).get("uid"):
+            continue  # our own apply, not yet seen back from the member
+        manifest = manifests.build_service(workload, copy.body)
+        if manifest is not None:
+            writes.append(_guarded(outcome, name, fleet.expose(name, uid, manifest)))
+    await asyncio.gather(*writes)
+
+
+async def _assign_roles(fleet: Fleet, workload: AIWorkload, outcome: Outcome, assignments: Mapping[str, int]) -> None:
+    """Label each member's pods serving or standby (see `placement.standby`): promotions land first,
+    all members at once, then demotions, so serving capacity never dips while they land. `assignments`
+    holds every hard rule; the serving replicas among them keep minJurisdictions, the one rule a subset
+    of a placement can break, so no promotion breaks a hard rule."""
+    pods = fleet.pods(workload.metadata.uid or "")
+    held = {
+        name: standby.Held(ready=sum(1 for pod in members_pods if inventory.pod_ready(pod)),
+                           serving=sum(1 for pod in members_pods if manifests.is_serving(pod)))
+        for name, members_pods in pods.items()
+    }
+    countries = {name: spec.spec.jurisdiction.country if (spec := fleet.spec(name)) is not None else ""
+                 for name in assignments}
+    serving = standby.serving_split(assignments, held, countries, workload.spec.replicas,
+                                    workload.spec.placement.min_jurisdictions)
+    # A member the decision empties keeps its labels: its copy is being retired, pods and all.
+    labels = {name: manifests.relabels(members_pods, serving[name]) for name, members_pods in pods.items()
+              if assignments.get(name, 0) > 0}
+    for role, verb in ((manifests.SERVING, "promoted"), (manifests.STANDBY, "demoted")):
+        writes = []
+        for name, wanted in sorted(labels.items()):
+            chosen = [pod for pod, to in wanted if to == role]
+            writes += [_guarded(outcome, name, _relabel(fleet, name, pod, role)) for pod in chosen]
+            if chosen:
+                outcome.changes.append(Change(name, verb, len(chosen)))
+        await asyncio.gather(*writes)
+
+
+async def _relabel(fleet: Fleet, name: str, pod: str, role: str) -> None:
+    try:
+        await fleet.assign_role(name, pod, role)
+    except errors.NotFound:
+        pass  # the pod went (its ReplicaSet scaled down): the next reconcile sees the member as it is
+
+
+async def _guarded(outcome: Outcome, name: str, write: Awaitable[None]) -> None:
+    try:
+        await write
+    except errors.MemberError as error:
+        outcome.failures[name] = str(error)
 
 
 async def _place(fleet: Fleet, workload: AIWorkload, outcome: Outcome, name: str, verb: str, replicas: int) -> None:

@@ -138,8 +138,9 @@ class FailoverPolicy(Model):
     """How the workload survives losing members."""
 
     standby_replicas: Count = 0
-    """Warm replicas kept beyond spec.replicas so a failover need not wait for a cold start; placement
-    rules count them like every other replica."""
+    """Warm replicas kept beyond spec.replicas, loaded and ready but not serving, so a failover need
+    not wait for a cold start: a standby is promoted in place (one pod label write). Placement rules
+    count them like every other replica. Serve mode only; for Train they are ordinary replicas."""
     quarantine_seconds: Count = 300
     """After a member fails or censors, or starves a replica past its start deadline, no replica of this
     workload returns to it for this many seconds."""
@@ -213,6 +214,12 @@ class AIWorkloadSpec(Model):
     def placed_replicas(self) -> int:
         """Replicas the solver places: serving plus standby, none at all when scaled to zero."""
         return self.replicas + self.failover.standby_replicas if self.replicas else 0
+
+    @property
+    def serving_replicas(self) -> int:
+        """Replicas that serve once Ready: spec.replicas when serving a model (standbys wait), every placed
+        replica of a training run (its standbys are ordinary replicas)."""
+        return self.replicas if self.mode is Mode.SERVE else self.placed_replicas
 
     @model_validator(mode="after")
     def _rules(self) -> AIWorkloadSpec:
@@ -294,6 +301,29 @@ class MemberPlacement(Model):
     """Replicas on the member that are ready."""
     starting: Annotated[tuple[StartingReplicas, ...], Field(max_length=16)] = ()
     """Replicas not Ready yet, grouped by state and cause, with the member's evidence."""
+    serving_replicas: Count = 0
+    """Ready replicas on the member that serve (pods labelled samizdat.io/role=serving)."""
+    standby_replicas: Count = 0
+    """Ready replicas on the member kept warm as standbys, not serving (samizdat.io/role=standby)."""
+
+
+class Endpoint(Model):
+    """Where clients reach a workload's serving replicas in one member. Only members whose replicas
+    count and that have a ready serving replica are listed, so a lost member never is."""
+
+    cluster: Annotated[str, Field(min_length=1, max_length=253)]
+    """Name of the MemberCluster."""
+    jurisdiction: CountryCode
+    """Country of the member."""
+    ready_replicas: Count
+    """Serving replicas ready behind this endpoint."""
+    addresses: Annotated[tuple[Annotated[str, Field(max_length=300)], ...], Field(max_length=64)] = ()
+    """host:port pairs a client outside the member connects to: the member's address (as its
+    kubeconfig names it) and the serving Service's node ports."""
+    service: Annotated[str, Field(max_length=253)] | None = None
+    """The serving Service in the member, as name.namespace."""
+    cluster_ip: Annotated[Annotated[str, Field(max_length=64)] | None, Field(alias="clusterIP")] = None
+    """The Service's address inside the member."""
 
 
 class FailoverReason(StrEnum):
@@ -313,7 +343,11 @@ class Failover(Model):
     reason: Annotated[str, Field(min_length=1, max_length=1024)]
     """Why, as one CamelCase word (e.g. MemberDown, Censoring)."""
     seconds: NonNegativeNumber
-    """How long it took until the moved replicas were ready again elsewhere."""
+    """How long until the workload's full serving capacity was Ready again: a standby promoted in place,
+    or the moved replicas loaded elsewhere."""
+    standby_seconds: NonNegativeNumber | None = None
+    """How long until every standby was Ready again too (a new one loads for as long as a cold start);
+    absent while they load, and for workloads without standbys."""
 
 
 class AIWorkloadStatus(Model):
@@ -331,6 +365,12 @@ class AIWorkloadStatus(Model):
     """Replicas placed, standby included."""
     ready_replicas: Count = 0
     """Replicas that are ready."""
+    serving_replicas: Count = 0
+    """Ready replicas that serve; warm standbys are never counted here."""
+    standby_replicas: Count = 0
+    """Ready replicas kept warm as standbys (promoted in place when serving replicas are lost)."""
+    endpoints: Annotated[tuple[Endpoint, ...], Field(json_schema_extra=list_map("cluster"))] = ()
+    """Per member, where clients reach the serving replicas; updated on every failover."""
     last_failover: Failover | None = None
     """The most recent failover."""
     observed_generation: NonNegativeInt | None = None

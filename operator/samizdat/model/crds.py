@@ -172,6 +172,10 @@ RESOURCES: Final = (
         columns=(
             _column("Replicas", ".spec.replicas", "integer"),
             _column("Ready", ".status.readyReplicas", "integer"),
+            _column("Serving", ".status.servingReplicas", "integer",
+                    description="Ready replicas that serve (warm standbys are not counted)"),
+            _column("Standby", ".status.standbyReplicas", "integer",
+                    description="Ready warm standbys, promoted in place when serving replicas are lost"),
             _column("Jurisdictions", ".status.jurisdictions", "integer"),
             _column("Rules", '.status.conditions[?(@.type=="RulesSatisfied")].status',
                     description="Whether every placement rule holds (the RulesSatisfied condition)"),
