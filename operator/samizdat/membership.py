@@ -6,7 +6,7 @@ these builders take values and return dicts; they never talk to an API.
 
 The identity in a member may do what the operator does there and nothing else: read nodes, pods and
 namespaces; manage Deployments, Jobs and Services (and stop or relabel their pods) in `samizdat-workloads`;
-raise the fence epoch there; and request tokens for itself alone, which is how the operator renews its
+raise the fence epoch, kept in `samizdat-system`; and request tokens for itself alone, which is how the operator renews its
 credential before it expires.
 
 Every member also gets the fence (`leadership.fence`): admission policies in the member's own API server
