@@ -96,16 +96,22 @@ class Renewals:
         self.minted: list[str] = []
         self.said: list[str] = []
         self.on_turn: dict[int, bool] = {}  # turn -> whether this operator leads from then on
+        self.joined_meanwhile: str | None = None  # a kubeconfig a `join` writes while a renewal mints
 
     async def read(self, hub_: object, namespace: str, name: str, key: str) -> str:
         return self.secret
 
-    async def write(self, hub_: object, namespace: str, name: str, key: str, text: str) -> None:
+    async def write(self, hub_: object, namespace: str, name: str, key: str, text: str, *, replacing: str) -> bool:
+        if self.secret != replacing:
+            return False
         self.secret = text
+        return True
 
     async def mint(self, client: MemberClient, *, namespace: str, service_account: str,
                    request: Mapping[str, Any]) -> minting.Minted:
         self.minted.append(client.member)
+        if self.joined_meanwhile is not None:
+            self.secret = self.joined_meanwhile
         return minting.Minted(self.fresh, "")
 
     def say(self, recorder: object, body: object, type_: str, reason: str, message: str) -> None:
@@ -163,3 +169,16 @@ async def test_a_standby_that_takes_over_renews(monkeypatch: pytest.MonkeyPatch,
     await renew(renewals, monkeypatch, member_cluster)
     assert renewals.minted == ["m1"]
     assert renewals.said == ["CredentialsRenewed"]
+
+
+async def test_a_renewal_racing_a_join_leaves_the_joins_credential(
+    monkeypatch: pytest.MonkeyPatch, member_cluster: Any
+) -> None:
+    renewals = Renewals(None, turns=3)
+    now = int(time.time())
+    joined = kubeconfig_with(jwt(bound_claims(issued=now, expires=now + 3_600, secret="samizdat-credential-new")))
+    renewals.joined_meanwhile = joined
+    await renew(renewals, monkeypatch, member_cluster)
+    assert renewals.minted == ["m1"]
+    assert renewals.secret == joined, "a token of the retiring credential was written over the join's"
+    assert renewals.said == [], "neither renewed nor failed: the join's credential is not due"
