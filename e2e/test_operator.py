@@ -46,8 +46,8 @@ def test_sample_workload_runs_in_members_that_satisfy_every_rule(hub: Sandbox, s
     assert sample["status"]["jurisdictions"] >= 3
     table = hub.kubectl("hub").run("get", "aiw", "sample", "-n", "default").stdout
     header, row = table.splitlines()[:2]
-    assert header.split()[:5] == ["NAME", "REPLICAS", "READY", "JURISDICTIONS", "RULES"]
-    assert row.split()[1:5] == ["4", "4", str(sample["status"]["jurisdictions"]), "True"]
+    assert header.split()[:7] == ["NAME", "REPLICAS", "READY", "SERVING", "STANDBY", "JURISDICTIONS", "RULES"]
+    assert row.split()[1:7] == ["4", "4", "4", "0", str(sample["status"]["jurisdictions"]), "True"]  # no standbys
 
 
 def test_scaling_up_keeps_every_replica_where_it_was(hub: Sandbox, sample: dict[str, Any]) -> None:
