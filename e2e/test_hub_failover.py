@@ -120,13 +120,17 @@ def taken_over_while_away(world: World, name: str, leave: Callable[[int], None],
                 "minJurisdictions": 2, "maxPerCluster": 2})))
             eventually(lambda: sum(member_pods(world.sandbox, uid).values()) == 3, timeout=60, what="3 pods")
             before, pods_before = world.copies(uid), member_pods(world.sandbox, uid)
-            back_at = world.log_size(leader)
+            back_at, new_back_at = world.log_size(leader), world.log_size(new)
         finally:
             come_back(leader)
         eventually(lambda: "no longer leading" in world.log_since(leader, back_at) or None,
                    timeout=20, what="the old leader stepping down")
         time.sleep(3)  # what it may try after coming back, it has tried by now
-        assert world.copies(uid) == before, "a copy was changed after the old leader came back"
+        after = world.copies(uid)
+        # Who changed it, if one was changed: both operators' logs since the old leader came back.
+        assert after == before, (f"a copy was changed after the old leader came back: {before} -> {after}\n"
+                                 f"old leader's log:\n{world.log_since(leader, back_at)[-6000:]}\n"
+                                 f"new leader's log:\n{world.log_since(new, new_back_at)[-6000:]}")
         assert member_pods(world.sandbox, uid) == pods_before
         back = world.log_since(leader, back_at)
         assert "leading the hub as" not in back
