@@ -118,7 +118,11 @@ def taken_over_while_away(world: World, name: str, leave: Callable[[int], None],
             new = world.leader(among=[n for n in range(SITES) if n != leader])
             world.hub(new).run("apply", "-f", "-", stdin=json.dumps(aiworkload(name, 3, {
                 "minJurisdictions": 2, "maxPerCluster": 2})))
-            eventually(lambda: sum(member_pods(world.sandbox, uid).values()) == 3, timeout=60, what="3 pods")
+            # Settled: 3 pods, and the copies hold 3 replicas. A copy the new leader moves away from is
+            # removed only once its replacement is Ready, so 3 pods alone may still leave that copy to go.
+            eventually(lambda: sum(member_pods(world.sandbox, uid).values()) == 3
+                       and sum(replicas for _, _, replicas in world.copies(uid).values()) == 3,
+                       timeout=60, what="3 pods, and 3 replicas in the copies")
             before, pods_before = world.copies(uid), member_pods(world.sandbox, uid)
             back_at, new_back_at = world.log_size(leader), world.log_size(new)
         finally:
