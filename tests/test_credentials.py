@@ -85,7 +85,7 @@ class Candidate:
 
 class Renewals:
     """The hub's credential Secret and the member's TokenRequest API as samizdat's own calls see them
-    (`hub.read_kubeconfig`, `hub.write_kubeconfig`, `minting.mint`), and the daemon's stop flag: each
+    (`hub.read_versioned_kubeconfig`, `hub.write_kubeconfig`, `minting.mint`), and the daemon's stop flag: each
     wait of the daemon is one turn, and `turns` ends it."""
 
     def __init__(self, candidate: Candidate | None, turns: int) -> None:
@@ -96,22 +96,23 @@ class Renewals:
         self.minted: list[str] = []
         self.said: list[str] = []
         self.on_turn: dict[int, bool] = {}  # turn -> whether this operator leads from then on
+        self.version = 1  # the Secret's resourceVersion
         self.joined_meanwhile: str | None = None  # a kubeconfig a `join` writes while a renewal mints
 
-    async def read(self, hub_: object, namespace: str, name: str, key: str) -> str:
-        return self.secret
+    async def read(self, hub_: object, namespace: str, name: str, key: str) -> tuple[str, str]:
+        return self.secret, str(self.version)
 
-    async def write(self, hub_: object, namespace: str, name: str, key: str, text: str, *, replacing: str) -> bool:
-        if self.secret != replacing:
-            return False
-        self.secret = text
+    async def write(self, hub_: object, namespace: str, name: str, key: str, text: str, *, version: str) -> bool:
+        if str(self.version) != version:
+            return False  # the API server's Conflict
+        self.secret, self.version = text, self.version + 1
         return True
 
     async def mint(self, client: MemberClient, *, namespace: str, service_account: str,
                    request: Mapping[str, Any]) -> minting.Minted:
         self.minted.append(client.member)
         if self.joined_meanwhile is not None:
-            self.secret = self.joined_meanwhile
+            self.secret, self.version = self.joined_meanwhile, self.version + 1
         return minting.Minted(self.fresh, "")
 
     def say(self, recorder: object, body: object, type_: str, reason: str, message: str) -> None:
@@ -129,7 +130,7 @@ class Renewals:
 
 
 async def renew(renewals: Renewals, monkeypatch: pytest.MonkeyPatch, member_cluster: Any) -> None:
-    monkeypatch.setattr(hub, "read_kubeconfig", renewals.read)
+    monkeypatch.setattr(hub, "read_versioned_kubeconfig", renewals.read)
     monkeypatch.setattr(hub, "write_kubeconfig", renewals.write)
     monkeypatch.setattr(hub, "say", renewals.say)
     monkeypatch.setattr(minting, "mint", renewals.mint)

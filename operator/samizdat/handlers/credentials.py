@@ -7,7 +7,7 @@ same lifetime bound to the same Secret, and writes the kubeconfig with it to the
 daemon sees the new kubeconfig and hands the token to the live client, without reconnecting, so a
 renewal moves nothing. Renewing through the same anchor means a rotation by `join` (a new anchor, the
 old one deleted) also ends every renewal of the old credential, and a renewal writes the hub Secret only
-while it still holds the kubeconfig the renewal started from, so one that races a join never overwrites
+while it is still at the version the renewal read, so one that races a join never overwrites
 the join's new credential with a token of the one being retired.
 
 A renewal that fails is retried and shows at once as `CredentialsExpiring=True` (with the expiry time),
@@ -112,7 +112,7 @@ async def renew_credentials(
         while not stopped:
             ref = model.MemberCluster.model_validate(dict(body)).spec.kubeconfig_secret_ref
             try:
-                text = await hub.read_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key)
+                text, version = await hub.read_versioned_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key)
             except errors.MemberError:
                 await stopped.wait(RECHECK_S)  # the member daemon reports a missing Secret
                 continue
@@ -139,7 +139,7 @@ async def renew_credentials(
             deferring = False
             try:
                 renewed = await _renew(name, text, found.claims)
-                if not await hub.write_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key, renewed, replacing=text):
+                if not await hub.write_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key, renewed, version=version):
                     continue  # a join rotated the credential meanwhile: renew what it wrote, when due
             except (errors.MemberError, kubeconfig.KubeconfigError, membership.NotRenewable) as error:
                 if found.failure is None:

@@ -36,22 +36,23 @@ async def read_kubeconfig(hub: MemberClient, namespace: str, name: str, key: str
     return await fetching.read_secret(hub, namespace=namespace, name=name, key=key)
 
 
-async def write_kubeconfig(hub: MemberClient, namespace: str, name: str, key: str, text: str, *,
-                           replacing: str) -> bool:
-    """Replace one member's kubeconfig in its Secret (a renewed credential), leaving the rest of it, but
-    only while the Secret still holds `replacing`, the kubeconfig the renewal started from.
-
-    False when it holds another one: a `join` rotated the credential meanwhile, and its kubeconfig must
-    stand (overwriting it would hand the operator a token of the credential the join is retiring). The
-    write carries the resourceVersion it compared, so a change between the read and the write is a
-    conflict, not a lost update.
-    """
+async def read_versioned_kubeconfig(hub: MemberClient, namespace: str, name: str, key: str) -> tuple[str, str]:
+    """A member's kubeconfig and the resourceVersion of the Secret it was read from (to write it back)."""
     secret = await fetching.get(hub, resources.SECRETS, name, namespace=namespace)
-    if fetching.secret_value(hub, secret, key) != replacing:
-        return False
+    return fetching.secret_value(hub, secret, key), str(secret["metadata"]["resourceVersion"])
+
+
+async def write_kubeconfig(hub: MemberClient, namespace: str, name: str, key: str, text: str, *,
+                           version: str) -> bool:
+    """Replace one member's kubeconfig in its Secret (a renewed credential), leaving the rest of it, but
+    only while the Secret is still at `version`, the one the renewal read.
+
+    False when it is not: a `join` rotated the credential meanwhile, and its kubeconfig must stand
+    (overwriting it would hand the operator a token of the credential the join is retiring). The
+    resourceVersion in the patch makes the API server refuse it (Conflict) instead of losing that update.
+    """
     path = resources.SECRETS.path(namespace=namespace, name=name)
-    body = {"metadata": {"resourceVersion": secret["metadata"]["resourceVersion"]},
-            "data": {key: base64.b64encode(text.encode()).decode()}}
+    body = {"metadata": {"resourceVersion": version}, "data": {key: base64.b64encode(text.encode()).decode()}}
     try:
         await writing.write(hub, "PATCH", path, body=body, content_type="application/merge-patch+json")
     except errors.Conflict:
