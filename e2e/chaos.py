@@ -14,8 +14,10 @@ hub's statuses beside them. `judge` turns the samples into a `Verdict`:
   their real nodes and pods. Short with room for more than `ROOM_BOUND_S` in a row fails the run;
 - a *limit broken* (every rule but the spread minimums) in what the members run fails the run unless
   it ends within `HEAL_BOUND_S` of a heal of a member involved (the fence's work);
-- every `status.lastFailover` must say at most `FAILOVER_BOUND_S`, and the operator's RSS may grow
-  by less than `RSS_GROWTH_BOUND` over the run.
+- every `status.lastFailover` may last at most `FAILOVER_BOUND_S` beyond the time in it when, by the
+  same ground truth, the workload was short and the healthy members had no room for it (a failover
+  cannot end before capacity is back; samizdat's own `withoutRoomSeconds` is reported beside it), and
+  the operator's RSS may grow by less than `RSS_GROWTH_BOUND` over the run.
 
 The timeline (`Verdict.timeline`) lists every shortfall: which workload, since when, where its
 replicas were, which members were faulted or not Ready to samizdat, and what its status said.
@@ -216,8 +218,8 @@ class Verdict:
                  for s in self.shortfalls if s.room_s > ROOM_BOUND_S]
         found += [f"{b.workload} broke limits {b.since_s:.1f}–{b.until_s:.1f}s {dict(b.running)}: {b.problems} "
                   f"(heal {b.after_heal_s}s before)" for b in self.limits if not b.excused]
-        found += [f"{f['workload']}: lastFailover {f['seconds']}s > {FAILOVER_BOUND_S:.0f}s ({f})"
-                  for f in self.failovers if float(f.get("seconds", 0)) > FAILOVER_BOUND_S]
+        found += [f"{f['workload']}: lastFailover {f['seconds']}s, {f['with_room_s']}s of it with room > "
+                  f"{FAILOVER_BOUND_S:.0f}s ({f})" for f in self.failovers if f["with_room_s"] > FAILOVER_BOUND_S]
         if self.rss_growth >= RSS_GROWTH_BOUND:
             found.append(f"operator RSS grew {self.rss_growth:.0%}: {self.rss_mib}")
         if self.whole_after_s is None:
@@ -236,6 +238,7 @@ class Verdict:
             "limits_broken_unexcused": sum(1 for b in self.limits if not b.excused),
             "failovers": len(self.failovers),
             "max_failover_s": max((float(f["seconds"]) for f in self.failovers), default=0.0),
+            "max_failover_with_room_s": max((f["with_room_s"] for f in self.failovers), default=0.0),
             "rss_mib": list(self.rss_mib), "rss_growth": round(self.rss_growth, 3),
             "whole_after_s": self.whole_after_s,
         }
@@ -263,8 +266,10 @@ def _episodes(samples: Sequence[Sample], within: Callable[[Sample], bool]) -> li
 
 
 def judge(samples: Sequence[Sample], plan: Plan, heals: Mapping[str, Sequence[float]],
-          rss_mib: tuple[float, float], whole_after_s: float | None = 0.0) -> Verdict:
-    """The verdict on a run from its samples; `heals` gives, per member, when each heal finished."""
+          rss_mib: tuple[float, float], whole_after_s: float | None = 0.0,
+          began: datetime = datetime.fromtimestamp(0, UTC)) -> Verdict:
+    """The verdict on a run from its samples; `heals` gives, per member, when each heal finished, and
+    `began` when the run's clock read 0 (a failover's status gives its start as a time of day)."""
     verdict = Verdict(rss_mib=rss_mib, whole_after_s=whole_after_s)
     wanted = {w.name: w for w in plan.workloads}
     for name, spec in wanted.items():
@@ -304,8 +309,19 @@ def judge(samples: Sequence[Sample], plan: Plan, heals: Mapping[str, Sequence[fl
             key = (name, failover.get("time"))
             if key not in seen:
                 seen.add(key)
-                verdict.failovers.append({"workload": name, **failover})
+                since = (datetime.fromisoformat(failover["time"]) - began).total_seconds()
+                seconds = float(failover["seconds"])
+                without = _without_room([s for s in samples if name in s.workloads], name, since, since + seconds)
+                verdict.failovers.append({"workload": name, **failover, "without_room_s": round(without, 1),
+                                          "with_room_s": round(seconds - without, 1)})
     return verdict
+
+
+def _without_room(present: Sequence[Sample], name: str, since: float, until: float) -> float:
+    """Seconds between `since` and `until` in which the workload was short and the healthy members had no
+    room for it, each sample standing for the time until the next."""
+    return sum(max(0.0, min(after.t, until) - max(here.t, since))
+               for here, after in zip(present, present[1:], strict=False) if here.workloads[name].room is False)
 
 
 def _limits(running: Mapping[str, int], rules: Mapping[str, Any]) -> list[str]:
@@ -458,7 +474,7 @@ class Chaos:
         self._began = time.monotonic()
         _wait(lambda: self._whole(self.sample()), 180, "every workload running under its rules")
         rss_before = _rss_mib(self.operator_pid)
-        self._began = time.monotonic()
+        self._began, began = time.monotonic(), datetime.now(UTC)
         sampler = threading.Thread(target=self._sampling, daemon=True)
         sampler.start()
         try:
@@ -480,7 +496,7 @@ class Chaos:
         self._halt.set()
         sampler.join(timeout=30)
         rss_after = _rss_mib(self.operator_pid)
-        return judge(self.samples, self.plan, self.heals, (rss_before, rss_after), whole_after_s)
+        return judge(self.samples, self.plan, self.heals, (rss_before, rss_after), whole_after_s, began)
 
     def _whole(self, sample: Sample) -> bool:
         return all(sum(w.ready.values()) >= p.replicas and not _limits(w.running, p.rules)

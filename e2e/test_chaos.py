@@ -3,14 +3,15 @@
 Workloads with spread rules, faults every 10–20 s from every action the sandbox has (at most two members
 faulted at once), ground truth read from the members every 2 s (`e2e.chaos`). It fails when a workload
 stays short of Ready replicas for more than 30 s while the healthy members had room for it under its
-rules, when a limit is broken other than in the seconds after a heal, when a lastFailover says more than
-15 s, or when the operator's RSS grows by 20 % or more. The timeline of every shortfall is printed.
+rules, when a limit is broken other than in the seconds after a heal, when a lastFailover lasts more than
+15 s beyond its time without room, or when the operator's RSS grows by 20 % or more. The timeline of every shortfall is printed.
 SAMIZDAT_CHAOS_SEED picks another seed; a failure names the seed that reproduces it.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 
 from e2e import chaos
 from e2e.operator import OperatorProcess
@@ -37,9 +38,9 @@ def test_compound_faults_leave_no_workload_short_while_there_is_room(hub: Sandbo
 
 
 def _sample(t: float, ready: dict[str, int], room: bool | None = None, running: dict[str, int] | None = None,
-            faulted: dict[str, str] | None = None) -> chaos.Sample:
+            failover: dict[str, object] | None = None) -> chaos.Sample:
     seen = chaos.WorkloadSample(ready, running if running is not None else ready, "status", room)
-    return chaos.Sample(t, faulted or {}, {}, {"w": seen}, {})
+    return chaos.Sample(t, {}, {}, {"w": seen}, {"w": failover} if failover else {})
 
 
 def test_the_judge_counts_only_shortfalls_with_room_and_excuses_limits_only_just_after_a_heal() -> None:
@@ -60,3 +61,22 @@ def test_the_judge_counts_only_shortfalls_with_room_and_excuses_limits_only_just
     late = chaos.judge(samples, plan, {"de-frankfurt": [5.0]}, (80.0, 82.0))
     assert len(late.failures()) == 1 and "broke limits" in late.failures()[0], "7 s after a heal"
     assert "RSS" in chaos.judge(samples[:1], plan, {}, (80.0, 100.0)).failures()[0]
+
+
+def test_the_judge_holds_a_failover_to_its_time_with_room() -> None:
+    plan = chaos.Plan(0, ("de-berlin", "fr-paris"), (chaos.WorkloadPlan("w", 2, 1, {"minJurisdictions": 2}),), (), 60)
+    began = datetime(2026, 12, 2, tzinfo=UTC)
+    # lost at 10 s; no room from 12 s to 40 s (28 s), then placed and Ready at 50 s: 40 s, 12 s of it with room
+    failover = {"time": (began + timedelta(seconds=10)).isoformat(), "fromCluster": "de-berlin", "seconds": 40.0}
+    short = {"fr-paris": 1}
+    samples = [_sample(10, short, room=True), *(_sample(t, short, room=False) for t in range(12, 40, 2)),
+               *(_sample(t, short, room=True) for t in range(40, 50, 2)),
+               _sample(50, {"de-berlin": 1, "fr-paris": 1}, failover=failover)]
+    verdict = chaos.judge(samples, plan, {}, (80.0, 82.0), began=began)
+    assert [(f["without_room_s"], f["with_room_s"]) for f in verdict.failovers] == [(28.0, 12.0)]
+    assert verdict.failures() == []
+
+    slow = {**failover, "time": (began + timedelta(seconds=5)).isoformat(), "seconds": 45.0}  # 17 s with room
+    samples[-1] = _sample(50, {"de-berlin": 1, "fr-paris": 1}, failover=slow)
+    failures = chaos.judge(samples, plan, {}, (80.0, 82.0), began=began).failures()
+    assert len(failures) == 1 and "17.0s of it with room" in failures[0]

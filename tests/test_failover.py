@@ -727,6 +727,24 @@ def test_a_failover_is_timed_once_for_a_member_that_stays_lost() -> None:
     assert (timer.last.from_cluster, timer.last.seconds) == ("de", 3.5)
 
 
+def test_a_failover_reports_how_long_it_waited_for_room() -> None:
+    timer = aiworkloads.FailoverTimer()
+    lost = {"de": _loss("de", 100.0)}
+    timer.observe(lost, converged=False, ready=1, wanted=2, now=101.0, room=False)  # nowhere to go
+    timer.observe(lost, converged=False, ready=1, wanted=2, now=131.0, room=False)  # a resync: still none
+    timer.observe(lost, converged=True, ready=1, wanted=2, now=140.0)  # a member came back: placed
+    timer.observe(lost, converged=True, ready=2, wanted=2, now=144.0)
+
+    assert timer.last is not None
+    assert (timer.last.seconds, timer.last.without_room_seconds) == (44.0, 39.0), \
+        "detection (1 s) and the move (4 s) are the failover's own; the 39 s between are the fleet's"
+
+    again = {"fr": _loss("fr", 200.0)}
+    timer.observe(again, converged=True, ready=1, wanted=2, now=201.0)
+    timer.observe(again, converged=True, ready=2, wanted=2, now=203.0)
+    assert (timer.last.from_cluster, timer.last.without_room_seconds) == ("fr", 0.0), "each failover its own"
+
+
 async def test_late_time_outs_are_set_aside_while_the_operator_is_busy_but_not_for_long(world: World) -> None:
     await world.connect()
     member = world.members["de"]

@@ -45,7 +45,30 @@ class FailoverClock:
     reason: str
     started_monotonic: float
     started: datetime
+    observed_at: float  # monotonic time of the last reconcile folded in
+    room: bool  # whether that reconcile found a placement for every replica under the rules
+    without_room_s: float = 0.0  # until full serving capacity: time after a reconcile that found none
     serving_s: float | None = None  # seconds to full serving capacity, once reached
+
+    @classmethod
+    def start(cls, loss: Loss, now: float, room: bool) -> FailoverClock:
+        started = datetime.now(UTC) - timedelta(seconds=now - loss.since)
+        return cls(loss.member, loss.reason.value, loss.since, started, observed_at=now, room=room)
+
+    def tick(self, now: float, room: bool) -> FailoverClock:
+        """The clock after one more reconcile at `now`. The time since the previous one was without room
+        when that one found no placement: every fleet change (a member back, a replica gone) wakes a
+        reconcile, so room is seen when it appears. Time before the first reconcile counts as with room:
+        it is samizdat's to notice the loss."""
+        if self.serving_s is not None:
+            return self  # `without_room_seconds` is a part of `seconds`, which is fixed by now
+        waited = 0.0 if self.room else now - self.observed_at
+        return replace(self, observed_at=now, room=room, without_room_s=self.without_room_s + waited)
+
+    def failover(self, seconds: float, standby_seconds: float | None = None) -> model.Failover:
+        return model.Failover(time=self.started, from_cluster=self.from_cluster, reason=self.reason,
+                              seconds=seconds, without_room_seconds=round(self.without_room_s, 3),
+                              standby_seconds=standby_seconds)
 
 
 @dataclass
@@ -66,41 +89,38 @@ class FailoverTimer:
     last: model.Failover | None = None
 
     def observe(self, lost: Mapping[str, Loss], converged: bool, ready: int, wanted: int, now: float, *,
-                serving: int | None = None, serving_wanted: int | None = None) -> None:
+                room: bool = True, serving: int | None = None, serving_wanted: int | None = None) -> None:
         """Fold one reconcile's outcome in: its losses, whether it converged, replicas ready of those
-        wanted, and the monotonic time `now`.
+        wanted, the monotonic time `now`, and whether it found `room` for every replica (how long the
+        failover waited for capacity is reported beside its duration).
 
         Given `serving` (ready serving replicas) of `serving_wanted`, serving capacity whole again ends
         the failover as clients see it: `last` says so at once, and the duration metric observes it,
         since with warm standbys that is one label write while the new standby loads for as long as a
         cold start; `standby_seconds` follows once every replica is ready again."""
-        losses = frozenset((loss.member, loss.since) for loss in lost.values())
         fresh = sorted((loss for loss in lost.values() if (loss.member, loss.since) not in self.timed),
                        key=lambda loss: (loss.since, loss.member))
-        self.timed = losses  # losses that ended are forgotten: their member may be lost again
-        running = self.running
-        if running is None:
-            if not fresh:
-                return
-            origin = fresh[0]
-            started = datetime.now(UTC) - timedelta(seconds=now - origin.since)
-            self.running = FailoverClock(origin.member, origin.reason.value, origin.since, started)
-        clock = self.running
-        assert clock is not None
+        # losses that ended are forgotten: their member may be lost again
+        self.timed = frozenset((loss.member, loss.since) for loss in lost.values())
+        if self.running is not None:
+            clock, started_now = self.running.tick(now, room), False
+        elif fresh:
+            clock, started_now = FailoverClock.start(fresh[0], now, room), True
+        else:
+            return
         elapsed = round(now - clock.started_monotonic, 3)
         if (serving is not None and serving_wanted is not None and clock.serving_s is None
                 and serving >= serving_wanted):
-            clock = self.running = replace(clock, serving_s=elapsed)
+            clock = replace(clock, serving_s=elapsed)
             metrics.failover_done(clock.reason, elapsed)
-            self.last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
-                                       seconds=elapsed)
-        if running is None or not converged or ready < wanted or (serving is not None and clock.serving_s is None):
+            self.last = clock.failover(elapsed)
+        self.running = clock
+        if started_now or not converged or ready < wanted or (serving is not None and clock.serving_s is None):
             return  # a clock ends on a later reconcile than the one that started it
         if clock.serving_s is None:
             metrics.failover_done(clock.reason, elapsed)
         standbys = serving_wanted is not None and wanted > serving_wanted
-        self.last = model.Failover(time=clock.started, from_cluster=clock.from_cluster, reason=clock.reason,
-                                   seconds=elapsed if clock.serving_s is None else clock.serving_s,
+        self.last = clock.failover(elapsed if clock.serving_s is None else clock.serving_s,
                                    standby_seconds=elapsed if standbys else None)
         self.running = None
 
@@ -267,7 +287,9 @@ def _time_failover(timer: FailoverTimer, fleet: Fleet, workload: model.AIWorkloa
     counted = _counted(fleet, workload)
     serving = sum(serving for serving, _ in _roles(workload, fleet, counted).values())
     ready = sum(min(copy.ready, copy.desired) for copy in counted.values())
+    decision = outcome.decision
     timer.observe(outcome.lost, outcome.converged, ready, workload.spec.placed_replicas, now,
+                  room=decision is None or decision.feasible,  # None: evictions halted, not a lack of room
                   serving=serving, serving_wanted=workload.spec.serving_replicas)
 
 

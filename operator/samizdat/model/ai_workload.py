@@ -345,6 +345,10 @@ class Failover(Model):
     seconds: NonNegativeNumber
     """How long until the workload's full serving capacity was Ready again: a standby promoted in place,
     or the moved replicas loaded elsewhere."""
+    without_room_seconds: NonNegativeNumber = 0.0
+    """Of `seconds`, how long no placement of every replica under the rules existed among the members
+    samizdat could use (its status said "cannot place" meanwhile): time the failover waited for
+    capacity to come back, not time spent moving."""
     standby_seconds: NonNegativeNumber | None = None
     """How long until every standby was Ready again too (a new one loads for as long as a cold start);
     absent while they load, and for workloads without standbys."""
