@@ -165,6 +165,21 @@ async def test_a_replica_starved_past_its_deadline_is_placed_elsewhere_and_its_m
     assert fleet.state(starving) is not None and fleet.state(starving).health.phase is Phase.READY  # type: ignore[union-attr]
 
 
+async def test_a_backed_off_member_is_tried_again_when_no_other_member_has_room() -> None:
+    fleet, members = await fleet_of("DE", "FR")  # two countries, at most one replica each: no spare
+    w = workload(deadline=15)
+    await reconcile.reconcile(w, fleet)
+    members["de"].listed(resources.PODS, (pod("de", w, 0, bound=True, ready=True),))
+    members["fr"].listed(resources.PODS, (pod("fr", w, 0, bound=False, ready=False, age=20),))
+
+    outcome = await reconcile.reconcile(w, fleet)
+
+    assert outcome.starved["fr"].cause is model.StartCause.NO_SCHEDULER
+    assert set(fleet.backed_off(w.metadata.uid or "")) == {"fr"}, "backed off all the same"
+    assert outcome.decision is not None and outcome.decision.feasible, "left short for 300 s, fr never tried again"
+    assert dict(outcome.decision.assignments) == {"de": 1, "fr": 1}
+
+
 @pytest.mark.parametrize("quota", [True, False], ids=["quota-is-censorship", "no-scheduler-is-capacity"])
 async def test_someone_elses_act_quarantines_the_member(quota: bool) -> None:
     fleet, members = await fleet_of("DE", "FR", "CH")

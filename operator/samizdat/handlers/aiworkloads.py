@@ -253,7 +253,8 @@ def _events(workload: model.AIWorkload, outcome: Outcome) -> list[tuple[EventTyp
     failover = workload.spec.failover
     for name, verdict in sorted(outcome.starved.items()):
         then = ("the member is quarantined" if verdict.censorship is not None
-                else f"{name} kept from new replicas of this workload for {failover.quarantine_seconds}s")
+                else f"{name} kept from new replicas of this workload for {failover.quarantine_seconds}s "
+                     "while another member has room")
         events.append(("Warning", verdict.cause.value if verdict.cause else "StartDeadlineExceeded", (
             f"{verdict.lost} replica(s) in {name} not Ready within {verdict.deadline_s:g}s, placed "
             f"elsewhere; {then}: {verdict.evidence}"

@@ -9,7 +9,8 @@ that was. While the self-partition guard holds, nothing moves at all.
 A copy once written is not trusted to run: replicas not Ready within the workload's start deadline
 count as not placed (`samizdat.starts` judges why). The member is quarantined when someone else's act
 starved them, and in any case kept from new replicas of this workload for its quarantineSeconds, so
-they are placed elsewhere under the same rules and the stuck copy shrinks to what runs.
+they are placed elsewhere under the same rules and the stuck copy shrinks to what runs; only when no
+other member has room is the backed-off member given another try.
 """
 
 from __future__ import annotations
@@ -121,9 +122,15 @@ async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
             current[name] = max(0, current[name] - verdict.lost)
     request = from_model.to_request(workload, current)
     backed_off = {name: entry.evidence for name, entry in fleet.backed_off(uid).items()}
-    snapshot = placement.withhold(fleet.snapshot(), backed_off)
     started = time.perf_counter()
-    decision = placement.solve(snapshot, request)
+    decision = placement.solve(placement.withhold(fleet.snapshot(), backed_off), request)
+    if not decision.feasible and backed_off:
+        # A back-off is a preference, not a wall: when no other member has room, a member that starved
+        # this workload before gets another try rather than leaving it short for quarantineSeconds
+        # (under compound faults every member with room may have starved it once, and healed since).
+        # If it starves the replica again, the deadline judges it again.
+        retried = placement.solve(fleet.snapshot(), request)
+        decision = retried if retried.feasible else decision
     metrics.decision_took(time.perf_counter() - started)
     outcome = Outcome(decision=decision, lost=lost, replica_starts=replica_starts, starved=starved,
                       recheck_s=_recheck(replica_starts))

@@ -142,8 +142,9 @@ class FailoverPolicy(Model):
     not wait for a cold start: a standby is promoted in place (one pod label write). Placement rules
     count them like every other replica. Serve mode only; for Train they are ordinary replicas."""
     quarantine_seconds: Count = 300
-    """After a member fails or censors, or starves a replica past its start deadline, no replica of this
-    workload returns to it for this many seconds."""
+    """After a member starves a replica of this workload past its deadline, no new replica of it is placed
+    there for this many seconds while another member has room for it (a member that censors is
+    quarantined as well, for the operator's --quarantine-seconds)."""
     start_deadline_seconds: PositiveCount = 600
     """A replica not Ready this many seconds after samizdat asked for it counts as lost and is placed
     elsewhere. The default allows a large model server to pull its image and load tens of GiB of weights
