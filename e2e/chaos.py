@@ -272,8 +272,9 @@ def judge(samples: Sequence[Sample], plan: Plan, heals: Mapping[str, Sequence[fl
     `began` when the run's clock read 0 (a failover's status gives its start as a time of day)."""
     verdict = Verdict(rss_mib=rss_mib, whole_after_s=whole_after_s)
     wanted = {w.name: w for w in plan.workloads}
+    present_by_name: dict[str, list[Sample]] = {}
     for name, spec in wanted.items():
-        present = [s for s in samples if name in s.workloads]
+        present = present_by_name[name] = [s for s in samples if name in s.workloads]
 
         def short(sample: Sample, name: str = name, replicas: int = spec.replicas) -> bool:
             return sum(sample.workloads[name].ready.values()) < replicas
@@ -311,7 +312,7 @@ def judge(samples: Sequence[Sample], plan: Plan, heals: Mapping[str, Sequence[fl
                 seen.add(key)
                 since = (datetime.fromisoformat(failover["time"]) - began).total_seconds()
                 seconds = float(failover["seconds"])
-                without = _without_room([s for s in samples if name in s.workloads], name, since, since + seconds)
+                without = _without_room(present_by_name.get(name, []), name, since, since + seconds)
                 verdict.failovers.append({"workload": name, **failover, "without_room_s": round(without, 1),
                                           "with_room_s": round(seconds - without, 1)})
     return verdict

@@ -4,7 +4,8 @@ Workloads with spread rules, faults every 10–20 s from every action the sandbo
 faulted at once), ground truth read from the members every 2 s (`e2e.chaos`). It fails when a workload
 stays short of Ready replicas for more than 30 s while the healthy members had room for it under its
 rules, when a limit is broken other than in the seconds after a heal, when a lastFailover lasts more than
-15 s beyond its time without room, or when the operator's RSS grows by 20 % or more. The timeline of every shortfall is printed.
+15 s beyond its time without room, or when the operator's RSS grows by 20 % or more. The timeline of
+every shortfall is printed.
 SAMIZDAT_CHAOS_SEED picks another seed; a failure names the seed that reproduces it.
 """
 

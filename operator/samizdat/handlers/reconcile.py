@@ -122,14 +122,15 @@ async def reconcile(workload: AIWorkload, fleet: Fleet) -> Outcome:
             current[name] = max(0, current[name] - verdict.lost)
     request = from_model.to_request(workload, current)
     backed_off = {name: entry.evidence for name, entry in fleet.backed_off(uid).items()}
+    snapshot = fleet.snapshot()
     started = time.perf_counter()
-    decision = placement.solve(placement.withhold(fleet.snapshot(), backed_off), request)
+    decision = placement.solve(placement.withhold(snapshot, backed_off), request)
     if not decision.feasible and backed_off:
         # A back-off is a preference, not a wall: when no other member has room, a member that starved
         # this workload before gets another try rather than leaving it short for quarantineSeconds
         # (under compound faults every member with room may have starved it once, and healed since).
         # If it starves the replica again, the deadline judges it again.
-        retried = placement.solve(fleet.snapshot(), request)
+        retried = placement.solve(snapshot, request)
         decision = retried if retried.feasible else decision
     metrics.decision_took(time.perf_counter() - started)
     outcome = Outcome(decision=decision, lost=lost, replica_starts=replica_starts, starved=starved,
