@@ -9,7 +9,7 @@ hub's statuses beside them. `judge` turns the samples into a `Verdict`:
 
 - a *shortfall* is a workload with fewer Running and Ready replicas of its own image than it asks
   for, counted in members that are up and have not locked samizdat out; while it lasts, the pure
-  solver (`samizdat.placement`) is asked whether the members that are healthy by ground truth (not
+  solver (`samizdat.core.placement`) is asked whether the members that are healthy by ground truth (not
   faulted, not quarantined by samizdat) have room for every replica under the workload's rules, from
   their real nodes and pods. Short with room for more than `ROOM_BOUND_S` in a row fails the run;
 - a *limit broken* (every rule but the spread minimums) in what the members run fails the run unless
@@ -43,8 +43,8 @@ from e2e.sandbox import members as sandbox_members
 from e2e.sandbox.layout import DEFAULT_MEMBERS
 from e2e.sandbox.world import CENSOR_ACTIONS, Sandbox
 from e2e.workloads import UID_LABEL, aiworkload, rule_violations
-from samizdat import inventory, jurisdictions, model, placement
-from samizdat.placement import from_model
+from samizdat.core import inventory, jurisdictions, model, placement
+from samizdat.core.placement import from_model
 
 IMAGE = "registry.invalid/llm-server:1"
 SAMPLE_S = 2.0
@@ -354,7 +354,7 @@ class Chaos:
                         for name in [*plan.members, "hub"]}
         self.models = {w.name: model.AIWorkload.model_validate(w.manifest()) for w in plan.workloads}
         self.alliances = jurisdictions.alliance_table()
-        self.member_specs: dict[str, placement.Member] = {}
+        self.member_specs: dict[str, placement.MemberInfo] = {}
 
     # ----- reading
 
@@ -546,7 +546,7 @@ def _count(pods: Mapping[str, list[dict[str, Any]]], uid: str) -> tuple[dict[str
     return ready, running
 
 
-def _with_shapes(member: placement.Member, shapes: tuple[placement.NodeShape, ...]) -> placement.Member:
+def _with_shapes(member: placement.MemberInfo, shapes: tuple[placement.NodeShape, ...]) -> placement.MemberInfo:
     return dataclasses.replace(member, shapes=shapes, unschedulable_reason=None)
 
 

@@ -24,8 +24,8 @@ from e2e.sandbox.world import REPO_ROOT, Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import UID_LABEL, aiworkload, delete_workload, rule_violations, wait_settled
 from samizdat.agent import observation, publishing
-from samizdat.clusters import errors, kubeconfig
-from samizdat.clusters.client import MemberClient
+from samizdat.remote.clusters import errors, kubeconfig
+from samizdat.remote.clusters.client import ClusterClient
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ async def test_the_agent_charts_identity_may_change_only_its_own_node(hub: Sandb
         seen = observation.Observation(driver_version="550.54.15", gpus=(
             observation.GPU(index=0, uuid="GPU-e2e", name="NVIDIA A100-SXM4-40GB", memory_mib=40960),))
         published = observation.publication(seen, now, "e2e")
-        async with MemberClient(member, kubeconfig.load(config)) as client:
+        async with ClusterClient(member, kubeconfig.load(config)) as client:
             await publishing.publish(client, own, published, now)
             with pytest.raises(errors.MemberForbidden, match="only the Node it runs on"):
                 await publishing.publish(client, other, published, now)

@@ -17,8 +17,8 @@ import pytest
 
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
-from samizdat.clusters import applying, client, deleting, electing, errors, fetching, kubeconfig, leasing, resources
-from samizdat.leadership import EPOCH_ANNOTATION, Timing, Wait, Write
+from samizdat.remote.clusters import applying, client, deleting, electing, errors, fetching, kubeconfig, leasing, resources
+from samizdat.core.leadership import EPOCH_ANNOTATION, Timing, Wait, Write
 
 FAST = Timing(lease_duration_s=2, renew_deadline_s=1.2, retry_period_s=0.3)
 NAMESPACE = "default"
@@ -27,12 +27,12 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @contextlib.asynccontextmanager
-async def hub_client(sandbox: Sandbox) -> AsyncIterator[client.MemberClient]:
-    async with client.MemberClient("hub", kubeconfig.load(sandbox.admin_kubeconfig("hub"))) as hub:
+async def hub_client(sandbox: Sandbox) -> AsyncIterator[client.ClusterClient]:
+    async with client.ClusterClient("hub", kubeconfig.load(sandbox.admin_kubeconfig("hub"))) as hub:
         yield hub
 
 
-def candidate(hub: client.MemberClient, identity: str, lease: str) -> electing.Candidate:
+def candidate(hub: client.ClusterClient, identity: str, lease: str) -> electing.Candidate:
     return electing.Candidate(hub, identity=identity, namespace=NAMESPACE, name=lease, timing=FAST)
 
 
@@ -122,8 +122,8 @@ async def test_only_the_leader_writes_to_a_member_and_its_epoch_is_on_the_copy(s
         await alice.attempt()
         await bob.attempt()
         admin = kubeconfig.load(sandbox.admin_kubeconfig(member))
-        async with client.MemberClient(member, admin, authority=alice) as as_alice, \
-                client.MemberClient(member, admin, authority=bob) as as_bob:
+        async with client.ClusterClient(member, admin, authority=alice) as as_alice, \
+                client.ClusterClient(member, admin, authority=bob) as as_bob:
             try:
                 await applying.apply(as_alice, manifest)
                 with pytest.raises(errors.NotLeader):
@@ -132,5 +132,5 @@ async def test_only_the_leader_writes_to_a_member_and_its_epoch_is_on_the_copy(s
                 assert copy["data"] == {"by": "leader"}
                 assert copy["metadata"]["annotations"][EPOCH_ANNOTATION] == "1"
             finally:
-                async with client.MemberClient(member, admin) as cleanup:
+                async with client.ClusterClient(member, admin) as cleanup:
                     await deleting.delete(cleanup, resources.CONFIGMAPS, name, namespace=members.WORKLOAD_NAMESPACE)

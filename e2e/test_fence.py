@@ -21,8 +21,8 @@ import pytest
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
 from e2e.workloads import fence_epoch, set_fence_epoch
-from samizdat.clusters import applying, client, deleting, errors, fencing, kubeconfig, resources, scaling, writing
-from samizdat.leadership import EPOCH_ANNOTATION, Permit, fence
+from samizdat.remote.clusters import applying, client, deleting, errors, fencing, kubeconfig, resources, scaling, writing
+from samizdat.core.leadership import EPOCH_ANNOTATION, Permit, fence
 
 NAMESPACE = members.WORKLOAD_NAMESPACE
 REFUSED = (errors.StaleEpoch, errors.MemberForbidden, errors.MemberAPIError)
@@ -65,12 +65,12 @@ def member(sandbox: Sandbox) -> Iterator[str]:
 
 @contextlib.asynccontextmanager
 async def as_leader(sandbox: Sandbox, member: str, epoch: int, *, raising: bool = False
-                    ) -> AsyncIterator[client.MemberClient]:
+                    ) -> AsyncIterator[client.ClusterClient]:
     """samizdat's identity in `member` writing as a leader of `epoch` (raising the fence first, as the
     operator does, when `raising`)."""
     credentials = kubeconfig.load(sandbox.identity_kubeconfig_path(member))
     keeper = fencing.Keeper(NAMESPACE, members.SYSTEM_NAMESPACE) if raising else None
-    async with client.MemberClient(member, credentials, authority=Epoch(epoch), fence=keeper) as leader:
+    async with client.ClusterClient(member, credentials, authority=Epoch(epoch), fence=keeper) as leader:
         yield leader
 
 
@@ -98,7 +98,7 @@ async def test_join_installed_a_fence_that_refuses_a_stale_leader(sandbox: Sandb
         assert await refused(scaling.scale(stale, resources.DEPLOYMENTS, name, namespace=NAMESPACE, replicas=1))
         assert await scaling.scale(current, resources.DEPLOYMENTS, name, namespace=NAMESPACE, replicas=1) == 1
         # an operator that stands for no election writes as epoch 0: refused too, once a leader raised it
-        async with client.MemberClient(member, current.credentials) as lone:
+        async with client.ClusterClient(member, current.credentials) as lone:
             assert await refused(applying.apply(lone, deployment(name)))
         assert "only grows" in await refused(applying.apply(current, fence.build_fence_epoch(members.SYSTEM_NAMESPACE, 4)))
         assert await deleting.delete(current, resources.DEPLOYMENTS, name, namespace=NAMESPACE)  # marked, then deleted
@@ -136,7 +136,7 @@ async def test_a_member_without_a_working_fence_gets_nothing_written(sandbox: Sa
               "-p", '{"spec":{"validationActions":["Audit"]}}')
     try:
         async with as_leader(sandbox, member, 1) as leader:
-            async with client.MemberClient(member, leader.credentials) as lone:
+            async with client.ClusterClient(member, leader.credentials) as lone:
                 await _until_admitted(lone, deployment(f"{name}-probe"))  # the member loaded the change
             keeper = leader.fence = fencing.Keeper(NAMESPACE, members.SYSTEM_NAMESPACE)
             with pytest.raises(errors.Unfenced, match="no fence policy"):
@@ -151,7 +151,7 @@ async def test_a_member_without_a_working_fence_gets_nothing_written(sandbox: Sa
                   "-p", '{"spec":{"validationActions":["Deny"]}}')
 
 
-async def _until_admitted(writer: client.MemberClient, obj: dict[str, Any], timeout: float = 20) -> None:
+async def _until_admitted(writer: client.ClusterClient, obj: dict[str, Any], timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -162,12 +162,12 @@ async def _until_admitted(writer: client.MemberClient, obj: dict[str, Any], time
             await asyncio.sleep(0.5)
 
 
-async def _until_fenced(stale: client.MemberClient, name: str, timeout: float = 20, below: int | None = None) -> None:
+async def _until_fenced(stale: client.ClusterClient, name: str, timeout: float = 20, below: int | None = None) -> None:
     """Until the member refuses the stale writer (a just-changed policy or param takes a moment to load);
     `below`: write as that epoch instead (a writer that must be refused whatever the fence holds)."""
     deadline = time.monotonic() + timeout
     probe = deployment(f"{name}-probe")
-    writer = stale if below is None else client.MemberClient(stale.member, stale.credentials, authority=Epoch(below))
+    writer = stale if below is None else client.ClusterClient(stale.member, stale.credentials, authority=Epoch(below))
     try:
         while True:
             try:

@@ -33,9 +33,9 @@ from e2e.workloads import (
     wait_running,
     wait_settled,
 )
-from samizdat import membership
-from samizdat.clusters import kubeconfig, recording
-from samizdat.clusters.client import MemberClient
+from samizdat.core import membership
+from samizdat.remote.clusters import kubeconfig, recording
+from samizdat.remote.clusters.client import ClusterClient
 
 GARBAGE = "garbage-oslo"
 
@@ -65,7 +65,7 @@ def test_a_repeated_event_is_counted_on_one_object_even_across_a_restart(hub: Sa
     message = f"first-hour check {time.time_ns()}"  # fresh, so earlier runs leave no count behind
 
     async def say(times: int) -> None:
-        async with MemberClient("hub", kubeconfig.load(hub.admin_kubeconfig("hub"))) as client:
+        async with ClusterClient("hub", kubeconfig.load(hub.admin_kubeconfig("hub"))) as client:
             recorder = recording.Recorder(client, "samizdat", "e2e")  # a new one: as after a restart
             for _ in range(times):
                 await recorder.record(regarding, "Normal", "FirstHourCheck", message)

@@ -1,4 +1,4 @@
-"""samizdat.clusters against an HTTPS endpoint that answers every request with 200 and malformed JSON.
+"""samizdat.remote.clusters against an HTTPS endpoint that answers every request with 200 and malformed JSON.
 
 Such a member passes TLS and every status check; only what it says is wrong. Every verb must call it
 `MemberMalformed` (never success, never a crash on a missing key), and the probe must not call it ready.
@@ -13,8 +13,8 @@ import pytest
 
 from e2e.garbage import GarbageServer
 from e2e.sandbox import pki
-from samizdat.clusters import errors, fetching, kubeconfig, probing, resources, watching
-from samizdat.clusters.client import Deadlines, MemberClient
+from samizdat.remote.clusters import errors, fetching, kubeconfig, probing, resources, watching
+from samizdat.remote.clusters.client import Deadlines, ClusterClient
 
 FAST = Deadlines(connect=1.0, read=2.0, request=3.0, watch=5, watch_grace=1.0)
 
@@ -28,8 +28,8 @@ def garbage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GarbageServer]
         yield server
 
 
-def client_of(garbage: GarbageServer) -> MemberClient:
-    return MemberClient("garbage", kubeconfig.parse(garbage.kubeconfig("garbage")), deadlines=FAST)
+def client_of(garbage: GarbageServer) -> ClusterClient:
+    return ClusterClient("garbage", kubeconfig.parse(garbage.kubeconfig("garbage")), deadlines=FAST)
 
 
 async def test_the_probe_calls_a_garbage_member_malformed_not_ready(garbage: GarbageServer) -> None:

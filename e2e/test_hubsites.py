@@ -20,8 +20,8 @@ import pytest
 from e2e.sandbox import hubsites
 from e2e.sandbox.launcher import HUB
 from e2e.sandbox.world import Sandbox, free_port_base, port_free, sandbox_ports
-from samizdat.clusters import client, electing, kubeconfig
-from samizdat.leadership import Timing
+from samizdat.remote.clusters import client, electing, kubeconfig
+from samizdat.core.leadership import Timing
 
 SITES = 3
 FAST = Timing(lease_duration_s=2, renew_deadline_s=1.2, retry_period_s=0.3)
@@ -133,9 +133,9 @@ def test_without_a_quorum_the_hub_is_frozen_and_members_run_on(world: tuple[Sand
 
 
 @contextlib.asynccontextmanager
-async def hub_at(sandbox: Sandbox, site: int) -> AsyncIterator[client.MemberClient]:
+async def hub_at(sandbox: Sandbox, site: int) -> AsyncIterator[client.ClusterClient]:
     credentials = kubeconfig.load(hubsites.site_kubeconfig(sandbox.launcher, site))
-    async with client.MemberClient(f"{HUB}-site-{site}", credentials, deadlines=QUICK) as hub:
+    async with client.ClusterClient(f"{HUB}-site-{site}", credentials, deadlines=QUICK) as hub:
         yield hub
 
 

@@ -28,7 +28,7 @@ from e2e.sandbox.launcher import HUB, kubeconfig_yaml
 from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import aiworkload, apply_manifest, copies, delete_workload, wait_running, wait_settled
-from samizdat import membership
+from samizdat.core import membership
 
 VICTIM = "fr-paris"
 RENEWAL_LIFETIME_S = membership.MIN_TOKEN_LIFETIME_S

@@ -18,7 +18,7 @@ from e2e.operator import OperatorProcess
 from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import aiworkload, apply_manifest, copies, delete_workload, fence_epoch, set_fence_epoch, wait_settled
-from samizdat.leadership import EPOCH_ANNOTATION
+from samizdat.core.leadership import EPOCH_ANNOTATION
 
 LEASE = "samizdat-leader-e2e"
 RULES = {"minJurisdictions": 2}

@@ -1,4 +1,4 @@
-"""samizdat.clusters against real member API servers: reads, the write path, watches, and every fault.
+"""samizdat.remote.clusters against real member API servers: reads, the write path, watches, and every fault.
 
 Each fault test hurts the last member and heals it in a `finally`, so the rest of the session sees a
 whole sandbox. Deadlines are short and asserted on: the point of the I/O layer is that a dead or
@@ -17,10 +17,10 @@ import pytest
 
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
-from samizdat import manifests
-from samizdat.clusters import applying, deleting, errors, fetching, kubeconfig, probing, resources, scaling, watching
-from samizdat.clusters.client import Deadlines, MemberClient
-from samizdat.fleet import tampering
+from samizdat.core import manifests
+from samizdat.remote.clusters import applying, deleting, errors, fetching, kubeconfig, probing, resources, scaling, watching
+from samizdat.remote.clusters.client import Deadlines, ClusterClient
+from samizdat.remote.fleet import tampering
 
 NAMESPACE = members.WORKLOAD_NAMESPACE
 FAST = Deadlines(connect=1.0, read=2.0, request=3.0, watch=5, watch_grace=1.0)
@@ -28,9 +28,9 @@ FAST = Deadlines(connect=1.0, read=2.0, request=3.0, watch=5, watch_grace=1.0)
 pytestmark = pytest.mark.timeout(240)
 
 
-def identity(sandbox: Sandbox, member: str, deadlines: Deadlines = FAST) -> MemberClient:
+def identity(sandbox: Sandbox, member: str, deadlines: Deadlines = FAST) -> ClusterClient:
     """A client with samizdat's least-privilege identity in `member`, from the kubeconfig file."""
-    return MemberClient(member, kubeconfig.load(sandbox.identity_kubeconfig_path(member)), deadlines=deadlines)
+    return ClusterClient(member, kubeconfig.load(sandbox.identity_kubeconfig_path(member)), deadlines=deadlines)
 
 
 def deployment(name: str, *, replicas: int = 1, namespace: str = NAMESPACE) -> dict[str, Any]:
@@ -78,12 +78,12 @@ async def hurt(sandbox: Sandbox, victim: str, fault: Callable[[str], None]) -> A
 
 async def test_every_member_is_reached_through_its_kubeconfig_secret_in_the_hub(sandbox: Sandbox) -> None:
     hub_credentials = kubeconfig.load(sandbox.admin_kubeconfig("hub"))
-    async with MemberClient("hub", hub_credentials, deadlines=FAST) as hub:
+    async with ClusterClient("hub", hub_credentials, deadlines=FAST) as hub:
         for member in sandbox.member_names:
             text = await fetching.read_secret(hub, namespace=members.SYSTEM_NAMESPACE, name=f"member-{member}",
                                               key="kubeconfig")
             # Exactly what the operator will do: the Secret's text, parsed with no file access.
-            async with MemberClient(member, kubeconfig.parse(text), deadlines=FAST) as client:
+            async with ClusterClient(member, kubeconfig.parse(text), deadlines=FAST) as client:
                 listing = await fetching.list_objects(client, resources.NODES,
                                                       label_selector="nvidia.com/gpu.present=true")
                 assert listing.items, f"{member}: no GPU nodes listed"
@@ -111,7 +111,7 @@ async def test_missing_objects_and_secret_keys_are_not_found(sandbox: Sandbox) -
             await fetching.get(client, resources.DEPLOYMENTS, "no-such-deployment", namespace=NAMESPACE)
         assert caught.value.member == member and caught.value.status == 404
         assert "not found" in caught.value.message
-    async with MemberClient("hub", kubeconfig.load(sandbox.admin_kubeconfig("hub")), deadlines=FAST) as hub:
+    async with ClusterClient("hub", kubeconfig.load(sandbox.admin_kubeconfig("hub")), deadlines=FAST) as hub:
         with pytest.raises(errors.NotFound, match="no key"):
             await fetching.read_secret(hub, namespace=members.SYSTEM_NAMESPACE, name=f"member-{member}", key="nope")
 
@@ -296,7 +296,7 @@ async def test_revoked_credentials_are_unauthorized(sandbox: Sandbox, victim: st
         assert (await probing.probe(client)).ok
 
 
-async def _failing_probe(client: MemberClient) -> probing.Probe | None:
+async def _failing_probe(client: ClusterClient) -> probing.Probe | None:
     result = await probing.probe(client)
     return None if result.ok else result
 
@@ -331,6 +331,6 @@ async def test_probe_falls_back_to_discovery_then_is_forbidden_on_a_hardened_mem
         await eventually(lambda: _probe_via(client, "/readyz"), timeout=30)
 
 
-async def _probe_via(client: MemberClient, path: str) -> probing.Probe | None:
+async def _probe_via(client: ClusterClient, path: str) -> probing.Probe | None:
     result = await probing.probe(client)
     return result if result.message == f"GET {path}: ok" else None

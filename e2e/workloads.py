@@ -17,8 +17,8 @@ from e2e.sandbox import members
 from e2e.sandbox.layout import DEFAULT_MEMBERS
 from e2e.sandbox.world import REPO_ROOT, Sandbox
 from e2e.waiting import eventually
-from samizdat import jurisdictions
-from samizdat.leadership import fence
+from samizdat.core import jurisdictions
+from samizdat.core.leadership import fence
 
 COUNTRY = {member.name: member.country for member in DEFAULT_MEMBERS}
 PROVIDER = {member.name: member.provider for member in DEFAULT_MEMBERS}

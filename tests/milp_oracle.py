@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 import highspy
 import numpy as np
 
-from samizdat.model import WhenUnsatisfiable
-from samizdat.placement.snapshot import Member, NodeShape, Request, Snapshot
+from samizdat.core.model import WhenUnsatisfiable
+from samizdat.core.placement.snapshot import MemberInfo, NodeShape, Request, Snapshot
 
 RULES = (
     "replicas",
@@ -168,7 +168,7 @@ class _Model:
     z (provider used), in that order."""
 
     highs: highspy.Highs
-    members: list[Member]
+    members: list[MemberInfo]
     room: list[int]
     keep: list[int]
     by_country: dict[str, list[int]]
@@ -369,7 +369,7 @@ def solve_exact(snapshot: Snapshot, request: Request) -> ExactAnswer:
 
 
 def relax(snapshot: Snapshot, request: Request, rule: str) -> tuple[Snapshot, Request]:
-    """The instance with one rule relaxed, as `samizdat.placement.binding` documents relaxing."""
+    """The instance with one rule relaxed, as `samizdat.core.placement.binding` documents relaxing."""
     rules, gpu = request.rules, request.gpu
     if rule == "replicas":
         members = []

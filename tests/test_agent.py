@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from samizdat import inventory
+from samizdat.core import inventory
 from samizdat.agent import nvml, observation, publishing, reading
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from test_chart import find, helm, run_helm, the  # noqa: F401  (helm is a fixture)
 
-from samizdat import cli
+from samizdat.app import cli
 
 CHART = Path(__file__).resolve().parent.parent / "helm" / "samizdat-agent"
 NAMESPACE = "samizdat-system"

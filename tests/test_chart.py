@@ -20,8 +20,8 @@ import pytest
 import yaml
 from kopf._cogs.structs import references as kopf_references
 
-import samizdat.handlers  # noqa: F401  (registers the handlers whose rights are derived below)
-from samizdat import cli
+import samizdat.app.handlers  # noqa: F401  (registers the handlers whose rights are derived below)
+from samizdat.app import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "samizdat"
@@ -180,10 +180,10 @@ def test_rendered_crds_are_the_chart_crds(helm: Path) -> None:
 
 
 def test_built_in_alliances_are_the_operators_table(helm: Path) -> None:
-    source = ROOT / "operator" / "samizdat" / "jurisdictions" / "alliances.yaml"
+    source = ROOT / "operator" / "samizdat" / "core" / "jurisdictions" / "alliances.yaml"
     expected = {d["metadata"]["name"]: d["spec"] for d in yaml.safe_load_all(source.read_text()) if d}
     rendered = {a["metadata"]["name"]: a["spec"] for a in find(render(helm), "Alliance")}
-    assert rendered == expected, "run `cp operator/samizdat/jurisdictions/alliances.yaml helm/samizdat/files/`"
+    assert rendered == expected, "run `cp operator/samizdat/core/jurisdictions/alliances.yaml helm/samizdat/files/`"
     for alliance in find(render(helm), "Alliance"):
         assert alliance["apiVersion"] == "samizdat.io/v1alpha1"
         assert alliance["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"

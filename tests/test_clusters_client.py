@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from samizdat.clusters import applying, errors, resources, scaling
-from samizdat.clusters import client as client_module
-from samizdat.clusters.client import Deadlines, MemberClient, Reply
-from samizdat.clusters.kubeconfig import Credentials, KubeconfigError
+from samizdat.remote.clusters import applying, errors, resources, scaling
+from samizdat.remote.clusters import client as client_module
+from samizdat.remote.clusters.client import Deadlines, ClusterClient, Reply
+from samizdat.remote.clusters.kubeconfig import Credentials, KubeconfigError
 
 SERVER = "https://member.invalid:6443"
 
@@ -60,7 +60,7 @@ def test_a_probe_budget_clips_every_deadline() -> None:
 
 async def test_tls_material_is_loaded_from_memory(pem: dict[str, str]) -> None:
     credentials = Credentials(server=SERVER, ca_pem=pem["cert"], client_cert_pem=pem["cert"], client_key_pem=pem["key"])
-    async with MemberClient("m", credentials) as client:
+    async with ClusterClient("m", credentials) as client:
         assert not client.closed
     assert client.closed
 
@@ -76,7 +76,7 @@ BAD_TLS: list[Any] = [
 @pytest.mark.parametrize("material", BAD_TLS)
 def test_unusable_tls_material_is_a_kubeconfig_error(material: dict[str, Any]) -> None:
     with pytest.raises(KubeconfigError, match="unusable TLS material"):
-        MemberClient("m", Credentials(server=SERVER, **material))
+        ClusterClient("m", Credentials(server=SERVER, **material))
 
 
 async def test_the_client_key_does_not_stay_on_disk(pem: dict[str, str], tmp_path: Path,
@@ -84,19 +84,19 @@ async def test_the_client_key_does_not_stay_on_disk(pem: dict[str, str], tmp_pat
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", None)
     credentials = Credentials(server=SERVER, client_cert_pem=pem["cert"], client_key_pem=pem["key"])
-    await MemberClient("m", credentials).aclose()
+    await ClusterClient("m", credentials).aclose()
     assert list(tmp_path.iterdir()) == []
 
 
 async def test_tokens_come_inline_or_from_a_rotating_file(tmp_path: Path) -> None:
-    async with MemberClient("m", Credentials(server=SERVER, token="inline")) as client:
+    async with ClusterClient("m", Credentials(server=SERVER, token="inline")) as client:
         assert client._headers() == {"Authorization": "Bearer inline"}
-    async with MemberClient("m", Credentials(server=SERVER)) as client:
+    async with ClusterClient("m", Credentials(server=SERVER)) as client:
         assert client._headers() == {}
 
     token_file = tmp_path / "token"
     token_file.write_text("first\n")
-    async with MemberClient("m", Credentials(server=SERVER, token_file=str(token_file))) as client:
+    async with ClusterClient("m", Credentials(server=SERVER, token_file=str(token_file))) as client:
 
         def age_the_cached_token() -> None:
             assert client._token is not None
@@ -113,14 +113,14 @@ async def test_tokens_come_inline_or_from_a_rotating_file(tmp_path: Path) -> Non
 
 
 async def test_an_unreadable_token_file_is_unauthorized(tmp_path: Path) -> None:
-    async with MemberClient("m", Credentials(server=SERVER, token_file=str(tmp_path / "absent"))) as client:
+    async with ClusterClient("m", Credentials(server=SERVER, token_file=str(tmp_path / "absent"))) as client:
         with pytest.raises(errors.MemberUnauthorized, match="cannot read the token file"):
             client._headers()
 
 
 def test_repr_names_the_member_not_the_token() -> None:
-    client = MemberClient("us-east", Credentials(server=SERVER, token="secret-token"))
-    assert repr(client) == f"MemberClient('us-east', '{SERVER}')"
+    client = ClusterClient("us-east", Credentials(server=SERVER, token="secret-token"))
+    assert repr(client) == f"ClusterClient('us-east', '{SERVER}')"
 
 
 REPLIES: list[Any] = [
@@ -158,13 +158,13 @@ BAD_MANIFESTS: list[Any] = [
 
 @pytest.mark.parametrize(("manifest", "complaint"), BAD_MANIFESTS)
 async def test_apply_refuses_manifests_it_cannot_address(manifest: dict[str, Any], complaint: str) -> None:
-    async with MemberClient("m", Credentials(server=SERVER)) as client:
+    async with ClusterClient("m", Credentials(server=SERVER)) as client:
         with pytest.raises(ValueError, match=complaint):
             await applying.apply(client, manifest)
 
 
 async def test_scale_refuses_what_cannot_scale() -> None:
-    async with MemberClient("m", Credentials(server=SERVER)) as client:
+    async with ClusterClient("m", Credentials(server=SERVER)) as client:
         with pytest.raises(ValueError, match="jobs have no scale subresource"):
             await scaling.scale(client, resources.JOBS, "j", namespace="n", replicas=0)
         with pytest.raises(ValueError, match="must not be negative"):

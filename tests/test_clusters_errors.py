@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from samizdat.clusters import errors, fetching, probing, resources, watching
-from samizdat.clusters.client import MemberClient, Reply
-from samizdat.clusters.kubeconfig import Credentials
+from samizdat.remote.clusters import errors, fetching, probing, resources, watching
+from samizdat.remote.clusters.client import ClusterClient, Reply
+from samizdat.remote.clusters.kubeconfig import Credentials
 
 
 def status(code: int, reason: str, message: str) -> bytes:
@@ -144,11 +144,11 @@ async def test_the_deadline_leaves_an_outer_cancellation_alone() -> None:
 # ----- through the client: the only place an httpx.MockTransport is used, and only to raise.
 
 
-def _client(failure: Exception) -> MemberClient:
+def _client(failure: Exception) -> ClusterClient:
     def handler(request: httpx.Request) -> httpx.Response:
         raise failure
 
-    return MemberClient("jp-tokyo", Credentials(server="https://member.invalid"),
+    return ClusterClient("jp-tokyo", Credentials(server="https://member.invalid"),
                                  transport=httpx.MockTransport(handler))
 
 
@@ -180,7 +180,7 @@ async def test_a_stream_breaking_midway_raises_our_error(failure: Exception, exp
         return httpx.Response(200, content=body())
 
     transport = httpx.MockTransport(handler)
-    async with MemberClient("m", Credentials(server="https://m.invalid"), transport=transport) as client:
+    async with ClusterClient("m", Credentials(server="https://m.invalid"), transport=transport) as client:
         events = watching.watch(client, resources.NODES)
         assert (await anext(events)).resource_version == "7"
         with pytest.raises(expected):

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from samizdat.clusters import applying, errors, fencing
-from samizdat.clusters.client import MemberClient
-from samizdat.clusters.kubeconfig import Credentials
-from samizdat.leadership import Permit
+from samizdat.remote.clusters import applying, errors, fencing
+from samizdat.remote.clusters.client import ClusterClient
+from samizdat.remote.clusters.kubeconfig import Credentials
+from samizdat.core.leadership import Permit
 
 NOBODY = "https://127.0.0.1:9"  # nothing listens on port 9 of the loopback: a sent request is refused
 MANIFEST: dict[str, Any] = {
@@ -57,7 +57,7 @@ class MemberFence(fencing.Keeper):
     def changed(self) -> None:
         self.changes += 1
 
-    async def _raise(self, client: MemberClient, epoch: int, deadline: float) -> None:
+    async def _raise(self, client: ClusterClient, epoch: int, deadline: float) -> None:
         self.proofs += 1
         if self.hold is not None:
             await self.hold.wait()
@@ -77,7 +77,7 @@ def keeper(clock: Clock) -> MemberFence:
 
 async def write(keeper: MemberFence) -> type[errors.MemberError]:
     """Apply a copy through the keeper; what stopped it (MemberUnreachable: it was sent)."""
-    async with MemberClient("m1", Credentials(server=NOBODY), authority=Leader(), fence=keeper) as member:
+    async with ClusterClient("m1", Credentials(server=NOBODY), authority=Leader(), fence=keeper) as member:
         with pytest.raises(errors.MemberError) as stopped:
             await applying.apply(member, MANIFEST)
     return type(stopped.value)
@@ -136,7 +136,7 @@ async def test_writes_arriving_during_a_proof_wait_for_it_and_share_it(keeper: M
 
 async def test_a_new_epoch_is_raised_at_once_whatever_the_interval(keeper: MemberFence, clock: Clock) -> None:
     await write(keeper)
-    client = MemberClient("m1", Credentials(server=NOBODY))
+    client = ClusterClient("m1", Credentials(server=NOBODY))
     try:
         await keeper.before_write(client, Permit(epoch=PERMIT.epoch + 1, seconds_left=5.0), 5.0)
     finally:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from samizdat.clusters import kubeconfig
-from samizdat.clusters.kubeconfig import Credentials, KubeconfigError
+from samizdat.remote.clusters import kubeconfig
+from samizdat.remote.clusters.kubeconfig import Credentials, KubeconfigError
 
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 CA_DATA = base64.b64encode(CA.encode()).decode()

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from samizdat.clusters import recording
-from samizdat.clusters.recording import Regarding
+from samizdat.remote.clusters import recording
+from samizdat.remote.clusters.recording import Regarding
 
 WORKLOAD = Regarding("samizdat.io/v1alpha1", "AIWorkload", "demo", "uid-1", "default")
 MEMBER = Regarding("samizdat.io/v1alpha1", "MemberCluster", "de-berlin", "uid-2")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from samizdat.clusters import errors, resources, watching
+from samizdat.remote.clusters import errors, resources, watching
 
 PATHS: list[Any] = [
     pytest.param(resources.NODES, {}, "/api/v1/nodes", id="core-cluster-scoped-collection"),

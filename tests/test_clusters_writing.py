@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from samizdat.clusters import applying, client, errors, writing
-from samizdat.clusters.kubeconfig import Credentials
-from samizdat.leadership import EPOCH_ANNOTATION, Permit
+from samizdat.remote.clusters import applying, client, errors, writing
+from samizdat.remote.clusters.kubeconfig import Credentials
+from samizdat.core.leadership import EPOCH_ANNOTATION, Permit
 
 # Nothing listens on port 9 of the loopback: a request that is really sent is refused at once.
 NOBODY = "https://127.0.0.1:9"
@@ -57,7 +57,7 @@ def test_bodies_without_object_metadata_are_sent_as_they_are(body: dict[str, Any
 
 async def test_without_a_permit_nothing_is_sent() -> None:
     authority = Fixed(None)
-    async with client.MemberClient("m", Credentials(server=NOBODY), authority=authority) as member:
+    async with client.ClusterClient("m", Credentials(server=NOBODY), authority=authority) as member:
         with pytest.raises(errors.NotLeader, match="not the leader"):
             await applying.apply(member, MANIFEST)
     assert authority.asked == 1
@@ -65,13 +65,13 @@ async def test_without_a_permit_nothing_is_sent() -> None:
 
 async def test_with_a_permit_the_write_is_sent() -> None:
     authority = Fixed(Permit(epoch=3, seconds_left=2.0))
-    async with client.MemberClient("m", Credentials(server=NOBODY), authority=authority) as member:
+    async with client.ClusterClient("m", Credentials(server=NOBODY), authority=authority) as member:
         with pytest.raises(errors.MemberUnreachable):  # it went out, and found nobody
             await applying.apply(member, MANIFEST)
     assert authority.asked == 1
 
 
 async def test_a_client_without_an_authority_writes_unguarded() -> None:
-    async with client.MemberClient("m", Credentials(server=NOBODY)) as member:
+    async with client.ClusterClient("m", Credentials(server=NOBODY)) as member:
         with pytest.raises(errors.MemberUnreachable):
             await applying.apply(member, MANIFEST)

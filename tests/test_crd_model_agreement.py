@@ -24,7 +24,7 @@ import pytest
 import yaml
 from pydantic.fields import FieldInfo
 
-from samizdat import model
+from samizdat.core import model
 
 Builder = Callable[..., dict[str, Any]]
 REPO = Path(__file__).resolve().parent.parent
@@ -254,7 +254,7 @@ def _model_accepts(document: dict[str, Any]) -> bool:
 def _shipped_documents() -> Iterator[Any]:
     for path in [
         *sorted((REPO / "docs" / "examples").glob("*.yaml")),
-        REPO / "operator" / "samizdat" / "jurisdictions" / "alliances.yaml",
+        REPO / "operator" / "samizdat" / "core" / "jurisdictions" / "alliances.yaml",
     ]:
         for index, document in enumerate(yaml.safe_load_all(path.read_text(encoding="utf-8"))):
             yield pytest.param(document, id=f"{path.name}-{document['metadata']['name']}-{index}")

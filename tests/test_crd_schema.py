@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from samizdat.model import crds
+from samizdat.core.model import crds
 
 CRD_DIR = Path(__file__).resolve().parent.parent / "crds"
 
@@ -75,7 +75,7 @@ def test_crd_file_is_what_the_models_generate(name: str) -> None:
     (resource,) = [resource for resource in crds.RESOURCES if resource.filename == name]
 
     assert (CRD_DIR / name).read_text(encoding="utf-8") == crds.render(resource), (
-        "crds/ is stale: run `python -m samizdat.model.crds crds/`"
+        "crds/ is stale: run `python -m samizdat.core.model.crds crds/`"
     )
 
 

@@ -13,11 +13,12 @@ from typing import Any
 import kopf
 import pytest
 
-from samizdat import membership
-from samizdat.clusters import minting
-from samizdat.clusters.client import MemberClient
-from samizdat.handlers import credentials, hub
-from samizdat.model import MemberClusterConditionType as Type
+from samizdat.core import membership
+from samizdat.remote.clusters import minting
+from samizdat.remote.clusters.client import ClusterClient
+from samizdat.app.handlers import credentials
+from samizdat.remote import hub
+from samizdat.core.model import MemberClusterConditionType as Type
 from tokens import bound_claims, jwt
 
 ANCHOR = {"name": "samizdat-credential-x", "uid": "s1"}
@@ -108,7 +109,7 @@ class Renewals:
         self.secret, self.version = text, self.version + 1
         return True
 
-    async def mint(self, client: MemberClient, *, namespace: str, service_account: str,
+    async def mint(self, client: ClusterClient, *, namespace: str, service_account: str,
                    request: Mapping[str, Any]) -> minting.Minted:
         self.minted.append(client.member)
         if self.joined_meanwhile is not None:

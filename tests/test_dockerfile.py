@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from samizdat import cli
+from samizdat.app import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

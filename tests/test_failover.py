@@ -17,15 +17,15 @@ from typing import Any
 import kopf
 import pytest
 
-from samizdat import health, manifests, model
-from samizdat.clusters import errors, kubeconfig, resources
-from samizdat.clusters.probing import Probe
-from samizdat.fleet import Fleet, MemberSettings
-from samizdat.fleet import fleet as fleet_module
-from samizdat.fleet.member import Censorship, Copy, Member
-from samizdat.handlers import aiworkloads, credentials, memberclusters
-from samizdat.handlers.reconcile import Outcome, _needs_write, reconcile
-from samizdat.model import CensorshipKind, FailoverReason, Phase
+from samizdat.core import health, manifests, model
+from samizdat.remote.clusters import errors, kubeconfig, resources
+from samizdat.remote.clusters.probing import Probe
+from samizdat.remote.fleet import Fleet, MemberSettings
+from samizdat.remote.fleet import fleet as fleet_module
+from samizdat.remote.fleet.member import Censorship, Copy, Member
+from samizdat.app.handlers import aiworkloads, credentials, memberclusters
+from samizdat.app.handlers.reconcile import Outcome, _needs_write, reconcile
+from samizdat.core.model import CensorshipKind, FailoverReason, Phase
 
 KUBECONFIG = """
 apiVersion: v1
@@ -476,7 +476,7 @@ async def test_a_member_whose_views_cannot_be_listed_is_never_ready_and_says_why
     await world.connect()
     member = world.members["jp"]
     garbage = errors.MemberMalformed("jp", "reply is not JSON")
-    with caplog.at_level("DEBUG", logger="samizdat.fleet.member"):
+    with caplog.at_level("DEBUG", logger="samizdat.remote.fleet.member"):
         for _ in range(5):  # the pods informer retrying, with its probe answering fine meanwhile
             member._view_failed("pods", garbage)
             member.answers()

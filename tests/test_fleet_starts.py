@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
-from samizdat import manifests, model
-from samizdat.clusters import resources
-from samizdat.clusters.client import MemberClient
-from samizdat.clusters.probing import Probe
-from samizdat.fleet import Fleet, MemberSettings
-from samizdat.fleet.member import COPY_RESOURCES, Member
-from samizdat.handlers import reconcile
-from samizdat.model import Phase
+from samizdat.core import manifests, model
+from samizdat.remote.clusters import resources
+from samizdat.remote.clusters.client import ClusterClient
+from samizdat.remote.clusters.probing import Probe
+from samizdat.remote.fleet import Fleet, MemberSettings
+from samizdat.remote.fleet.member import COPY_RESOURCES, Member
+from samizdat.app.handlers import reconcile
+from samizdat.core.model import Phase
 
 KUBECONFIG = yaml.safe_dump({
     "apiVersion": "v1", "kind": "Config",
@@ -71,7 +71,7 @@ async def fleet_of(*countries: str, gpus: int = 8) -> tuple[Fleet, dict[str, Fed
     """A fleet of Ready, fenced members (one 1-node member per country) with complete, empty views."""
     created: dict[str, FedMember] = {}
 
-    def factory(name: str, client: MemberClient, settings: MemberSettings, on_change: Callable[..., None]) -> Member:
+    def factory(name: str, client: ClusterClient, settings: MemberSettings, on_change: Callable[..., None]) -> Member:
         created[name] = FedMember(name, client, settings, on_change)
         return created[name]
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from samizdat import health
-from samizdat.health import Failure, HealthPolicy, MemberHealth
-from samizdat.model import Phase
+from samizdat.core import health
+from samizdat.core.health import Failure, HealthPolicy, MemberHealth
+from samizdat.core.model import Phase
 
 POLICY = HealthPolicy(suspect_after_failures=2, down_after_seconds=3.0, recover_after_successes=2)
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from samizdat import inventory
-from samizdat.placement.snapshot import NodeShape
+from samizdat.core import inventory
+from samizdat.core.placement.snapshot import NodeShape
 
 H100 = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.memory": "81559",
         "nvidia.com/gpu.count": "8"}

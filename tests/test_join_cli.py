@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from samizdat import cli, membership
-from samizdat.commands import join
+from samizdat.app import cli
+from samizdat.core import membership
+from samizdat.app.commands import join
 
 KUBECONFIG = {
     "apiVersion": "v1", "kind": "Config",

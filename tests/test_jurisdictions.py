@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from samizdat import jurisdictions, model
+from samizdat.core import jurisdictions, model
 
 Builder = Callable[..., dict[str, Any]]
 BUILT_IN = {alliance.metadata.name: alliance for alliance in jurisdictions.builtin_alliances()}

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from samizdat.leadership import (
+from samizdat.core.leadership import (
     Elector,
     LeaseRecord,
     MalformedLease,
@@ -401,7 +401,7 @@ def test_no_two_candidates_ever_hold_a_warrant_at_once(
 
 
 def test_the_fence_installs_its_epoch_before_what_checks_against_it() -> None:
-    from samizdat.leadership import fence
+    from samizdat.core.leadership import fence
 
     objects = fence.build_fence("samizdat-workloads", "samizdat-system", "system:serviceaccount:samizdat-system:samizdat",
                                 epoch=3)

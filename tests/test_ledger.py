@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samizdat import inventory, ledger, manifests
-from samizdat.placement import capacity
-from samizdat.placement.snapshot import GPURequest, Member, NodeShape
+from samizdat.core import inventory, ledger, manifests
+from samizdat.core.placement import capacity
+from samizdat.core.placement.snapshot import GPURequest, MemberInfo, NodeShape
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 A100 = "NVIDIA-A100-SXM4-40GB"
@@ -125,7 +125,7 @@ def test_concurrent_decisions_never_overcommit_and_any_scheduling_matches(
     promises: list[ledger.Promise] = []
     for number, want in enumerate(wants):
         shapes = ledger.node_shapes(nodes, pods, promises)
-        member = Member("m", "DE", "p", shapes=shapes)
+        member = MemberInfo("m", "DE", "p", shapes=shapes)
         granted = min(want, capacity.new_replicas(member, GPURequest(count=gpus), False, want))
         if granted:
             promises.append(ledger.Promise(f"w{number:02d}", granted, pod_spec(gpus)))
@@ -154,7 +154,7 @@ def test_mixed_sizes_never_promise_more_gpus_than_are_free(
     total = sum(n.free_gpus for n in inventory.gpu_nodes(nodes, pods))
     promises: list[ledger.Promise] = []
     for number, (gpus, want) in enumerate(wants):
-        member = Member("m", "DE", "p", shapes=ledger.node_shapes(nodes, pods, promises))
+        member = MemberInfo("m", "DE", "p", shapes=ledger.node_shapes(nodes, pods, promises))
         granted = min(want, capacity.new_replicas(member, GPURequest(count=gpus), False, want))
         if granted:
             promises.append(ledger.Promise(f"w{number:02d}", granted, pod_spec(gpus)))

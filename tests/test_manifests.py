@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from samizdat import manifests
-from samizdat.fleet import tampering
-from samizdat.model import AIWorkload, CensorshipKind
+from samizdat.core import manifests
+from samizdat.remote.fleet import tampering
+from samizdat.core.model import AIWorkload, CensorshipKind
 
 DIGEST = "sha256:" + "0f" * 32
 

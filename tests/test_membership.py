@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from samizdat import manifests, membership, model
-from samizdat.clusters import kubeconfig, resources
-from samizdat.leadership import fence
+from samizdat.core import manifests, membership, model
+from samizdat.remote.clusters import kubeconfig, resources
+from samizdat.core.leadership import fence
 from tokens import bound_claims, jwt
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

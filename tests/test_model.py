@@ -9,10 +9,10 @@ from typing import Any
 import pydantic
 import pytest
 
-from samizdat import model
-from samizdat.model import ai_workload as workload_module
-from samizdat.model import member_cluster as member_module
-from samizdat.model.common import CelRule
+from samizdat.core import model
+from samizdat.core.model import ai_workload as workload_module
+from samizdat.core.model import member_cluster as member_module
+from samizdat.core.model.common import CelRule
 
 Builder = Callable[..., dict[str, Any]]
 DIGEST = "sha256:" + "ab" * 32

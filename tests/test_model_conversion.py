@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from samizdat import model
-from samizdat.placement import from_model, snapshot
+from samizdat.core import model
+from samizdat.core.placement import from_model, snapshot
 
 Builder = Callable[..., dict[str, Any]]
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -28,7 +28,7 @@ def test_member_carries_every_field(member_cluster: Builder) -> None:
         )
     )
 
-    assert from_model.to_member(cluster, NOW) == snapshot.Member(
+    assert from_model.to_member(cluster, NOW) == snapshot.MemberInfo(
         name="fra",
         country="DE",
         provider="ionos",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from samizdat import jurisdictions, placement
+from samizdat.core import jurisdictions, placement
 
 ALLIANCES = jurisdictions.alliance_table()
 
@@ -26,14 +26,14 @@ def member(
     *,
     shapes: Iterable[placement.NodeShape] | None = None,
     **fields: Any,
-) -> placement.Member:
+) -> placement.MemberInfo:
     """A member with one node of 8 free H100s unless told otherwise."""
-    return placement.Member(
+    return placement.MemberInfo(
         name=name, country=country, provider=provider, shapes=(shape(),) if shapes is None else tuple(shapes), **fields
     )
 
 
-def world(*members: placement.Member, alliances: Mapping[str, frozenset[str]] = ALLIANCES) -> placement.Snapshot:
+def world(*members: placement.MemberInfo, alliances: Mapping[str, frozenset[str]] = ALLIANCES) -> placement.Snapshot:
     return placement.Snapshot(members=tuple(members), alliances=alliances)
 
 

@@ -18,9 +18,9 @@ import milp_oracle
 from hypothesis import assume, event, given, note, settings
 from hypothesis import strategies as st
 
-from samizdat import placement
-from samizdat.model import WhenUnsatisfiable
-from samizdat.placement import pruning, search
+from samizdat.core import placement
+from samizdat.core.model import WhenUnsatisfiable
+from samizdat.core.placement import pruning, search
 
 COUNTRIES = ("DE", "FR", "NL", "US", "GB", "CH", "JP", "NO")
 MINIMUMS = ("minJurisdictions", "minProviders")
@@ -61,7 +61,7 @@ def instances(draw: Draw) -> tuple[placement.Snapshot, placement.Request]:
         nodes=st.sampled_from((2, 1, 3, 1, 0)),
     )
     members = tuple(
-        placement.Member(
+        placement.MemberInfo(
             name=f"m{index}",
             country=draw(st.sampled_from(countries)),
             provider=draw(st.sampled_from(providers)),
@@ -126,7 +126,7 @@ def _regular_fleet(draw: Draw, regular: _Regular) -> placement.Snapshot:
     }
     cost, latency = regular.cost_latency
     members = tuple(
-        placement.Member(
+        placement.MemberInfo(
             name=f"m{index:02d}",
             country=countries[(index + draw(st.integers(0, regular.country_jitter))) % len(countries)],
             provider=providers[(index // regular.provider_stride + draw(st.integers(0, 1))) % len(providers)],

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from test_placement_builders import member, per_country, request, shape, world
 
-from samizdat import placement
-from samizdat.model import WhenUnsatisfiable
-from samizdat.placement import capacity
+from samizdat.core import placement
+from samizdat.core.model import WhenUnsatisfiable
+from samizdat.core.placement import capacity
 
 # Spread minimums as hard rules: infeasible rather than degraded when they cannot be met.
 STRICT = {"when_unsatisfiable": WhenUnsatisfiable.DO_NOT_SCHEDULE}
@@ -78,7 +78,7 @@ TEE = {"tee": True, "shapes": [shape(tee=True)]}
     ],
 )  # fmt: skip
 def test_a_filtered_member_gets_nothing_and_says_why(
-    candidate: placement.Member, other: placement.Member, rules: dict[str, Any], reasons: list[str]
+    candidate: placement.MemberInfo, other: placement.MemberInfo, rules: dict[str, Any], reasons: list[str]
 ) -> None:
     decision = placement.solve(world(candidate, other), request(1, **rules))
     assert decision.feasible
@@ -179,7 +179,7 @@ FOURTEEN = {"US", "GB", "CA", "AU", "NZ", "DK", "FR", "NL", "NO", "DE", "BE", "I
     ],
 )  # fmt: skip
 def test_count_rules_hold(
-    members: list[placement.Member], rules: dict[str, Any], expected: dict[str, int] | Check
+    members: list[placement.MemberInfo], rules: dict[str, Any], expected: dict[str, int] | Check
 ) -> None:
     snapshot = world(*members)
     replicas = rules.pop("replicas", 4)
@@ -223,7 +223,7 @@ def test_count_rules_hold(
     ],
 )  # fmt: skip
 def test_infeasible_names_the_binding_rule(
-    members: list[placement.Member], rules: dict[str, Any], binding: str
+    members: list[placement.MemberInfo], rules: dict[str, Any], binding: str
 ) -> None:
     snapshot = world(*members)
     decision = placement.solve(snapshot, request(rules.pop("replicas"), **rules))

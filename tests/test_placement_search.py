@@ -7,7 +7,7 @@ import itertools
 import pytest
 from test_placement_builders import ALLIANCES, member, request, world
 
-from samizdat.placement import flow, problem, search
+from samizdat.core.placement import flow, problem, search
 
 
 def test_min_cost_flow_takes_the_cheapest_paths_and_reports_a_shortfall() -> None:

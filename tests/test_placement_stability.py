@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from test_placement_builders import member, per_country, request, shape, world
 
-from samizdat import placement
-from samizdat.model import WhenUnsatisfiable
-from samizdat.placement import problem, search
+from samizdat.core import placement
+from samizdat.core.model import WhenUnsatisfiable
+from samizdat.core.placement import problem, search
 
 FLEET = (
     member("de-1", "DE", "p1"), member("de-2", "DE", "p2"), member("fr-1", "FR", "p1"),
@@ -95,7 +95,7 @@ def test_stability_beats_cost() -> None:
         pytest.param([member("b", "DE"), member("a", "DE")], 1, {"a": 1}, id="name-breaks-all-ties"),
     ],
 )  # fmt: skip
-def test_soft_preferences_in_order(members: list[placement.Member], replicas: int, expected: dict[str, int]) -> None:
+def test_soft_preferences_in_order(members: list[placement.MemberInfo], replicas: int, expected: dict[str, int]) -> None:
     assert placement.solve(world(*members), request(replicas)).assignments == expected
 
 
@@ -125,7 +125,7 @@ def test_same_input_same_decision_whatever_the_member_order() -> None:
     ],
 )  # fmt: skip
 def test_diagnosis_says_why_a_member_is_unused_or_limited(
-    members: list[placement.Member], rules: dict[str, Any], name: str, reasons: tuple[str, ...]
+    members: list[placement.MemberInfo], rules: dict[str, Any], name: str, reasons: tuple[str, ...]
 ) -> None:
     decision = placement.solve(world(*members), request(rules.pop("replicas"), **rules))
     assert decision.diagnosis[name] == reasons

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from samizdat import manifests
-from samizdat.placement.standby import Held, serving_split, uncovered
+from samizdat.core import manifests
+from samizdat.core.placement.standby import Held, serving_split, uncovered
 
 COUNTRY = {"a": "DE", "b": "DE", "c": "FR", "d": "JP"}
 

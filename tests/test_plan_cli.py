@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from samizdat import cli, placement
-from samizdat.placement import snapshot
+from samizdat.app import cli
+from samizdat.core import placement
+from samizdat.core.placement import snapshot
 
 Builder = Callable[..., dict[str, Any]]
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
@@ -321,7 +322,7 @@ def test_shipped_examples_are_good_input(solver: StubSolver, capsys: pytest.Capt
 
 # --- with the real solver ------------------------------------------------------------------------------
 
-needs_solver = pytest.mark.skipif(REAL_SOLVE is None, reason="samizdat.placement.solve does not exist yet")
+needs_solver = pytest.mark.skipif(REAL_SOLVE is None, reason="samizdat.core.placement.solve does not exist yet")
 
 
 @needs_solver

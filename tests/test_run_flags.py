@@ -10,11 +10,11 @@ import pytest
 from kopf._core.intents.causes import Activity
 from kopf._core.intents.registries import SmartOperatorRegistry
 
-from samizdat import cli
-from samizdat.clusters import kubeconfig
-from samizdat.commands import run
-from samizdat.handlers import startup
-from samizdat.leadership import Election, Timing
+from samizdat.app import cli
+from samizdat.remote.clusters import kubeconfig
+from samizdat.app.commands import run
+from samizdat.app.handlers import startup
+from samizdat.core.leadership import Election, Timing
 
 SITE_A = "https://10.1.0.10:6443"
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from samizdat import manifests, placement, starts
-from samizdat.placement import Member, NodeShape, Request, Rules, Snapshot
-from samizdat.model import CensorshipKind
-from samizdat.starts import Cause, ReplicaStart, ReplicaState
+from samizdat.core import manifests, placement, starts
+from samizdat.core.placement import MemberInfo, NodeShape, Request, Rules, Snapshot
+from samizdat.core.model import CensorshipKind
+from samizdat.core.starts import Cause, ReplicaStart, ReplicaState
 
 NOW = datetime(2026, 12, 1, 3, 0, 0, tzinfo=UTC)
 DEADLINE = 15.0
@@ -219,8 +219,8 @@ def test_overdue_replicas_move_and_a_backed_off_member_keeps_only_what_runs() ->
     """The reconcile's use of a verdict: the overdue replica counts as not placed, the member is backed
     off (no new replicas of this workload), so the replica lands elsewhere and the stuck copy shrinks."""
     gpus = (NodeShape("H100", 81559, False, 8, 1),)
-    snapshot = Snapshot(members=(Member("fr", "FR", "p1", shapes=gpus), Member("de", "DE", "p2", shapes=gpus),
-                                 Member("ch", "CH", "p3", shapes=gpus)))
+    snapshot = Snapshot(members=(MemberInfo("fr", "FR", "p1", shapes=gpus), MemberInfo("de", "DE", "p2", shapes=gpus),
+                                 MemberInfo("ch", "CH", "p3", shapes=gpus)))
     rules = Rules(min_jurisdictions=2, max_per_jurisdiction=2)
     verdict = starts.judge([replica(Cause.READY, False), replica(Cause.INSUFFICIENT_GPUS)], frozenset(), True)
     current = {"fr": 2 - verdict.lost, "de": 1}

@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO / "tests"))
 import milp_oracle  # noqa: E402
 import world  # noqa: E402
 
-from samizdat import placement  # noqa: E402
+from samizdat.core import placement  # noqa: E402
 
 TARGETS = {"latency_p99_ms": 20.0, "replaced_per_second": 1000.0, "speedup_vs_milp": 10.0}
 

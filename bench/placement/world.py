@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 
-from samizdat import jurisdictions
-from samizdat.placement import GPURequest, Member, NodeShape, Request, Rules, Snapshot
+from samizdat.core import jurisdictions
+from samizdat.core.placement import GPURequest, MemberInfo, NodeShape, Request, Rules, Snapshot
 
 COUNTRIES = (
     # five/nine/fourteen-eyes, EU and EEA members
@@ -43,7 +43,7 @@ def world(seed: int, members: int = 1000, nodes: int = 100_000) -> Snapshot:
             provider = rng.choice(regional)
             country = rng.choice(homes[provider])
         built.append(
-            Member(
+            MemberInfo(
                 name=f"{country.lower()}-{provider}-{index:04d}",
                 country=country,
                 provider=provider,

@@ -1,7 +1,7 @@
 """What a member's owner sets up before samizdat comes: GPU nodes, and kubectl to act as the admin.
 
 samizdat's identity in each member is not made here: the sandbox registers members as a user does, with
-`samizdat join` (`Sandbox.register`), which creates it from `samizdat.membership`. `revoke-credentials`
+`samizdat join` (`Sandbox.register`), which creates it from `samizdat.core.membership`. `revoke-credentials`
 deletes the credential Secrets its tokens are bound to, so the revocation is real (401), not simulated.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from e2e.sandbox.layout import GPUNodeGroup, MemberLayout
-from samizdat import manifests, membership
+from samizdat.core import manifests, membership
 
 SYSTEM_NAMESPACE = membership.IDENTITY_NAMESPACE  # in members: the identity's; in the hub: member Secrets'
 WORKLOAD_NAMESPACE = manifests.WORKLOAD_NAMESPACE

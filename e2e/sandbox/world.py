@@ -31,7 +31,7 @@ from e2e.sandbox import hubsites, layout, members, stages, toolchain
 from e2e.sandbox.launcher import (
     HUB, ClusterState, Launcher, SandboxState, alive, kill_group, kill_recorded, port_free,
 )
-from samizdat import membership
+from samizdat.core import membership
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # fault recorded for the member by each censor action that starves samizdat instead of touching its objects

@@ -2,6 +2,6 @@
 
 import sys
 
-from samizdat.cli import main
+from samizdat.app.cli import main
 
 sys.exit(main())

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import samizdat
-from samizdat import inventory
+from samizdat.core import inventory
 from samizdat.agent import metrics, nvml, observation, publishing, reading
-from samizdat.clusters import errors
-from samizdat.clusters.client import MemberClient
+from samizdat.remote.clusters import errors
+from samizdat.remote.clusters.client import ClusterClient
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _unstamped(published: observation.Publication) -> observation.Publication:
 
 
 async def report(
-    node: str, library: nvml.Library, client: MemberClient, settings: Settings, stop: asyncio.Event
+    node: str, library: nvml.Library, client: ClusterClient, settings: Settings, stop: asyncio.Event
 ) -> None:
     """Report on `node` until `stop` is set."""
     metrics.node_started(node)

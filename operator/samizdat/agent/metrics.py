@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, start_http_server
 
-from samizdat import inventory
+from samizdat.core import inventory
 from samizdat.agent.observation import Observation
 
 NVML_UP = Gauge("samizdat_agent_nvml_up", "1 if NVML answered on the node (driver present).", ["node"])

@@ -1,7 +1,7 @@
 """What the agent saw of a node's GPUs, and what it therefore publishes on the node (pure values).
 
 `Observation` is NVML's answers turned into facts; `publication` turns it into the labels, annotations,
-node condition and taint the agent writes. Names come from `samizdat.inventory`, which reads them back.
+node condition and taint the agent writes. Names come from `samizdat.core.inventory`, which reads them back.
 
 Which faults take a GPU out of service, and why:
 - XIDs in `FATAL_XIDS`, from NVIDIA's XID catalogue, all of which need a GPU reset or a reboot:
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from samizdat import inventory
+from samizdat.core import inventory
 
 FATAL_XIDS = frozenset({48, 61, 62, 64, 74, 79, 95, 119, 120})
 TAINT_EFFECT = "NoExecute"

@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from samizdat import inventory
+from samizdat.core import inventory
 from samizdat.agent.observation import Publication
-from samizdat.clusters import fetching, resources
-from samizdat.clusters.client import MemberClient
+from samizdat.remote.clusters import fetching, resources
+from samizdat.remote.clusters.client import ClusterClient
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
@@ -43,7 +43,7 @@ def condition(wanted: Mapping[str, str], current: list[Mapping[str, Any]], now: 
             "lastTransitionTime": str(before["lastTransitionTime"]) if unchanged and before else stamp}
 
 
-async def publish(client: MemberClient, node_name: str, publication: Publication, now: datetime) -> None:
+async def publish(client: ClusterClient, node_name: str, publication: Publication, now: datetime) -> None:
     """Write `publication` on the node; raises `MemberError` (e.g. `Conflict`) for the caller to retry."""
     node = await fetching.get(client, resources.NODES, node_name)
     metadata = node.get("metadata", {})

@@ -1,0 +1,10 @@
+"""The operator's live view of its member clusters, built on the I/O layer in `samizdat.remote.clusters`.
+
+Handlers use only the names below (an import test holds them to it): the `Fleet` and the values it
+answers with; a `Member` is the fleet's own business.
+"""
+
+from samizdat.remote.fleet.fleet import Fleet, Loss
+from samizdat.remote.fleet.member import Censorship, Copy, MemberSettings, MemberState, tampering
+
+__all__ = ["Censorship", "Copy", "Fleet", "Loss", "MemberSettings", "MemberState", "tampering"]
