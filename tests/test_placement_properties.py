@@ -202,7 +202,7 @@ def _assert_limits_kept(snapshot: placement.Snapshot, request: placement.Request
     for shortfall in decision.shortfalls:
         assert (shortfall.required, shortfall.reached) == (_required(request, shortfall.rule), reached[shortfall.rule])
     violations = placement.violations(snapshot, request, decision.assignments)
-    assert all(violation.split(":")[0] in broken for violation in violations), violations
+    assert all(violation.rule in broken for violation in violations), violations
 
 
 def _count(snapshot: placement.Snapshot, decision: placement.Decision, field: str) -> int:

@@ -283,4 +283,4 @@ def test_violations_names_each_broken_rule(
         member("small", "CH", shapes=[shape(free=1)]),
     )  # fmt: skip
     found = placement.violations(snapshot, request(2, **rules), assignments)
-    assert found == [] if broken is None else broken in found
+    assert found == [] if broken is None else broken in [str(v) for v in found]

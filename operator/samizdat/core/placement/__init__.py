@@ -1,7 +1,7 @@
 """The pure placement core: decide where a workload's replicas go over an immutable snapshot."""
 
 from samizdat.core.placement.decision import Decision, Shortfall
-from samizdat.core.placement.rules import violations
+from samizdat.core.placement.rules import Violation, violations
 from samizdat.core.placement.snapshot import GPURequest, MemberInfo, NodeShape, Request, Rules, Snapshot, withhold
 from samizdat.core.placement.solver import SolverError, solve
 
@@ -15,6 +15,7 @@ __all__ = [
     "Shortfall",
     "Snapshot",
     "SolverError",
+    "Violation",
     "solve",
     "violations",
     "withhold",

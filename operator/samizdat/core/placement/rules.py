@@ -1,4 +1,4 @@
-"""The hard rules as a checker: `violations` lists every way a placement breaks them.
+"""The hard rules as a checker: `violations` lists every way a placement breaks them, as values.
 
 Written straight from the spec, sharing nothing with the search but the filter plugins and the capacity
 function, so that the solver's own output is checked by a second, simpler reading of the rules before
@@ -9,20 +9,36 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from samizdat.core.placement import capacity, framework, index
 from samizdat.core.placement.filters import FILTERS
 from samizdat.core.placement.snapshot import Request, Snapshot
 
 
-def violations(snapshot: Snapshot, request: Request, assignments: Mapping[str, int]) -> list[str]:
-    """Human-readable breaches of the hard rules by `assignments` (member -> replicas); [] if none."""
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One breach of a hard rule. `rule` is the spec field broken, as users write it (`maxPerJurisdiction`,
+    `minJurisdictions`, the names `decision.Shortfall.rule` uses), or one of the checks no field names:
+    `replicas`, `membership`, `eligibility`, `capacity`; `member` is the one member at fault, when there is
+    one. `str()` is the text users read."""
+
+    rule: str
+    detail: str
+    member: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.member if self.member is not None else self.rule}: {self.detail}"
+
+
+def violations(snapshot: Snapshot, request: Request, assignments: Mapping[str, int]) -> list[Violation]:
+    """Breaches of the hard rules by `assignments` (member -> replicas); [] if none."""
     rules = request.rules
-    found: list[str] = []
+    found: list[Violation] = []
     expected = max(0, request.replicas)
     placed = sum(assignments.values())
     if placed != expected:
-        found.append(f"replicas: {placed} placed, {expected} requested")
+        found.append(Violation("replicas", f"{placed} placed, {expected} requested"))
     members = index.of(snapshot).by_name
     context = framework.context(snapshot, request)
     per_country: Counter[str] = Counter()
@@ -30,20 +46,20 @@ def violations(snapshot: Snapshot, request: Request, assignments: Mapping[str, i
     for name, replicas in sorted(assignments.items()):
         member = members.get(name)
         if member is None:
-            found.append(f"{name}: not a member of the snapshot")
+            found.append(Violation("membership", "not a member of the snapshot", name))
             continue
         if replicas <= 0:
-            found.append(f"{name}: {replicas} replicas listed")
+            found.append(Violation("replicas", f"{replicas} replicas listed", name))
             continue
         reasons = [reason for plugin in FILTERS for reason in plugin.filter(member, context).reasons]
         if reasons:
-            found.append(f"{name}: not eligible ({'; '.join(reasons)})")
+            found.append(Violation("eligibility", f"not eligible ({'; '.join(reasons)})", name))
         current = max(0, request.current.get(name, 0))
         room = current + capacity.new_replicas(member, request.gpu, rules.require_tee, ceiling=replicas)
         if replicas > room:
-            found.append(f"{name}: {replicas} replicas, capacity {room}")
+            found.append(Violation("capacity", f"{replicas} replicas, capacity {room}", name))
         if rules.max_per_cluster is not None and replicas > rules.max_per_cluster:
-            found.append(f"maxPerCluster: {name} has {replicas} > {rules.max_per_cluster}")
+            found.append(Violation("maxPerCluster", f"{name} has {replicas} > {rules.max_per_cluster}"))
         per_country[member.country] += replicas
         per_provider[member.provider] += replicas
     found += _over("maxPerJurisdiction", per_country, rules.max_per_jurisdiction)
@@ -55,13 +71,13 @@ def violations(snapshot: Snapshot, request: Request, assignments: Mapping[str, i
         found += _over("maxPerAlliance", per_alliance, rules.max_per_alliance)
     if expected:
         if len(per_country) < rules.min_jurisdictions:
-            found.append(f"minJurisdictions: {len(per_country)} < {rules.min_jurisdictions}")
+            found.append(Violation("minJurisdictions", f"{len(per_country)} < {rules.min_jurisdictions}"))
         if len(per_provider) < rules.min_providers:
-            found.append(f"minProviders: {len(per_provider)} < {rules.min_providers}")
+            found.append(Violation("minProviders", f"{len(per_provider)} < {rules.min_providers}"))
     return found
 
 
-def _over(rule: str, totals: Counter[str], limit: int | None) -> list[str]:
+def _over(rule: str, totals: Counter[str], limit: int | None) -> list[Violation]:
     if limit is None:
         return []
-    return [f"{rule}: {key} has {total} > {limit}" for key, total in sorted(totals.items()) if total > limit]
+    return [Violation(rule, f"{key} has {total} > {limit}") for key, total in sorted(totals.items()) if total > limit]

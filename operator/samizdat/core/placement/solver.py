@@ -50,7 +50,7 @@ def solve(snapshot: Snapshot, request: Request) -> Decision:
         )
     broken = rules.violations(snapshot, solved, placed)
     if broken:
-        raise SolverError("; ".join(broken))
+        raise SolverError("; ".join(str(v) for v in broken))
     return _decision(snapshot, request, placed, _shortfalls(snapshot, request, placed))
 
 
