@@ -17,14 +17,14 @@ from typing import Any
 import kopf
 import pytest
 
-from samizdat.core import health, manifests, model
+from samizdat.core import health, manifests, model, report
 from samizdat.remote.clusters import errors, kubeconfig, resources
 from samizdat.remote.clusters.probing import Probe
 from samizdat.remote.fleet import Fleet, MemberSettings
 from samizdat.remote.fleet import fleet as fleet_module
 from samizdat.remote.fleet.member import Censorship, Copy, Member
 from samizdat.app.handlers import aiworkloads, credentials, memberclusters
-from samizdat.app.handlers.reconcile import Outcome, _needs_write, reconcile
+from samizdat.app.handlers.reconcile import needs_write, reconcile
 from samizdat.core.model import CensorshipKind, FailoverReason, Phase
 
 KUBECONFIG = """
@@ -232,7 +232,7 @@ def holders(world: World) -> dict[str, int]:
     return {name: copy.desired for name, copy in world.fleet.copies_of(UID).items()}
 
 
-async def reconciled(world: World, aiw: model.AIWorkload) -> Outcome:
+async def reconciled(world: World, aiw: model.AIWorkload) -> report.Result:
     """Reconcile, then once more to give a new copy's pods their roles: a copy is written as a task of
     its own (see `Member.answering`), so its pods are seen after that reconcile assigned the roles, as
     in a real member, where they are seen through the watch."""
@@ -255,7 +255,7 @@ async def test_lost_replicas_are_placed_elsewhere_and_the_rest_stay(world: World
     assert outcome.decision is not None and outcome.decision.assignments == {kept: 1, spare: 1}
     assert [m["spec"]["replicas"] for m in world.members[spare].applied] == [1]
     assert len(world.members[kept].applied) == 1, "the healthy replica stays where it is, untouched"
-    assert outcome.left_behind == [victim], "an unreachable member's copy is the fence's to delete"
+    assert outcome.left_behind == (victim,), "an unreachable member's copy is the fence's to delete"
     assert world.fleet.current(UID) == {kept: 1, spare: 1}
 
 
@@ -275,7 +275,7 @@ async def test_a_healed_member_is_fenced_before_its_old_copy_counts(world: World
     assert world.fleet.is_fenced(victim) and victim not in holders(world)
     assert sum(world.fleet.current(UID).values()) == 2, "no rule exceeded after the heal"
     again = await reconcile(workload(), world.fleet)
-    assert again.changes == [] and not again.lost
+    assert again.changes == () and not again.lost
 
 
 def _scaled_to_zero(body: dict[str, Any]) -> dict[str, Any]:
@@ -342,7 +342,7 @@ async def test_the_self_partition_guard_halts_evictions(world: World) -> None:
     assert outcome.halted and "evictions are halted" in outcome.halted
     assert outcome.decision is None and set(outcome.lost) == set(lost)
     assert {name: len(member.applied) for name, member in world.members.items()} == writes, "nothing moved"
-    status, gauges = aiworkloads.build_status(workload(), world.fleet, outcome, None)
+    status, gauges = report.build_status(workload(), outcome, None)
     conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
     assert conditions["Degraded"] == ("True", "EvictionsHalted")
     assert gauges["ready_by_country"] == {}, "lost members' replicas count nowhere"
@@ -359,8 +359,8 @@ async def test_after_a_restart_the_fleet_settles_and_nothing_moves(world: World)
     assert not world.fleet.settling(THREE), "every member connected, probed and fenced"
     assert world.members["de"].erased == [orphan["metadata"]["name"]], "the orphan sweep removed a gone workload's copy"
     outcome = await reconcile(workload(), world.fleet)
-    assert outcome.converged and outcome.changes == [], "a restart moves and rewrites nothing"
-    status, gauges = aiworkloads.build_status(workload(), world.fleet, outcome, None)
+    assert outcome.converged and outcome.changes == (), "a restart moves and rewrites nothing"
+    status, gauges = report.build_status(workload(), outcome, None)
     assert status["readyReplicas"] == 2 and status["jurisdictionList"] == ["DE", "FR"]
     # roles are read from pods, and these members listed their copies only
     assert gauges == {"desired": 2, "ready_by_country": {"DE": 1, "FR": 1}, "serving": 0, "standby": 0,
@@ -386,18 +386,20 @@ async def test_a_broad_outage_gives_up_spread_not_capacity_and_restores_it(world
     await reconcile(spread, world.fleet)
     world.lose("jp")
 
-    outcome = await reconcile(spread, world.fleet)
+    # Status describes the view its decision was made on: the copies scaled up for the move are counted
+    # by the reconcile their watch events wake, the second here.
+    outcome = await reconciled(world, spread)
 
     assert outcome.decision is not None and outcome.decision.degraded
     assert outcome.decision.assignments == {"de": 2, "fr": 2}
-    status, gauges = aiworkloads.build_status(spread, world.fleet, outcome, None)
+    status, gauges = report.build_status(spread, outcome, None)
     conditions = {c["type"]: c for c in status["conditions"]}
     rules = conditions["RulesSatisfied"]
     assert (rules["status"], rules["reason"]) == ("False", "SpreadDegraded")
     assert "minJurisdictions 3 not met: 2 reached, 1 short" in rules["message"]
     assert conditions["Degraded"]["status"] == "True"  # MemberLost while Japan's copy is left behind
     assert gauges["violations"] == 1 and gauges["jurisdictions"] == 2
-    assert "SpreadDegraded" in [reason for _, reason, _ in aiworkloads._events(spread, outcome)]
+    assert "SpreadDegraded" in [reason for _, reason, _ in report.events(spread, outcome)]
 
     world.heal("jp")
     await settle()
@@ -452,7 +454,7 @@ def test_needs_write(existing: dict[str, Any] | None, replicas: int, verb: str |
         manifests.IMAGES_ANNOTATION: '{"server": "example/llm:1"}'}},
         "spec": {"replicas": existing.get("actual", int(existing["replicas"])), "template": {"spec": {
             "containers": [{"name": "server", "image": existing.get("image", "example/llm:1")}]}}}}
-    assert _needs_write(workload(), body, replicas) == verb
+    assert needs_write(workload(), body, replicas) == verb
 
 
 async def test_a_renewed_token_keeps_the_member_connected_and_its_replicas_counted(world: World) -> None:
@@ -583,7 +585,7 @@ def serving_members(world: World) -> list[str]:
 
 
 def status_of(world: World, aiw: model.AIWorkload, outcome: Any) -> dict[str, Any]:
-    return aiworkloads.build_status(aiw, world.fleet, outcome, None)[0]
+    return report.build_status(aiw, outcome, None)[0]
 
 
 async def test_standbys_are_placed_ready_but_not_serving_and_not_an_endpoint(world: World) -> None:
@@ -596,7 +598,7 @@ async def test_standbys_are_placed_ready_but_not_serving_and_not_an_endpoint(wor
     (spare,) = [name for name, pods in roles(world).items() if manifests.STANDBY in pods.values()]
     service = world.fleet.service(spare, UID)
     assert service is not None and service["spec"]["selector"][manifests.ROLE_LABEL] == manifests.SERVING
-    status, gauges = aiworkloads.build_status(aiw, world.fleet, outcome, None)
+    status, gauges = report.build_status(aiw, outcome, None)
     assert (status["servingReplicas"], status["standbyReplicas"], status["readyReplicas"]) == (2, 1, 3)
     assert (gauges["serving"], gauges["standby"]) == (2, 1), "samizdat_workload_replicas_serving / _standby"
     assert [e["cluster"] for e in status["endpoints"]] == serving_members(world), "a standby is no endpoint"
@@ -624,7 +626,7 @@ async def test_a_lost_serving_replica_is_replaced_by_promoting_the_standby_in_pl
     (new,) = set(outcome.decision.assignments) - set(before) - {victim} or {
         name for name in outcome.decision.assignments if len(roles(world)[name]) > len(before[name])}
     assert list(roles(world)[new].values()) == [manifests.STANDBY], "the cold replica waits as the new standby"
-    assert ("Normal", "Promoted", f"promoted 1 standby replica(s) to serving in {spare}") in aiworkloads._events(
+    assert ("Normal", "Promoted", f"promoted 1 standby replica(s) to serving in {spare}") in report.events(
         aiw, outcome)
     status = status_of(world, aiw, outcome)
     assert status["servingReplicas"] == 2 and status["standbyReplicas"] == 0
@@ -674,9 +676,9 @@ async def test_last_failover_ends_when_full_serving_capacity_is_ready_again(worl
     lost_at = world.members[victim].lost_since
     assert lost_at is not None
     world.clock.now += 1
-    timer = aiworkloads.FailoverTimer()
+    timer = report.FailoverTimer()
 
-    aiworkloads._time_failover(timer, world.fleet, aiw, await reconcile(aiw, world.fleet), world.clock.now)
+    timer = timer.observe(report.tally(aiw, await reconcile(aiw, world.fleet), world.clock.now))
 
     if standby:
         assert timer.last is not None and timer.last.seconds == world.clock.now - lost_at, "the promotion ends it"
@@ -687,14 +689,14 @@ async def test_last_failover_ends_when_full_serving_capacity_is_ready_again(worl
     world.clock.now += 20
     for member in world.members.values():
         member.loaded()
-    aiworkloads._time_failover(timer, world.fleet, aiw, await reconcile(aiw, world.fleet), world.clock.now)
+    timer = timer.observe(report.tally(aiw, await reconcile(aiw, world.fleet), world.clock.now))
 
     done = timer.last
     assert timer.running is None and done is not None and done.from_cluster == victim
     assert done.seconds == (world.clock.now - 20 if standby else world.clock.now) - lost_at
     assert done.standby_seconds == (world.clock.now - lost_at if standby else None)
     world.clock.now += 30
-    aiworkloads._time_failover(timer, world.fleet, aiw, await reconcile(aiw, world.fleet), world.clock.now)
+    timer = timer.observe(report.tally(aiw, await reconcile(aiw, world.fleet), world.clock.now))
     assert timer.running is None and timer.last == done, "a member still lost is not timed again"
 
 
@@ -703,45 +705,45 @@ def _loss(member: str, since: float) -> fleet_module.Loss:
 
 
 def test_a_failover_is_timed_once_for_a_member_that_stays_lost() -> None:
-    timer = aiworkloads.FailoverTimer()
+    timer = report.FailoverTimer()
     lost = {"de": _loss("de", 100.0)}
-    timer.observe(lost, converged=True, ready=1, wanted=2, now=102.0)
-    timer.observe(lost, converged=True, ready=2, wanted=2, now=105.0)
+    timer = timer.observe(report.Tally(lost, converged=True, ready=1, wanted=2, now=102.0))
+    timer = timer.observe(report.Tally(lost, converged=True, ready=2, wanted=2, now=105.0))
     assert timer.last is not None and (timer.last.from_cluster, timer.last.seconds) == ("de", 5.0)
 
     for now in (130.0, 160.0):  # still Down: resyncs must not time the same loss again, from its start
-        timer.observe(lost, converged=True, ready=2, wanted=2, now=now)
+        timer = timer.observe(report.Tally(lost, converged=True, ready=2, wanted=2, now=now))
     assert timer.last.seconds == 5.0, "a loss already timed started another clock"
 
     # Another member lost while the first still is: timed from its own loss.
     both = {**lost, "fr": _loss("fr", 170.0)}
-    timer.observe(both, converged=True, ready=1, wanted=2, now=171.0)
-    timer.observe(both, converged=True, ready=2, wanted=2, now=174.0)
+    timer = timer.observe(report.Tally(both, converged=True, ready=1, wanted=2, now=171.0))
+    timer = timer.observe(report.Tally(both, converged=True, ready=2, wanted=2, now=174.0))
     assert (timer.last.from_cluster, timer.last.seconds) == ("fr", 4.0)
 
     # Back, then lost again: a new loss, a new failover.
-    timer.observe({}, converged=True, ready=2, wanted=2, now=200.0)
+    timer = timer.observe(report.Tally({}, converged=True, ready=2, wanted=2, now=200.0))
     again = {"de": _loss("de", 210.0)}
-    timer.observe(again, converged=True, ready=1, wanted=2, now=211.0)
-    timer.observe(again, converged=True, ready=2, wanted=2, now=213.5)
+    timer = timer.observe(report.Tally(again, converged=True, ready=1, wanted=2, now=211.0))
+    timer = timer.observe(report.Tally(again, converged=True, ready=2, wanted=2, now=213.5))
     assert (timer.last.from_cluster, timer.last.seconds) == ("de", 3.5)
 
 
 def test_a_failover_reports_how_long_it_waited_for_room() -> None:
-    timer = aiworkloads.FailoverTimer()
+    timer = report.FailoverTimer()
     lost = {"de": _loss("de", 100.0)}
-    timer.observe(lost, converged=False, ready=1, wanted=2, now=101.0, room=False)  # nowhere to go
-    timer.observe(lost, converged=False, ready=1, wanted=2, now=131.0, room=False)  # a resync: still none
-    timer.observe(lost, converged=True, ready=1, wanted=2, now=140.0)  # a member came back: placed
-    timer.observe(lost, converged=True, ready=2, wanted=2, now=144.0)
+    timer = timer.observe(report.Tally(lost, converged=False, ready=1, wanted=2, now=101.0, room=False))  # nowhere to go
+    timer = timer.observe(report.Tally(lost, converged=False, ready=1, wanted=2, now=131.0, room=False))  # a resync: still none
+    timer = timer.observe(report.Tally(lost, converged=True, ready=1, wanted=2, now=140.0))  # a member came back: placed
+    timer = timer.observe(report.Tally(lost, converged=True, ready=2, wanted=2, now=144.0))
 
     assert timer.last is not None
     assert (timer.last.seconds, timer.last.without_room_seconds) == (44.0, 39.0), \
         "detection (1 s) and the move (4 s) are the failover's own; the 39 s between are the fleet's"
 
     again = {"fr": _loss("fr", 200.0)}
-    timer.observe(again, converged=True, ready=1, wanted=2, now=201.0)
-    timer.observe(again, converged=True, ready=2, wanted=2, now=203.0)
+    timer = timer.observe(report.Tally(again, converged=True, ready=1, wanted=2, now=201.0))
+    timer = timer.observe(report.Tally(again, converged=True, ready=2, wanted=2, now=203.0))
     assert (timer.last.from_cluster, timer.last.without_room_seconds) == ("fr", 0.0), "each failover its own"
 
 

@@ -36,7 +36,7 @@ from samizdat.remote.clusters import errors, kubeconfig, minting
 from samizdat.remote.clusters.client import Deadlines, ClusterClient
 from samizdat.remote import hub
 from samizdat.app.handlers import startup
-from samizdat.app.handlers.conditions import Observed
+from samizdat.core.report.conditions import Observed
 from samizdat.core.model import MemberClusterConditionType as Type
 
 RECHECK_S = 10.0  # how often the daemon re-reads the Secret while nothing is due (a join may rotate it)
@@ -114,7 +114,7 @@ async def renew_credentials(
         while not stopped:
             ref = model.MemberCluster.model_validate(dict(body)).spec.kubeconfig_secret_ref
             try:
-                text, version = await hub.read_versioned_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key)
+                text, version = await hub.read_versioned_kubeconfig(startup.shared(memo).hub, ref.namespace, ref.name, ref.key)
             except errors.MemberError:
                 await stopped.wait(RECHECK_S)  # the member daemon reports a missing Secret
                 continue
@@ -141,11 +141,11 @@ async def renew_credentials(
             deferring = False
             try:
                 renewed = await _renew(name, text, found.claims)
-                if not await hub.write_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key, renewed, version=version):
+                if not await hub.write_kubeconfig(startup.shared(memo).hub, ref.namespace, ref.name, ref.key, renewed, version=version):
                     continue  # a join rotated the credential meanwhile: renew what it wrote, when due
             except (errors.MemberError, kubeconfig.KubeconfigError, membership.NotRenewable) as error:
                 if found.failure is None:
-                    hub.say(memo.recorder, body, "Warning", "CredentialRenewalFailed",
+                    hub.say(startup.shared(memo).recorder, body, "Warning", "CredentialRenewalFailed",
                             f"renewing the token (expires {_iso(found.claims.expires_at)}) failed: {error}")
                 table[name] = Standing(found.claims, failure=str(error))
                 metrics.credential_renewal(name, ok=False)
@@ -156,7 +156,7 @@ async def renew_credentials(
             delay = RETRY_S[0]
             table[name] = standing(renewed)
             metrics.credential_renewal(name, ok=True)
-            hub.say(memo.recorder, body, "Normal", "CredentialsRenewed",
+            hub.say(startup.shared(memo).recorder, body, "Normal", "CredentialsRenewed",
                     "renewed the token through the member's TokenRequest API")
     finally:
         table.pop(name, None)

@@ -21,9 +21,10 @@ from samizdat.remote import metrics
 from samizdat.remote.clusters import errors, kubeconfig
 from samizdat.remote.clusters.recording import EventType
 from samizdat.remote.fleet import Fleet, MemberState
-from samizdat.app.handlers import conditions, credentials, startup
+from samizdat.app.handlers import credentials, startup
+from samizdat.core.report import conditions
 from samizdat.remote import hub
-from samizdat.app.handlers.conditions import Observed
+from samizdat.core.report.conditions import Observed
 from samizdat.core.model import MemberClusterConditionType as Type
 from samizdat.core.model import Phase
 
@@ -129,16 +130,16 @@ async def run_member(
             try:
                 spec = parse(body)
             except pydantic.ValidationError as error:
-                hub.say(memo.recorder, body, "Warning", "InvalidSpec", str(error))
+                hub.say(startup.shared(memo).recorder, body, "Warning", "InvalidSpec", str(error))
                 await stopped.wait(RETRY_CONNECT_S[1])
                 continue
             if not connected:
                 try:
                     ref = spec.spec.kubeconfig_secret_ref
-                    text = await hub.read_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key)
+                    text = await hub.read_kubeconfig(startup.shared(memo).hub, ref.namespace, ref.name, ref.key)
                     server = await fleet.connect(spec, text)
                     connected, connected_with = True, text
-                    hub.say(memo.recorder, body, "Normal", "Connecting", f"connecting to {server}")
+                    hub.say(startup.shared(memo).recorder, body, "Normal", "Connecting", f"connecting to {server}")
                     delay = RETRY_CONNECT_S[0]
                 except (errors.MemberError, kubeconfig.KubeconfigError) as error:
                     await _report_unusable(memo, body, spec, error)
@@ -155,7 +156,7 @@ async def _new_credentials(memo: kopf.Memo, spec: model.MemberCluster, connected
     """The member's kubeconfig if it differs from the one the member is connected with, else None."""
     ref = spec.spec.kubeconfig_secret_ref
     try:
-        text = await hub.read_kubeconfig(memo.hub, ref.namespace, ref.name, ref.key)
+        text = await hub.read_kubeconfig(startup.shared(memo).hub, ref.namespace, ref.name, ref.key)
     except errors.MemberError:
         return None
     return text if text != connected_with else None
@@ -184,7 +185,7 @@ async def _follow(
                 if text is not None and _uses(fleet, name, text):
                     connected_with = text
                 elif text is not None:
-                    hub.say(memo.recorder, body, "Normal", "CredentialsChanged", "reconnecting")
+                    hub.say(startup.shared(memo).recorder, body, "Normal", "CredentialsChanged", "reconnecting")
                     await fleet.disconnect(name)
                     return
             fleet.update_spec(spec)
@@ -215,7 +216,7 @@ async def _follow(
             if startup.leading(memo) and (written is None or stale or _comparable(status) != _comparable(written)):
                 status["lastProbeTime"] = now.isoformat()
                 try:
-                    await hub.patch_status(memo.hub, "memberclusters", name, None, status)
+                    await hub.patch_status(startup.shared(memo).hub, "memberclusters", name, None, status)
                     written, last_write = status, time.monotonic()
                 except errors.MemberError as error:
                     logger.warning("cannot write status of member %s: %s", name, error)
@@ -242,21 +243,21 @@ def _announce(memo: kopf.Memo, body: kopf.Body, state: health.MemberHealth, befo
         return
     message = f"{before.value if before else 'New'} -> {phase.value}: {state.message}"
     kind: EventType = "Warning" if health.lost(phase) or health.unreachable(phase) else "Normal"
-    hub.say(memo.recorder, body, kind, f"Member{phase.value}", message)
+    hub.say(startup.shared(memo).recorder, body, kind, f"Member{phase.value}", message)
 
 
 def _announce_fence(memo: kopf.Memo, body: kopf.Body, broken: str | None) -> None:
     """A Warning when the member's fence stops working (the leader writes nothing there), a Normal
     Event when it works again."""
     if broken is not None:
-        hub.say(memo.recorder, body, "Warning", "NoWorkingFence", f"nothing is written to this member: {broken}")
+        hub.say(startup.shared(memo).recorder, body, "Warning", "NoWorkingFence", f"nothing is written to this member: {broken}")
     else:
-        hub.say(memo.recorder, body, "Normal", "FenceWorks", "the member's fence works again")
+        hub.say(startup.shared(memo).recorder, body, "Normal", "FenceWorks", "the member's fence works again")
 
 
 async def _report_unusable(memo: kopf.Memo, body: kopf.Body, spec: model.MemberCluster, error: Exception) -> None:
     reason = "KubeconfigInvalid" if isinstance(error, kubeconfig.KubeconfigError) else "SecretUnavailable"
-    hub.say(memo.recorder, body, "Warning", reason, str(error))
+    hub.say(startup.shared(memo).recorder, body, "Warning", reason, str(error))
     now = datetime.now(UTC)
     status = model.MemberClusterStatus(
         phase=Phase.PENDING,
@@ -268,7 +269,7 @@ async def _report_unusable(memo: kopf.Memo, body: kopf.Body, spec: model.MemberC
         observed_generation=spec.metadata.generation,
     )
     try:
-        await hub.patch_status(memo.hub, "memberclusters", spec.metadata.name, None,
+        await hub.patch_status(startup.shared(memo).hub, "memberclusters", spec.metadata.name, None,
                                status.model_dump(mode="json", by_alias=True, exclude_none=True))
     except errors.MemberError:
         pass  # the hub itself is unwell; kopf will report that

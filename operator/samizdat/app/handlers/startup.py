@@ -13,6 +13,9 @@ deleting the copies. kopf's own Events (a handler's warnings and errors) are pos
 With `--hub-server` (one chart release per hub site), both kopf and samizdat's own hub client talk to
 that API server, the site's own, with the pod's ServiceAccount, instead of the `kubernetes` Service
 whose endpoints may be any site's: `login_at_own_site` is kopf's login then.
+
+What the handlers share lives in kopf's memo (copied per object, its values shared), read through one
+typed door: `shared(memo)`, a `Memo` whose fields say what each is.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ import asyncio
 import logging
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
 from samizdat.remote import metrics
-from samizdat.core import model
+from samizdat.core import leadership, model
 from samizdat.remote.clusters import kubeconfig
+from samizdat.remote.clusters import recording
+from samizdat.remote.clusters.client import ClusterClient
 from samizdat.remote.clusters.electing import Candidate
 from samizdat.remote.fleet import Fleet, MemberSettings
 from samizdat.remote import hub
@@ -35,8 +40,33 @@ from samizdat.remote import hub
 STANDBY_POLL_S = 0.5  # how often a standby looks whether it leads now (a takeover waits no longer)
 
 
+class Memo(kopf.Memo):
+    """kopf's memo as samizdat fills it: `samizdat run` gives the settings, `configure` the rest."""
+
+    # from `samizdat run` (absent in a bare kopf run: read with `get` and a default)
+    quarantine_seconds: float
+    metrics_port: int
+    renew_credentials_at: float
+    election: leadership.Election | None
+    hub_server: str | None
+    # made by `configure`
+    hub: ClusterClient
+    candidate: Candidate | None
+    standing: asyncio.Task[None]  # the election, while there is one
+    speaking: asyncio.Task[None]  # kopf's posting switched with the lead, while there is an election
+    fleet: Fleet
+    recorder: recording.Recorder
+
+
+def shared(memo: kopf.Memo) -> Memo:
+    """The memo with its fields typed: kopf hands handlers its own class, a copy of the one `samizdat
+    run` made (a `Memo`), or whatever a test made; every one is read by attribute alike."""
+    return cast(Memo, memo)
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    memo = shared(memo)
     # Status belongs to samizdat's own fields only; kopf keeps its bookkeeping in annotations.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="samizdat.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -79,7 +109,7 @@ def login_at_own_site(
 
     `samizdat run` registers it only then, since a login handler of ours replaces all of kopf's own
     (kubeconfig, in-cluster). kopf logs in again after a 401, so a rotated token is read then."""
-    credentials = kubeconfig.from_service_account(root=service_account, server=memo.hub_server)
+    credentials = kubeconfig.from_service_account(root=service_account, server=shared(memo).hub_server)
     token = Path(credentials.token_file).read_text().strip() if credentials.token_file else None
     return kopf.ConnectionInfo(
         server=credentials.server, ca_data=credentials.ca_pem, token=token or None,
@@ -97,6 +127,7 @@ async def _post_only_while_leading(settings: kopf.OperatorSettings, candidate: C
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    memo = shared(memo)
     if memo.get("standing") is not None:
         memo.speaking.cancel()
         memo.standing.cancel()  # stops writing and releases the Lease, so a standby takes over at once
@@ -119,13 +150,13 @@ def workload_uids(uid: str, **_: Any) -> dict[str, bool]:
 
 def leading(memo: kopf.Memo) -> bool:
     """Whether this operator may write now: it leads the election, or there is none."""
-    candidate: Candidate | None = memo.get("candidate")
+    candidate = shared(memo).get("candidate")
     return candidate is None or candidate.leading()
 
 
 def tracking_fleet(memo: kopf.Memo, handler_kwargs: dict[str, Any]) -> Fleet:
     """The fleet, reading kopf's indexes: the one place that hands them over. Indexes reach only
     handlers (by the names of their functions), and either kind of daemon may start first."""
-    fleet: Fleet = memo.fleet
+    fleet = shared(memo).fleet
     fleet.track(workloads=handler_kwargs["workload_uids"], alliances=handler_kwargs["alliance_index"])
     return fleet

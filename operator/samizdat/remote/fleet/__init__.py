@@ -6,5 +6,6 @@ answers with; a `Member` is the fleet's own business.
 
 from samizdat.remote.fleet.fleet import Fleet, Loss
 from samizdat.remote.fleet.member import Censorship, Copy, MemberSettings, MemberState, tampering
+from samizdat.remote.fleet.view import WorkloadView, read as read_view
 
-__all__ = ["Censorship", "Copy", "Fleet", "Loss", "MemberSettings", "MemberState", "tampering"]
+__all__ = ["Censorship", "Copy", "Fleet", "Loss", "MemberSettings", "MemberState", "tampering", "WorkloadView", "read_view"]

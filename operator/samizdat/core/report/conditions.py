@@ -1,4 +1,4 @@
-"""Conditions as the API conventions want them: a transition time that moves only when status does."""
+"""Conditions as the API conventions want them (every status builder's): a transition time that moves only when status does."""
 
 from __future__ import annotations
 
