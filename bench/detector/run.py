@@ -3,6 +3,9 @@
 No sockets: each probe's fate is drawn from a model of the link, and the monitor is told what the
 operator would see, when it would see it. Two questions, per link profile:
 
+Each question is put to this detector ("link") and to the one samizdat had before it ("today":
+`health.observe_probe` alone, one probe at a time with a fixed 1 s time-out), in the same run.
+
 1. How often does it call a live member Down (false Downs per member-hour), and how often Suspect?
    A long trace per profile, no death; `--probe-seconds` of it (10^7 by default, 10^5 with --quick).
 2. How long after a real death is the member Down (p50/p99)? Trials per profile and kind of death:
@@ -41,8 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "operator"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import stats  # noqa: E402
+from samizdat.core import health  # noqa: E402
 from samizdat.core.health import Failure  # noqa: E402
 from samizdat.core.health.link import DEADLINE_CAP_S, LinkMonitor, Verdict  # noqa: E402
+from samizdat.core.model import Phase  # noqa: E402
 
 INTERVAL_S = 1.0  # probeIntervalSeconds' default
 FLOOR_S = 1.0  # probeTimeoutSeconds' default
@@ -163,12 +168,12 @@ def simulate(link: Link, seconds: float, rng: random.Random, down_after_s: float
                 sequence += 3
         last_judged = now
         judged = monitor.judge(now, 0.0).verdict
+        if death is not None and now >= death[0] and judged is Verdict.DOWN:
+            down_at = now  # Down at the death already, when falsely Down before it
+            break
         if judged is not verdict:
             if judged is Verdict.DOWN:
                 downs += 1
-                if death is not None and now >= death[0]:
-                    down_at = now
-                    break
             elif judged is Verdict.SUSPECT and verdict is Verdict.ALIVE:
                 suspects += 1
             verdict = judged
@@ -178,37 +183,81 @@ def simulate(link: Link, seconds: float, rng: random.Random, down_after_s: float
             "rtt_p50_s": figures.rtt_p50_s, "rtt_p99_s": figures.rtt_p99_s, "loss": figures.probe_loss}
 
 
-def false_downs(job: tuple[str, float, float, int]) -> dict[str, Any]:
+def simulate_today(link: Link, seconds: float, rng: random.Random, down_after_s: float,
+                   death: tuple[float, Link, str] | None = None) -> dict[str, Any]:
+    """The same member under the detector samizdat had before (`health.observe_probe` alone): one
+    probe at a time, each waited for up to the fixed time-out, Down once failures have lasted
+    downAfterSeconds. Counted the same way, for the ratio."""
+    policy = health.HealthPolicy(down_after_seconds=down_after_s)
+    state = health.MemberHealth()
+    now, fresh, probes, downs, suspects = 0.0, False, 0, 0, 0
+    down_at: float | None = None
+    while now < seconds:
+        sent = now
+        probes += 1
+        latency, failure = (link if death is None or sent < death[0] else death[1])(rng, fresh, sent)
+        if latency is not None and latency <= FLOOR_S and failure is None:
+            now, outcome = sent + latency, None
+        elif latency is not None and failure is not None:
+            now, outcome = sent + latency, failure
+        else:
+            now, outcome = sent + FLOOR_S, Failure.TIMEOUT
+        if death is not None and now >= death[0] and outcome is None:
+            now, outcome = sent + FLOOR_S, Failure.TIMEOUT  # answered after the death: lost with it
+        fresh = outcome is not None
+        before = state.phase
+        state = health.observe_probe(state, policy, now, outcome)
+        if death is not None and now >= death[0] and state.phase is Phase.DOWN:
+            down_at = now  # Down at the death already, when falsely Down before it
+            break
+        if state.phase is not before:
+            if state.phase is Phase.DOWN:
+                downs += 1
+            elif state.phase is Phase.SUSPECT and before is Phase.READY:
+                suspects += 1
+        now = max(now, sent + INTERVAL_S)
+    return {"probes": probes, "downs": downs, "suspects": suspects, "down_at": down_at}
+
+
+DETECTORS = {"link": simulate, "today": simulate_today}
+
+
+def false_downs(job: tuple[str, str, float, float, int]) -> dict[str, Any]:
     """A live member on one profile for `seconds`, in hour-long pieces (each a fresh member)."""
-    profile, seconds, down_after_s, seed = job
+    detector, profile, seconds, down_after_s, seed = job
     rng = random.Random(seed)
     pieces = max(1, round(seconds / 3600))
     totals = {"probes": 0, "downs": 0, "suspects": 0}
     last: dict[str, Any] = {}
     for _ in range(pieces):
-        last = simulate(LINKS[profile], seconds / pieces, rng, down_after_s)
+        last = DETECTORS[detector](LINKS[profile], seconds / pieces, rng, down_after_s)
         for key in totals:
             totals[key] += last[key]
     hours = seconds / 3600
-    return {"profile": profile, "probe_seconds": seconds, "member_hours": round(hours, 1), **totals,
+    return {"detector": detector, "profile": profile, "probe_seconds": seconds, "member_hours": round(hours, 1),
+            **totals,
             "false_downs_per_1000_member_hours": round(1000 * totals["downs"] / hours, 3),
             "suspect_spells_per_member_hour": round(totals["suspects"] / hours, 3),
-            "figures_at_end": {k: last[k] for k in ("rtt_p50_s", "rtt_p99_s", "loss", "deadline_s", "silence_s")}}
+            "figures_at_end": {k: last[k] for k in ("rtt_p50_s", "rtt_p99_s", "loss", "deadline_s", "silence_s")
+                               if k in last}}
 
 
-def detection(job: tuple[str, str, int, float, int]) -> dict[str, Any]:
-    profile, kind, trials, down_after_s, seed = job
+def detection(job: tuple[str, str, str, int, float, int]) -> dict[str, Any]:
+    detector, profile, kind, trials, down_after_s, seed = job
     rng = random.Random(seed)
     taken = []
+    down_before = 0
     for _ in range(trials):
         died = WARM_UP_S + rng.uniform(0.0, INTERVAL_S)
-        result = simulate(LINKS[profile], WARM_UP_S + 60.0, rng, down_after_s,
+        result = DETECTORS[detector](LINKS[profile], WARM_UP_S + 60.0, rng, down_after_s,
                           death=(died, _dead(kind, LINKS[profile]), kind))
         assert result["down_at"] is not None, f"{profile}/{kind}: a death was never found"
         taken.append(result["down_at"] - died)
+        down_before += result["downs"] > 0
     summary = stats.summary(taken)
     del summary["all_s"]
-    return {"profile": profile, "death": kind, **summary}
+    # trials whose member was (falsely) Down before it died: their detection counts as instant
+    return {"detector": detector, "profile": profile, "death": kind, **summary, "down_before_death": down_before}
 
 
 def main() -> int:
@@ -221,9 +270,11 @@ def main() -> int:
     args = parser.parse_args()
     seconds, trials = (1e5, 100) if args.quick else (args.probe_seconds, args.trials)
     started = time.perf_counter()
-    long_jobs = [(profile, seconds, args.down_after, args.seed + i) for i, profile in enumerate(LINKS)]
-    death_jobs = [(profile, kind, trials, args.down_after, args.seed + 100 + i)
-                  for i, (profile, kind) in enumerate((p, k) for p in LINKS for k in ("killed", "silent"))]
+    long_jobs = [(detector, profile, seconds, args.down_after, args.seed + i)
+                 for i, (detector, profile) in enumerate((d, p) for d in DETECTORS for p in LINKS)]
+    death_jobs = [(detector, profile, kind, trials, args.down_after, args.seed + 100 + i)
+                  for i, (detector, profile, kind) in enumerate(
+                      (d, p, k) for d in DETECTORS for p in LINKS for k in ("killed", "silent"))]
     with multiprocessing.Pool() as pool:
         live = pool.map(false_downs, long_jobs)
         deaths = pool.map(detection, death_jobs)
