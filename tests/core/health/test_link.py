@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from samizdat.core.health import Failure
@@ -88,3 +93,18 @@ def test_a_member_never_answering_is_judged_from_its_first_probe() -> None:
     assert monitor.judge(3.9, 0.0).verdict is Verdict.SUSPECT
     assert monitor.judge(4.0, 0.0).verdict is Verdict.DOWN
     assert monitor.due(2.5, 0.0) == pytest.approx(4.0)
+
+
+def test_the_quick_simulation_finds_no_false_down_where_the_old_detector_finds_many() -> None:
+    """bench/detector --quick (what CI runs of it): 10^5 probe-seconds a profile, 100 deaths a case."""
+    script = Path(__file__).resolve().parents[3] / "bench" / "detector" / "run.py"
+    out = subprocess.run([sys.executable, str(script), "--quick", "--down-after", "2"], check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    result = json.loads(out)
+    live = {(row["detector"], row["profile"]): row for row in result["live_members"]}
+    assert all(row["downs"] == 0 for (detector, _), row in live.items() if detector == "link")
+    assert live["today", "wan"]["downs"] > 100
+    deaths = {(row["detector"], row["profile"], row["death"]): row for row in result["deaths"]}
+    assert deaths["link", "wan", "silent"]["p99_s"] <= 5.0
+    assert all(row["p99_s"] <= 3.05 for (detector, profile, _), row in deaths.items()
+               if detector == "link" and profile != "wan")
