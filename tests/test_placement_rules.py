@@ -52,6 +52,10 @@ TEE = {"tee": True, "shapes": [shape(tee=True)]}
             id="require-observed-tee",
         ),
         pytest.param(
+            member("x", "DE", probe_rtt_ms=180.0), member("ok", "CH", probe_rtt_ms=40.0), {"max_probe_rtt_ms": 100},
+            ["probe RTT 180 ms over maxProbeRTTMs 100"], id="max-probe-rtt",
+        ),
+        pytest.param(
             member("x", "DE", labels={"tier": "silver"}), member("ok", "CH", labels={"tier": "gold"}),
             {"cluster_selector": {"tier": "gold"}}, ["clusterSelector does not match (tier)"], id="cluster-selector",
         ),

@@ -199,3 +199,20 @@ async def test_late_time_outs_are_set_aside_while_the_operator_is_busy_but_not_f
     on_time = Probe("de", False, 1.0, health.Failure.TIMEOUT, "GET /readyz: no answer within 1s")
     member.probed(on_time)
     assert member.health.phase is Phase.SUSPECT, "a time-out on time counts at once"
+
+
+async def test_a_members_probe_round_trip_reaches_the_snapshot_only_when_it_moves(world: World) -> None:
+    await world.connect()
+    member = world.members["de"]
+    for latency in (0.030, 0.032, 0.031):
+        member.probed(Probe("de", True, latency, None, "ok"))
+    first = world.fleet.snapshot()
+    assert {m.name: m.probe_rtt_ms for m in first.members}["de"] == pytest.approx(31, abs=1)
+    member.probed(Probe("de", True, 0.033, None, "ok"))
+    assert world.fleet.snapshot() is first, "a move within 20 % remakes no snapshot"
+    for _ in range(16):
+        member.probed(Probe("de", True, 0.300, None, "ok"))
+    assert {m.name: m.probe_rtt_ms for m in world.fleet.snapshot().members}["de"] == pytest.approx(300)
+    result = await reconcile(workload(maxProbeRTTMs=100), world.fleet)
+    assert result.decision is not None and result.decision.feasible
+    assert "de" not in result.decision.assignments, "the far member takes no replica"

@@ -119,6 +119,9 @@ class PlacementRules(Model):
     NVML count; a label alone (nvidia.com/cc.mode) does not. Implies requireTEE."""
     cluster_selector: ClusterSelector = ClusterSelector()
     """Only members whose labels match are used."""
+    max_probe_rtt_ms: Annotated[PositiveCount | None, Field(alias="maxProbeRTTMs")] = None
+    """Only members whose link answers samizdat's probes within this many milliseconds (the median of
+    the recent probes, as samizdat measures it) are used: replicas avoid far or degraded links."""
     when_unsatisfiable: WhenUnsatisfiable = WhenUnsatisfiable.SCHEDULE_ANYWAY
     """When the spread minimums cannot be met under the limits: ScheduleAnyway places every replica
     with the most spread still possible (condition SpreadDegraded names the unmet minimum);

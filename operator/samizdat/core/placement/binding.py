@@ -23,6 +23,7 @@ from samizdat.core.placement.filters import (
     denied_alliances,
     denied_jurisdictions,
     gpu_fit,
+    probe_rtt,
     tee,
 )
 from samizdat.core.placement.snapshot import NodeShape, Request, Snapshot
@@ -74,6 +75,7 @@ RELAXATIONS: tuple[tuple[str, Relaxation], ...] = (
     (denied_jurisdictions.NAME, _rule("denied_jurisdictions", frozenset())),
     (denied_alliances.NAME, _rule("denied_alliances", frozenset())),
     (cluster_selector.NAME, _rule("cluster_selector", {})),
+    (probe_rtt.NAME, _rule("max_probe_rtt_ms", None)),
 )
 
 

@@ -82,6 +82,7 @@ def to_rules(placement: model.PlacementRules) -> snapshot.Rules:
         require_tee=placement.require_tee or placement.require_observed_tee,
         require_observed_tee=placement.require_observed_tee,
         cluster_selector=dict(placement.cluster_selector.match_labels),
+        max_probe_rtt_ms=placement.max_probe_rtt_ms,
         when_unsatisfiable=placement.when_unsatisfiable,
     )
 

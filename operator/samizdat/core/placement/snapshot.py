@@ -42,6 +42,8 @@ class MemberInfo:
     tee: bool = False
     cost_per_gpu_hour: float = 0.0
     latency_ms: float = 0.0
+    # samizdat's own measure of the member's link: the median of its recent probes (None: not yet).
+    probe_rtt_ms: float | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     shapes: tuple[NodeShape, ...] = ()
     # Why no new replica may land here (down, quarantined, cordoned), or None when it may.
@@ -71,6 +73,7 @@ class Rules:
     require_observed_tee: bool = False
     # Equality match on member labels (`spec.placement.clusterSelector.matchLabels`).
     cluster_selector: Mapping[str, str] = field(default_factory=dict)
+    max_probe_rtt_ms: int | None = None
     when_unsatisfiable: WhenUnsatisfiable = WhenUnsatisfiable.SCHEDULE_ANYWAY
 
 

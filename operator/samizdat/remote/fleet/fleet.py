@@ -356,6 +356,7 @@ class Fleet:
                 from_model.to_member(spec, now),
                 shapes=member.promised_shapes(self._promises(member)) if member is not None and usable else (),
                 unschedulable_reason="; ".join(reasons) or None,
+                probe_rtt_ms=member.probe_rtt_ms if member is not None else None,
             ))
         return Snapshot(members=tuple(members), alliances=self._alliances)
 

@@ -16,7 +16,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -44,6 +46,10 @@ VIEW_FAILURES_BEFORE_UNHEALTHY = 2
 # Late time-outs in a row (see `samizdat.remote.clusters.probing`) set aside before they count as failures: a
 # member really gone is still found Down while the operator stays busy, a probe interval or two later.
 LATE_PROBES_SET_ASIDE = 2
+# The probe round trip placement reads (`maxProbeRTTMs`): the median of this many answered probes,
+# published again when it moves by more than this share.
+RTT_PROBES = 16
+RTT_CHANGE = 0.2
 POD_DRAIN_TIMEOUT_S = 30.0  # how long a removed copy's pods may take to go before it is deleted anyway
 CONTROLLER_GRACE_S = 3.0  # how long the member's own controllers get to remove those pods
 
@@ -155,6 +161,8 @@ class Member:
         # Views whose list or watch keeps failing: view -> (failures in a row, the last failure, its message).
         self.view_failures: dict[str, tuple[int, health.Failure, str]] = {}
         self.late_probes = 0  # late time-outs in a row (the first LATE_PROBES_SET_ASIDE are set aside)
+        self._round_trips: deque[float] = deque(maxlen=RTT_PROBES)  # of the last answered probes, in ms
+        self.probe_rtt_ms: float | None = None  # their median as placement reads it (see `_measured`)
         self._deleting: set[str] = set()  # copy names samizdat itself is deleting
         self._writes_waiting: set[asyncio.Event] = set()  # set when the member is lost (see `answering`)
         self._tasks: list[asyncio.Task[None]] = []
@@ -248,6 +256,8 @@ class Member:
         """Fold one probe's outcome into the member's health."""
         self.last_probe = result
         metrics.member_probed(self.name, result.ok, result.latency_s, result.failure)
+        if result.ok:
+            self._measured(result.latency_s * 1000)
         self.late_probes = self.late_probes + 1 if result.late else 0
         if 0 < self.late_probes <= LATE_PROBES_SET_ASIDE:
             logger.info("member %s: probe set aside, its time-out fired %.2fs late (the operator was busy)",
@@ -265,6 +275,17 @@ class Member:
         else:
             observed = health.observe_probe(self.health, self.settings.policy, self.clock(), failure, result.message)
         self._set_health(observed)
+
+    def _measured(self, rtt_ms: float) -> None:
+        """Fold one answered probe's round trip into `probe_rtt_ms`, which changes (and tells the fleet,
+        so the next snapshot reads it) only when the median moves by more than RTT_CHANGE: a jittery
+        link must not remake every workload's snapshot on each probe."""
+        self._round_trips.append(rtt_ms)
+        median = statistics.median(self._round_trips)
+        published = self.probe_rtt_ms
+        if published is None or abs(median - published) > RTT_CHANGE * max(published, 1.0):
+            self.probe_rtt_ms = round(median, 1)
+            self.on_change(self, "probe")
 
     def failing_view(self) -> tuple[str, health.Failure, str] | None:
         """The first view that keeps failing (its name, failure kind and message), or None."""

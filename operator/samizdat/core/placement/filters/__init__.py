@@ -8,6 +8,7 @@ from samizdat.core.placement.filters import (
     denied_alliances,
     denied_jurisdictions,
     gpu_fit,
+    probe_rtt,
     tee,
     unschedulable,
 )
@@ -20,6 +21,7 @@ FILTERS: tuple[FilterPlugin, ...] = (
     denied_alliances,
     tee,
     cluster_selector,
+    probe_rtt,
     gpu_fit,
 )
 
@@ -30,6 +32,7 @@ __all__ = [
     "denied_alliances",
     "denied_jurisdictions",
     "gpu_fit",
+    "probe_rtt",
     "tee",
     "unschedulable",
 ]
