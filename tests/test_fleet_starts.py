@@ -19,7 +19,8 @@ from samizdat.remote.clusters import resources
 from samizdat.remote.clusters.client import ClusterClient
 from samizdat.remote.clusters.probing import Probe
 from samizdat.remote.fleet import Fleet, MemberSettings
-from samizdat.remote.fleet.member import COPY_RESOURCES, Member
+from samizdat.remote.fleet.member import Member
+from samizdat.remote.fleet.views import COPY_RESOURCES
 from samizdat.app.handlers import reconcile
 from samizdat.core.model import Phase
 

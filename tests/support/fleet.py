@@ -19,7 +19,8 @@ from samizdat.core.model import Phase
 from samizdat.remote.clusters import errors, kubeconfig, resources
 from samizdat.remote.clusters.probing import Probe
 from samizdat.remote.fleet import Fleet, MemberSettings
-from samizdat.remote.fleet.member import Copy, Member
+from samizdat.remote.fleet.member import Member
+from samizdat.remote.fleet.views import Copy
 
 KUBECONFIG = """
 apiVersion: v1

@@ -19,7 +19,7 @@ from samizdat.remote.clusters import errors, resources
 from samizdat.remote.clusters.probing import Probe
 from samizdat.remote.fleet import Fleet, MemberSettings
 from samizdat.remote.fleet import fleet as fleet_module
-from samizdat.remote.fleet.member import Censorship
+from samizdat.core.tampering import Censorship
 from support.fleet import KUBECONFIG, UID, World, holders, member_cluster, reconciled, settle, workload, world
 
 __all__ = ["world"]  # the fixture, used by name
@@ -134,7 +134,7 @@ async def test_a_member_whose_views_cannot_be_listed_is_never_ready_and_says_why
     garbage = errors.MemberMalformed("jp", "reply is not JSON")
     with caplog.at_level("DEBUG", logger="samizdat.remote.fleet.member"):
         for _ in range(5):  # the pods informer retrying, with its probe answering fine meanwhile
-            member._view_failed("pods", garbage)
+            member.liveness.view_failed("pods", garbage)
             member.answers()
             world.clock.now += 1
     state = world.fleet.state("jp")
@@ -150,7 +150,7 @@ async def test_a_member_whose_views_cannot_be_listed_is_never_ready_and_says_why
     assert {c["type"]: c["reason"] for c in status["conditions"]}["Ready"] == "ViewMalformed"
 
     member.listed(resources.PODS, ())
-    member._view_works("pods")
+    member.liveness.view_works("pods")
     world.heal("jp")
     state = world.fleet.state("jp")
     assert state is not None and state.health.phase is Phase.READY
@@ -161,7 +161,7 @@ async def test_a_loss_quotes_censorship_evidence_only_to_the_workload_it_concern
     await reconcile(workload(), world.fleet)
     censor = sorted(holders(world))[0]
     other = "ffff0000-0000-4000-8000-000000000000"
-    world.members[censor]._censored(Censorship(
+    world.members[censor].liveness.censored(Censorship(
         CensorshipKind.OBJECT_DELETED, "Deployment someone-else-1 deleted", other))
     lost = world.fleet.losses(UID)[censor]
     assert lost.why == f"quarantined: the member censors (ObjectDeleted); its evidence is on MemberCluster {censor}"

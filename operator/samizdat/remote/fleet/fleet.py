@@ -21,7 +21,9 @@ from typing import Any
 from samizdat.core import health, jurisdictions, ledger, manifests, model, starts
 from samizdat.remote import metrics
 from samizdat.remote.clusters import errors, kubeconfig
-from samizdat.remote.fleet.member import Copy, Member, MemberSettings, MemberState
+from samizdat.remote.fleet.changes import MemberChange
+from samizdat.remote.fleet.member import Member, MemberSettings, MemberState
+from samizdat.remote.fleet.views import Copy
 from samizdat.core.model import MemberCluster, Phase
 from samizdat.core.placement import from_model
 from samizdat.core.placement.snapshot import Snapshot
@@ -32,7 +34,7 @@ logger = logging.getLogger(__name__)
 # for a member's first probe to fail into Down (health's 3 s) and for a fence over complete views.
 SETTLE_S = 15.0
 
-MemberFactory = Callable[[str, kubeconfig.Credentials, MemberSettings, Callable[[Member, str], None]], Member]
+MemberFactory = Callable[[str, kubeconfig.Credentials, MemberSettings, Callable[[Member, MemberChange], None]], Member]
 # kopf's indexes, as the fleet reads them: key -> the stored values
 Index = Mapping[Any, Iterable[Any]]
 
@@ -194,9 +196,9 @@ class Fleet:
     def _bump(self) -> None:
         self._generation += 1
 
-    def _changed(self, member: Member, what: str) -> None:
+    def _changed(self, member: Member, what: MemberChange) -> None:
         self._bump()
-        if what == "phase":
+        if what is MemberChange.PHASE:
             quarantined = sum(1 for m in self._members.values() if m.health.phase is Phase.QUARANTINED)
             metrics.member_phase(member.name, member.health.phase.value, quarantined)
             if health.lost(member.health.phase):

@@ -15,7 +15,7 @@ from typing import Any
 from samizdat.core import health, model, starts
 from samizdat.core.placement import Snapshot
 from samizdat.remote.fleet.fleet import Fleet, Loss
-from samizdat.remote.fleet.member import Copy
+from samizdat.remote.fleet.views import Copy
 
 
 @dataclass(frozen=True, slots=True)
