@@ -65,11 +65,15 @@ def judge(view: WorkloadView) -> dict[str, starts.Verdict]:
     """Every member's overdue replicas judged: the members that starved them, and how."""
     ready = {name for name, found in view.replica_starts.items()
              if any(s.state is starts.ReplicaState.READY for s in found)}
-    starved = {}
+    starved: dict[str, starts.Verdict] = {}
     for name, found in sorted(view.replica_starts.items()):
         if not any(s.overdue for s in found):
             continue
-        verdict = starts.judge(found, view.images_elsewhere.get(name, frozenset()), bool(ready - {name}))
+        # Images running in the other members that count, members this judgement quarantines excluded.
+        quarantined = {judged for judged, verdict in starved.items() if verdict.censorship is not None}
+        elsewhere = frozenset().union(*(images for member, images in view.images_running.items()
+                                        if member != name and member not in quarantined))
+        verdict = starts.judge(found, elsewhere, bool(ready - {name}))
         if verdict.lost:
             starved[name] = verdict
     return starved

@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from samizdat.core import health, jurisdictions, ledger, manifests, model, starts
+from samizdat.core import health, jurisdictions, manifests, model, starts
 from samizdat.remote import metrics
 from samizdat.remote.clusters import errors, kubeconfig
 from samizdat.remote.fleet.changes import MemberChange
+from samizdat.remote.fleet.decisions import DecisionBook
+from samizdat.remote.fleet.fences import Fences
 from samizdat.remote.fleet.member import Member, MemberSettings, MemberState
 from samizdat.remote.fleet.views import Copy
 from samizdat.core.model import MemberCluster, Phase
 from samizdat.core.placement import from_model
 from samizdat.core.placement.snapshot import Snapshot
-
-logger = logging.getLogger(__name__)
 
 # How long after start the fleet may still be learning what its members hold (see `settling`): enough
 # for a member's first probe to fail into Down (health's 3 s) and for a fence over complete views.
@@ -66,14 +65,11 @@ def _loss_for(uid: str, member: Member) -> str:
 class Fleet:
     """The operator's one view of its members, and the only way handlers reach them.
 
-    Queries: `snapshot` (what placement decides over, rebuilt only when something changed), `current`
-    and `counted` (replicas that count), `losses` (which holders of a workload are lost, why and since
-    when), `guard`, `settling`, `state` (one member for its status), `is_fenced`, `replica_starts` (how
-    each copy's replicas are starting), `images_running`, `backed_off`. Commands: `connect`,
-    `disconnect`, `update_spec`, `track`, `alliances_changed`, `record_decision`, `forget`, `place`,
-    `expose` (a copy's serving Service), `assign_role` (a pod serving or standby), `retire`, `remove`,
-    `close`, `starve` (quarantine for starvation), `back_off`. Roles and endpoints read `pods`,
-    `service`, `host`. Change notification: `subscribe`, `unsubscribe`.
+    It connects and disconnects members as their MemberClusters and credentials come and go, answers
+    what counts where (copies, replicas, pods, losses, the guard) from their live views, builds the
+    placement snapshot, records decisions (`DecisionBook`), fences members that come back (`Fences`)
+    and wakes each workload's reconciler when something it may care about changed. Reconcilers read
+    it once per reconcile (`read_view`) and write through it.
     """
 
     def __init__(self, settings: MemberSettings, member: MemberFactory = Member) -> None:
@@ -84,16 +80,10 @@ class Fleet:
         self._alliance_objects: Index | None = None
         self._members: dict[str, Member] = {}
         self._specs: dict[str, MemberCluster] = {}
-        self._decisions: dict[str, dict[str, int]] = {}  # workload uid -> member -> replicas
-        # The capacity ledger's side of the decisions: member -> workload uid -> replicas promised, and
-        # the pod spec each workload's replicas run (what they need, which nodes they may use).
-        self._promised: dict[str, dict[str, int]] = {}
-        self._pod_specs: dict[str, Mapping[str, Any]] = {}
-        self._back_offs: dict[str, dict[str, starts.BackOff]] = {}  # workload uid -> member -> back-off
-        self._fenced: set[str] = set()
+        self._book = DecisionBook()
+        self._fences = Fences(wanted=self._wanted, fenced=self._fence_done)
         self._subscribers: dict[str, asyncio.Event] = {}
         self._member_listeners: dict[str, asyncio.Event] = {}
-        self._fencing: dict[str, asyncio.Task[None]] = {}
         self._started = time.monotonic()
         # The snapshot is rebuilt once per generation: every change to what it is made of bumps it.
         self._generation = 0
@@ -139,11 +129,8 @@ class Fleet:
     async def disconnect(self, name: str) -> None:
         member = self._members.pop(name, None)
         self._specs.pop(name, None)
-        self._fenced.discard(name)
+        self._fences.cancel(name)
         self._bump()
-        fence = self._fencing.pop(name, None)
-        if fence is not None:
-            fence.cancel()
         if member is not None:
             metrics.forget_member(name)
             await member.stop()
@@ -202,46 +189,28 @@ class Fleet:
             quarantined = sum(1 for m in self._members.values() if m.health.phase is Phase.QUARANTINED)
             metrics.member_phase(member.name, member.health.phase.value, quarantined)
             if health.lost(member.health.phase):
-                self._fenced.discard(member.name)
-            elif health.schedulable(member.health.phase) and member.name not in self._fenced:
-                self._start_fence(member)
+                self._fences.lost(member.name)
+            elif health.schedulable(member.health.phase) and member.name not in self._fences:
+                self._fences.start(member)
         listener = self._member_listeners.get(member.name)
         if listener is not None:
             listener.set()
         self._notify_workloads()
 
-    # ----- fencing
+    # ----- fencing (see `fences`)
 
-    def _start_fence(self, member: Member) -> None:
-        running = self._fencing.get(member.name)
-        if running is None or running.done():
-            self._fencing[member.name] = asyncio.create_task(self._fence(member), name=f"{member.name}/fence")
+    def _wanted(self, member: str, copy: Copy) -> bool:
+        if self._live is not None and copy.workload_uid not in self._live:
+            return False  # an orphan: its workload was deleted while this member was away
+        return self._book.wants(member, copy)
 
-    async def _fence(self, member: Member) -> None:
-        while health.schedulable(member.health.phase) and not member.views_complete:
-            await asyncio.sleep(0.1)  # fence against complete views only
-        live = set(self._live) if self._live is not None else None
-        stale = [copy for copy in member.copies.values() if not self._wanted(member.name, copy, live)]
-        for copy in stale:
-            logger.info("member %s: fencing stale copy %s of workload %s", member.name, copy.name, copy.workload_uid)
-            try:
-                await member.delete_copy(copy)
-            except errors.MemberError as error:
-                logger.warning("member %s: fencing %s failed: %s", member.name, copy.name, error)
-                return  # the member is not counted until a later fence succeeds
-        self._fenced.add(member.name)
+    def _fence_done(self, name: str) -> None:
         self._bump()
         self._notify_workloads()
 
-    def _wanted(self, member: str, copy: Copy, live: set[str] | None) -> bool:
-        if live is not None and copy.workload_uid not in live:
-            return False  # an orphan: its workload was deleted while this member was away
-        decision = self._decisions.get(copy.workload_uid)
-        return decision is None or decision.get(member, 0) > 0
-
     def is_fenced(self, name: str) -> bool:
         """Whether the member has been fenced since it was last lost: only then do we write to it."""
-        return name in self._fenced
+        return name in self._fences
 
     # ----- what placement and status read
 
@@ -257,7 +226,7 @@ class Fleet:
             member = self._members.get(name)
             if member is None or member.health.phase is Phase.PENDING:
                 return True
-            if health.healthy(member.health.phase) and name not in self._fenced:
+            if health.healthy(member.health.phase) and name not in self._fences:
                 return True
         return False
 
@@ -266,7 +235,7 @@ class Fleet:
         not move replicas; only Down or Quarantined does)."""
         member = self._members.get(name)
         return (
-            member is not None and name in self._fenced and member.views_complete
+            member is not None and name in self._fences and member.views_complete
             and health.healthy(member.health.phase)
         )
 
@@ -303,7 +272,7 @@ class Fleet:
     def losses(self, uid: str) -> dict[str, Loss]:
         """Members that held replicas of the workload (by their copies, or by our last decision when a
         censor deleted the copy outright) and are now lost: why, and since when."""
-        holders = set(self.copies_of(uid)) | set(self._decisions.get(uid, {}))
+        holders = set(self.copies_of(uid)) | self._book.holders(uid)
         losses = {}
         for name in sorted(holders):
             member = self._members.get(name)
@@ -325,7 +294,7 @@ class Fleet:
     def state(self, name: str) -> MemberState | None:
         """The member as its status reports it now, or None when it is not connected."""
         member = self._members.get(name)
-        return member.state(name in self._fenced) if member is not None else None
+        return member.state(name in self._fences) if member is not None else None
 
     def spec(self, name: str) -> MemberCluster | None:
         return self._specs.get(name)
@@ -356,7 +325,7 @@ class Fleet:
                 member.fence is not None and member.fence.broken is not None)
             members.append(dataclasses.replace(
                 from_model.to_member(spec, now),
-                shapes=member.promised_shapes(self._promises(member)) if member is not None and usable else (),
+                shapes=member.promised_shapes(self._book.promises(name, member.copies)) if member is not None and usable else (),
                 unschedulable_reason="; ".join(reasons) or None,
                 probe_rtt_ms=member.probe_rtt_ms if member is not None else None,
             ))
@@ -375,40 +344,15 @@ class Fleet:
 
     # ----- what reconcilers decide and do
 
-    def _promises(self, member: Member) -> tuple[ledger.Promise, ...]:
-        """What the capacity ledger charges to the member: every replica the latest decisions give it,
-        and, for a workload with no decision yet (after a restart), what our copy there asks for."""
-        promised = self._promised.get(member.name, {})
-        found = [ledger.Promise(uid, replicas, self._pod_specs[uid]) for uid, replicas in promised.items()]
-        found += [
-            ledger.Promise(uid, copy.desired, copy.body.get("spec", {}).get("template", {}).get("spec", {}))
-            for uid, copy in member.copies.items() if uid not in self._decisions and copy.desired > 0
-        ]
-        return tuple(sorted(found, key=lambda p: p.workload_uid))
-
     def record_decision(self, uid: str, assignments: Mapping[str, int], pod_spec: Mapping[str, Any]) -> None:
         """Remember where the workload should run: the fence keeps what this still wants, and the
         capacity ledger charges it to those members until their pods hold the GPUs. A changed decision
         makes a new snapshot at once, so the next decision, even in the same instant, reads it."""
-        wanted = {name: replicas for name, replicas in assignments.items() if replicas > 0}
-        if self._decisions.get(uid) == wanted and self._pod_specs.get(uid) == pod_spec:
-            return
-        self._unpromise(uid)
-        self._decisions[uid] = wanted
-        self._pod_specs[uid] = pod_spec
-        for name, replicas in wanted.items():
-            self._promised.setdefault(name, {})[uid] = replicas
-        self._bump()
-
-    def _unpromise(self, uid: str) -> None:
-        for name in self._decisions.get(uid, {}):
-            self._promised.get(name, {}).pop(uid, None)
+        if self._book.record(uid, assignments, pod_spec):
+            self._bump()
 
     def forget(self, uid: str) -> None:
-        self._unpromise(uid)
-        self._decisions.pop(uid, None)
-        self._pod_specs.pop(uid, None)
-        self._back_offs.pop(uid, None)
+        self._book.forget(uid)
         self._bump()
 
     # ----- start deadlines
@@ -424,20 +368,20 @@ class Fleet:
                                           schedule_deadline_s=deadlines.schedule_s)
         return found
 
-    def images_running(self, *, outside: str) -> frozenset[str]:
-        """Images of our pods that run (started, not waiting) in counted members other than `outside`:
-        an image refused by one member while these run is refused by that member."""
-        images = set()
+    def images_running(self) -> dict[str, frozenset[str]]:
+        """Images of our pods that run (started, not waiting), per counted member: an image refused by
+        one member while it runs in others is refused by that member."""
+        found = {}
         for name, member in self._members.items():
-            if name == outside or not self.countable(name):
+            if not self.countable(name):
                 continue
-            for pod in member.pods.values():
-                if manifests.UID_LABEL not in pod["metadata"].get("labels", {}):
-                    continue
-                for container in pod.get("status", {}).get("containerStatuses") or []:
-                    if "running" in (container.get("state") or {}):
-                        images.add(str(container.get("image", "")))
-        return frozenset(images)
+            found[name] = frozenset(
+                str(container.get("image", ""))
+                for pod in member.pods.values() if manifests.UID_LABEL in pod["metadata"].get("labels", {})
+                for container in pod.get("status", {}).get("containerStatuses") or []
+                if "running" in (container.get("state") or {})
+            )
+        return found
 
     def starve(self, name: str, verdict: starts.Verdict) -> None:
         """Quarantine a member whose verdict names someone else's act (censorship)."""
@@ -447,13 +391,11 @@ class Fleet:
 
     def back_off(self, uid: str, name: str, verdict: starts.Verdict, seconds: float) -> None:
         """Keep the member from new replicas of the workload for `seconds`."""
-        self._back_offs[uid] = starts.back_off(self._back_offs.get(uid, {}), name, verdict, time.monotonic(), seconds)
+        self._book.back_off(uid, name, verdict, time.monotonic(), seconds)
 
     def backed_off(self, uid: str) -> dict[str, starts.BackOff]:
         """The members kept from new replicas of the workload now."""
-        table = starts.active(self._back_offs.get(uid, {}), time.monotonic())
-        self._back_offs[uid] = table
-        return table
+        return self._book.backed_off(uid, time.monotonic())
 
     async def place(self, name: str, manifest: dict[str, Any]) -> None:
         """Create or update a copy in the member; raises MemberError, at once if the member is lost

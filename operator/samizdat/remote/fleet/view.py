@@ -32,8 +32,7 @@ class WorkloadView:
     pods: Mapping[str, tuple[Mapping[str, Any], ...]]  # live pods per counted member
     losses: Mapping[str, Loss]
     replica_starts: Mapping[str, tuple[starts.ReplicaStart, ...]]
-    # Per member with overdue replicas: images our pods run in the other counted members.
-    images_elsewhere: Mapping[str, frozenset[str]]
+    images_running: Mapping[str, frozenset[str]]  # per counted member: images our pods run there
     backed_off: Mapping[str, starts.BackOff]
     fenced: frozenset[str]  # members holding a copy that have been fenced since they were last lost
     specs: Mapping[str, model.MemberCluster]
@@ -63,10 +62,7 @@ def read(fleet: Fleet, workload: model.AIWorkload) -> WorkloadView:
         pods=MappingProxyType({name: tuple(pods) for name, pods in fleet.pods(uid).items()}),
         losses=MappingProxyType(fleet.losses(uid)),
         replica_starts=MappingProxyType(replica_starts),
-        images_elsewhere=MappingProxyType({
-            name: fleet.images_running(outside=name)
-            for name, found in replica_starts.items() if any(s.overdue for s in found)
-        }),
+        images_running=MappingProxyType(fleet.images_running()),
         backed_off=MappingProxyType(fleet.backed_off(uid)),
         fenced=frozenset(name for name in names if fleet.is_fenced(name)),
         specs=MappingProxyType({member.name: spec for member in snapshot.members
