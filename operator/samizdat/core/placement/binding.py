@@ -110,7 +110,7 @@ def binding_rule(snapshot: Snapshot, request: Request) -> tuple[str, str]:
         relaxed = relax(snapshot, request)
         if relaxed is None:
             continue
-        posed = problem.formulate(*relaxed, remember=relaxed[0] is snapshot)
+        posed = problem.formulate(*relaxed)
         if posed is not None and search.search(posed).flows is not None:
             return rule, _explain(rule, request, snapshot, room)
     rule = suspect or "replicas"

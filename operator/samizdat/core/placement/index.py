@@ -9,14 +9,10 @@ frozen value, so this is memoisation, not state: no answer depends on what happe
 
 from __future__ import annotations
 
-import threading
-
 from samizdat.core.placement import capacity, framework
 from samizdat.core.placement.scores import SCORES
 from samizdat.core.placement.snapshot import GPURequest, MemberInfo, Snapshot
 
-# Snapshots whose index is kept: the operator decides against the newest one or two.
-RECENT = 4
 # Kinds of replica (GPU request and TEE) whose per-member fit is kept per snapshot.
 KINDS = 256
 # Radix sets of packed preferences kept per snapshot (one per count of replicas left to place).
@@ -130,23 +126,12 @@ class Kind:
         return self._ranked
 
 
-_recent: list[Index] = []
-_lock = threading.Lock()
-
-
-def of(snapshot: Snapshot, *, remember: bool = True) -> Index:
-    """The index of `snapshot`, built on first use; identity, not equality, picks the cached one.
-
-    `remember=False` builds one without caching it, for a snapshot made up for one question.
-    """
-    with _lock:
-        for position, index in enumerate(_recent):
-            if index.snapshot is snapshot:
-                _recent.insert(0, _recent.pop(position))
-                return index
-    index = Index(snapshot)
-    if remember:
-        with _lock:
-            _recent.insert(0, index)
-            del _recent[RECENT:]
-    return index
+def of(snapshot: Snapshot) -> Index:
+    """The index of `snapshot`, built on first use and kept on the snapshot itself, so it lives exactly
+    as long as the snapshot does (a snapshot made up for one question takes its index with it). Two
+    threads asking at once may each build one; either is the same answer."""
+    found = snapshot.placement_index
+    if not isinstance(found, Index):
+        found = Index(snapshot)
+        object.__setattr__(snapshot, "placement_index", found)  # a frozen value's derived figures
+    return found

@@ -80,15 +80,15 @@ class Problem:
     spread_weight: int
 
 
-def formulate(snapshot: Snapshot, request: Request, *, stay: bool = False, remember: bool = True) -> Problem | None:
-    """The problem for `request.replicas >= 1`; `remember=False` for a snapshot seen only once.
+def formulate(snapshot: Snapshot, request: Request, *, stay: bool = False) -> Problem | None:
+    """The problem for `request.replicas >= 1`.
 
     With `stay`, every replica of `request.current` that may stay becomes a floor and only the rest is
     left to decide; None when the floors alone already break a rule (or outnumber the replicas).
     The stages, in the order of docs/placement.md: filter (`eligibility`), floors, what the rules leave
     once the floors are counted, the binding alliances and their classes, prune (`pruning`), assemble.
     """
-    eligibility = Eligibility(index.of(snapshot, remember=remember), request)
+    eligibility = Eligibility(index.of(snapshot), request)
     open_countries = eligibility.open_countries()
     kept_in = _kept_pairs(eligibility, set(open_countries))
     remaining = _Remaining.after(eligibility, _floors(eligibility, kept_in) if stay else {}, open_countries)

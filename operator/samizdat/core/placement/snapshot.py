@@ -103,6 +103,9 @@ class Snapshot:
 
     members: tuple[MemberInfo, ...]
     alliances: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # What `index.of` works out of it, once: derived from the fields above, so never compared, hashed
+    # or shown, and not carried over by `dataclasses.replace` (a changed snapshot gets its own).
+    placement_index: object = field(default=None, init=False, compare=False, hash=False, repr=False)
 
 
 def withhold(snapshot: Snapshot, members: Mapping[str, str]) -> Snapshot:
