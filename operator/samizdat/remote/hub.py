@@ -12,6 +12,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+from samizdat.core.report.events import EventType
 from samizdat.remote.clusters import errors, fetching, kubeconfig, recording, resources, writing
 from samizdat.remote.clusters.client import ClusterClient
 from samizdat.core.model import GROUP, VERSION
@@ -83,7 +84,7 @@ def recorder(hub: ClusterClient) -> recording.Recorder:
     return recording.Recorder(hub, REPORTING_COMPONENT, socket.gethostname())
 
 
-def say(recorder: recording.Recorder, body: Mapping[str, Any], type_: recording.EventType, reason: str,
+def say(recorder: recording.Recorder, body: Mapping[str, Any], type_: EventType, reason: str,
         message: str) -> None:
     """An Event about `body`, a hub object: one per thing said, its count growing when said again."""
     recorder.say(recording.Regarding.of(body), type_, reason, message)

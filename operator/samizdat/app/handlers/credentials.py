@@ -30,6 +30,7 @@ from typing import Any
 
 import kopf
 
+from samizdat.core.report.events import MemberReason
 from samizdat.core import membership, model
 from samizdat.remote import metrics
 from samizdat.remote.clusters import errors, kubeconfig, minting
@@ -145,7 +146,7 @@ async def renew_credentials(
                     continue  # a join rotated the credential meanwhile: renew what it wrote, when due
             except (errors.MemberError, kubeconfig.KubeconfigError, membership.NotRenewable) as error:
                 if found.failure is None:
-                    hub.say(startup.shared(memo).recorder, body, "Warning", "CredentialRenewalFailed",
+                    hub.say(startup.shared(memo).recorder, body, "Warning", MemberReason.CREDENTIAL_RENEWAL_FAILED,
                             f"renewing the token (expires {_iso(found.claims.expires_at)}) failed: {error}")
                 table[name] = Standing(found.claims, failure=str(error))
                 metrics.credential_renewal(name, ok=False)
@@ -156,7 +157,7 @@ async def renew_credentials(
             delay = RETRY_S[0]
             table[name] = standing(renewed)
             metrics.credential_renewal(name, ok=True)
-            hub.say(startup.shared(memo).recorder, body, "Normal", "CredentialsRenewed",
+            hub.say(startup.shared(memo).recorder, body, "Normal", MemberReason.CREDENTIALS_RENEWED,
                     "renewed the token through the member's TokenRequest API")
     finally:
         table.pop(name, None)

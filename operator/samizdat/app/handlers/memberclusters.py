@@ -19,7 +19,7 @@ import pydantic
 from samizdat.core import health, membership, model
 from samizdat.remote import metrics
 from samizdat.remote.clusters import errors, kubeconfig
-from samizdat.remote.clusters.recording import EventType
+from samizdat.core.report.events import PHASE_REASONS, EventType, MemberReason
 from samizdat.remote.fleet import Fleet, MemberState
 from samizdat.app.handlers import credentials, startup
 from samizdat.core.report import conditions
@@ -130,7 +130,7 @@ async def run_member(
             try:
                 spec = parse(body)
             except pydantic.ValidationError as error:
-                hub.say(startup.shared(memo).recorder, body, "Warning", "InvalidSpec", str(error))
+                hub.say(startup.shared(memo).recorder, body, "Warning", MemberReason.INVALID_SPEC, str(error))
                 await stopped.wait(RETRY_CONNECT_S[1])
                 continue
             if not connected:
@@ -139,7 +139,7 @@ async def run_member(
                     text = await hub.read_kubeconfig(startup.shared(memo).hub, ref.namespace, ref.name, ref.key)
                     server = await fleet.connect(spec, text)
                     connected, connected_with = True, text
-                    hub.say(startup.shared(memo).recorder, body, "Normal", "Connecting", f"connecting to {server}")
+                    hub.say(startup.shared(memo).recorder, body, "Normal", MemberReason.CONNECTING, f"connecting to {server}")
                     delay = RETRY_CONNECT_S[0]
                 except (errors.MemberError, kubeconfig.KubeconfigError) as error:
                     await _report_unusable(memo, body, spec, error)
@@ -185,7 +185,7 @@ async def _follow(
                 if text is not None and _uses(fleet, name, text):
                     connected_with = text
                 elif text is not None:
-                    hub.say(startup.shared(memo).recorder, body, "Normal", "CredentialsChanged", "reconnecting")
+                    hub.say(startup.shared(memo).recorder, body, "Normal", MemberReason.CREDENTIALS_CHANGED, "reconnecting")
                     await fleet.disconnect(name)
                     return
             fleet.update_spec(spec)
@@ -243,20 +243,21 @@ def _announce(memo: kopf.Memo, body: kopf.Body, state: health.MemberHealth, befo
         return
     message = f"{before.value if before else 'New'} -> {phase.value}: {state.message}"
     kind: EventType = "Warning" if health.lost(phase) or health.unreachable(phase) else "Normal"
-    hub.say(startup.shared(memo).recorder, body, kind, f"Member{phase.value}", message)
+    hub.say(startup.shared(memo).recorder, body, kind, PHASE_REASONS[phase], message)
 
 
 def _announce_fence(memo: kopf.Memo, body: kopf.Body, broken: str | None) -> None:
     """A Warning when the member's fence stops working (the leader writes nothing there), a Normal
     Event when it works again."""
     if broken is not None:
-        hub.say(startup.shared(memo).recorder, body, "Warning", "NoWorkingFence", f"nothing is written to this member: {broken}")
+        hub.say(startup.shared(memo).recorder, body, "Warning", MemberReason.NO_WORKING_FENCE, f"nothing is written to this member: {broken}")
     else:
-        hub.say(startup.shared(memo).recorder, body, "Normal", "FenceWorks", "the member's fence works again")
+        hub.say(startup.shared(memo).recorder, body, "Normal", MemberReason.FENCE_WORKS, "the member's fence works again")
 
 
 async def _report_unusable(memo: kopf.Memo, body: kopf.Body, spec: model.MemberCluster, error: Exception) -> None:
-    reason = "KubeconfigInvalid" if isinstance(error, kubeconfig.KubeconfigError) else "SecretUnavailable"
+    reason = (MemberReason.KUBECONFIG_INVALID if isinstance(error, kubeconfig.KubeconfigError)
+              else MemberReason.SECRET_UNAVAILABLE)
     hub.say(startup.shared(memo).recorder, body, "Warning", reason, str(error))
     now = datetime.now(UTC)
     status = model.MemberClusterStatus(

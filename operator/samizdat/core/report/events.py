@@ -31,6 +31,32 @@ class Reason(StrEnum):
     DEMOTED = "Demoted"
 
 
+class MemberReason(StrEnum):
+    """Why samizdat says something about a MemberCluster."""
+
+    INVALID_SPEC = "InvalidSpec"
+    KUBECONFIG_INVALID = "KubeconfigInvalid"
+    SECRET_UNAVAILABLE = "SecretUnavailable"
+    CONNECTING = "Connecting"
+    CREDENTIALS_CHANGED = "CredentialsChanged"
+    CREDENTIALS_RENEWED = "CredentialsRenewed"
+    CREDENTIAL_RENEWAL_FAILED = "CredentialRenewalFailed"
+    NO_WORKING_FENCE = "NoWorkingFence"
+    FENCE_WORKS = "FenceWorks"
+    MEMBER_PENDING = "MemberPending"
+    MEMBER_READY = "MemberReady"
+    MEMBER_SUSPECT = "MemberSuspect"
+    MEMBER_DOWN = "MemberDown"
+    MEMBER_QUARANTINED = "MemberQuarantined"
+
+
+# The Event reason of a member's move into each phase.
+PHASE_REASONS: dict[model.Phase, MemberReason] = {
+    model.Phase.PENDING: MemberReason.MEMBER_PENDING, model.Phase.READY: MemberReason.MEMBER_READY,
+    model.Phase.SUSPECT: MemberReason.MEMBER_SUSPECT, model.Phase.DOWN: MemberReason.MEMBER_DOWN,
+    model.Phase.QUARANTINED: MemberReason.MEMBER_QUARANTINED,
+}
+
 # The Event reason of each change, said in so many words rather than derived from the verb's spelling.
 CHANGE_REASONS: dict[Verb, Reason] = {
     Verb.PLACED: Reason.PLACED, Verb.SCALED: Reason.SCALED, Verb.UPDATED: Reason.UPDATED,

@@ -20,14 +20,14 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
+from samizdat.core.report.events import EventType
 from samizdat.remote.clusters import errors, fetching, resources, writing
 from samizdat.remote.clusters.client import ClusterClient
 
 logger = logging.getLogger(__name__)
 
-EventType = Literal["Normal", "Warning"]
 MESSAGE_MAX_CHARS = 1024
 # Counts of Events this process wrote, so a repeat is one PATCH; as client-go's correlator, bounded.
 CACHE_SIZE = 4096
