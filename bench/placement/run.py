@@ -15,7 +15,7 @@ so that a change meant to keep behaviour can show it does. Method, in the JSON t
   is re-placed workloads per second of wall time, single process. Members' free GPUs are not consumed
   between workloads (the solver is what is measured, not a capacity ledger).
 * versus_oracle: the same instances solved by the solver and by two HiGHS MILP models of the tests
-  (`tests/milp_oracle.py`, model build + solve). `same_objective` is the exact model of the problem the
+  (`tests/support/milp_oracle.py`, model build + solve). `same_objective` is the exact model of the problem the
   solver solves: every rule, and its whole lexicographic objective (kept replicas, spread, cost,
   latency, name) as five prioritised objectives of one run; `objective_agrees` counts instances where
   the solver's placement scores exactly the MILP optimum. `stability_only` is the quicker model the

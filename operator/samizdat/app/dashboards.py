@@ -2,7 +2,7 @@
 helm/samizdat-agent/dashboards` writes the JSON the two charts ship.
 
 The JSON files in helm/samizdat/app/dashboards/ are generated from this module and committed; reviewers read
-this file, and tests/test_dashboards.py fails when the two disagree. Every query uses only the metrics
+this file, and tests/app/test_dashboards.py fails when the two disagree. Every query uses only the metrics
 of operator/samizdat/remote/metrics.py (checked by the same test) and runs against a real Prometheus in
 e2e/test_prometheus.py. The GPU agent's dashboard goes to helm/samizdat-agent/dashboards/ instead: the
 agents run in the members, so their metrics live in each member's Prometheus, not the hub's; its queries

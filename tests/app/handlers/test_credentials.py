@@ -19,7 +19,7 @@ from samizdat.remote.clusters.client import ClusterClient
 from samizdat.app.handlers import credentials
 from samizdat.remote import hub
 from samizdat.core.model import MemberClusterConditionType as Type
-from tokens import bound_claims, jwt
+from support.tokens import bound_claims, jwt
 
 ANCHOR = {"name": "samizdat-credential-x", "uid": "s1"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from test_placement_builders import ALLIANCES, member, request, world
+from support.placement import ALLIANCES, member, request, world
 
 from samizdat.core.placement import flow, problem, search
 

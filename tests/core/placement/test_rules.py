@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from test_placement_builders import member, per_country, request, shape, world
+from support.placement import member, per_country, request, shape, world
 
 from samizdat.core import placement
 from samizdat.core.model import WhenUnsatisfiable

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "gpu-check" / "run.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "gpu-check" / "run.py"
 
 
 def test_gpu_check_prints_its_json_and_exits_0() -> None:

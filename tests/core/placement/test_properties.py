@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from unittest import mock
 
-import milp_oracle
+from support import milp_oracle
 from hypothesis import assume, event, given, note, settings
 from hypothesis import strategies as st
 

@@ -13,9 +13,9 @@ import yaml
 from samizdat.core import manifests, membership, model
 from samizdat.remote.clusters import kubeconfig, resources
 from samizdat.core.leadership import fence
-from tokens import bound_claims, jwt
+from support.tokens import bound_claims, jwt
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_guide_lists_exactly_the_member_identity_join_creates() -> None:

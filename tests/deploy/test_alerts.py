@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "helm" / "samizdat" / "files" / "alerts.yaml"
 UNIT_TESTS = sorted((ROOT / "docs" / "alerts").glob("*.test.yaml"))
 SEVERITIES = {"critical", "warning", "info"}

@@ -23,7 +23,7 @@ from kopf._cogs.structs import references as kopf_references
 import samizdat.app.handlers  # noqa: F401  (registers the handlers whose rights are derived below)
 from samizdat.app import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "samizdat"
 NAMESPACE = "samizdat-system"
 KOPF_PEERING_CRD = "kopf.dev_clusterkopfpeerings.yaml"

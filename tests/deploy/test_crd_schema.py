@@ -16,7 +16,7 @@ import yaml
 
 from samizdat.core.model import crds
 
-CRD_DIR = Path(__file__).resolve().parent.parent / "crds"
+CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 
 # file -> (kind, plural, scope, short names, default printer columns in order)
 EXPECTED = {

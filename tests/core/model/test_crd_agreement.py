@@ -27,7 +27,7 @@ from pydantic.fields import FieldInfo
 from samizdat.core import model
 
 Builder = Callable[..., dict[str, Any]]
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 KINDS: dict[str, type[pydantic.BaseModel]] = {
     "MemberCluster": model.MemberCluster,
     "AIWorkload": model.AIWorkload,

@@ -25,7 +25,7 @@ from samizdat.app import dashboards
 from samizdat.remote import metrics
 from samizdat.agent import metrics as agent_metrics
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "helm" / "samizdat" / "dashboards"
 AGENT_OUT = ROOT / "helm" / "samizdat-agent" / "dashboards"
 ALERTS = ROOT / "helm" / "samizdat" / "files" / "alerts.yaml"
@@ -179,7 +179,7 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     records = []
     for number, (where, expr) in enumerate([*queries(), *queries(AGENT_DASHBOARDS)]):
         if where.startswith("alerts/"):
-            continue  # tests/test_alerts.py checks the rule file itself
+            continue  # tests/deploy/test_alerts.py checks the rule file itself
         match = re.fullmatch(r"label_values\((.+),\s*\w+\)", expr)
         expr = match.group(1) if match else expr  # Grafana's function around a selector
         for name, value in values.items():

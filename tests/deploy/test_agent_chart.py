@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_chart import find, helm, run_helm, the  # noqa: F401  (helm is a fixture)
+from deploy.test_chart import find, helm, run_helm, the  # noqa: F401  (helm is a fixture)
 
 from samizdat.app import cli
 
-CHART = Path(__file__).resolve().parent.parent / "helm" / "samizdat-agent"
+CHART = Path(__file__).resolve().parents[2] / "helm" / "samizdat-agent"
 NAMESPACE = "samizdat-system"
 
 

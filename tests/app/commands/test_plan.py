@@ -21,7 +21,7 @@ from samizdat.core import placement
 from samizdat.core.placement import snapshot
 
 Builder = Callable[..., dict[str, Any]]
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "examples"
 REAL_SOLVE = getattr(placement, "solve", None)
 
 
