@@ -41,7 +41,8 @@ import httpx
 
 from e2e.sandbox import members as sandbox_members
 from e2e.sandbox.layout import DEFAULT_MEMBERS
-from e2e.sandbox.world import CENSOR_ACTIONS, Sandbox
+from e2e.sandbox.world import CENSOR_ACTIONS, Sandbox, rss_mib
+from e2e.waiting import eventually
 from e2e.workloads import UID_LABEL, aiworkload, rule_violations
 from samizdat.core import inventory, jurisdictions, model, placement
 from samizdat.core.placement import from_model
@@ -327,8 +328,8 @@ def _without_room(present: Sequence[Sample], name: str, since: float, until: flo
 
 def _limits(running: Mapping[str, int], rules: Mapping[str, Any]) -> list[str]:
     """Every rule broken but the spread minimums (fewer countries while moving is no limit broken)."""
-    return [v for v in rule_violations(dict(running), dict(rules))
-            if not v.startswith(("minJurisdictions", "minProviders"))]
+    return [str(v) for v in rule_violations(dict(running), dict(rules))
+            if v.rule not in ("minJurisdictions", "minProviders")]
 
 
 # ----- the run
@@ -441,8 +442,9 @@ class Chaos:
             if self.sandbox.state.clusters[member].faults:
                 self.sandbox.heal(member)
             if held == "delete-namespace":
-                _wait(lambda: self.sandbox.kubectl(member).run(
-                    "get", "ns", sandbox_members.WORKLOAD_NAMESPACE, check=False).returncode != 0, 120)
+                eventually(lambda: self.sandbox.kubectl(member).run(
+                    "get", "ns", sandbox_members.WORKLOAD_NAMESPACE, check=False).returncode != 0, 120,
+                    interval=1.0, what=f"namespace gone from {member}")
             if held in LOCKED_OUT:
                 self.sandbox.register(member)  # the member's admin relents: samizdat is let in again
             self.faulted.pop(member, None)
@@ -473,8 +475,8 @@ class Chaos:
         self.uids = {w["metadata"]["name"]: w["metadata"]["uid"]
                      for w in hub.get_json("aiworkloads", "-n", "default")["items"]}
         self._began = time.monotonic()
-        _wait(lambda: self._whole(self.sample()), 180, "every workload running under its rules")
-        rss_before = _rss_mib(self.operator_pid)
+        eventually(lambda: self._whole(self.sample()), 180, interval=1.0, what="every workload running under its rules")
+        rss_before = rss_mib(self.operator_pid)
         self._began, began = time.monotonic(), datetime.now(UTC)
         sampler = threading.Thread(target=self._sampling, daemon=True)
         sampler.start()
@@ -496,7 +498,7 @@ class Chaos:
         time.sleep(SAMPLE_S * 2)
         self._halt.set()
         sampler.join(timeout=30)
-        rss_after = _rss_mib(self.operator_pid)
+        rss_after = rss_mib(self.operator_pid)
         return judge(self.samples, self.plan, self.heals, (rss_before, rss_after), whole_after_s, began)
 
     def _whole(self, sample: Sample) -> bool:
@@ -508,14 +510,14 @@ class Chaos:
         names = [w.name for w in self.plan.workloads]
         self.sandbox.kubectl("hub").run("delete", "aiworkload", *names, "-n", "default", "--wait=false",
                                         "--ignore-not-found")
-        _wait(lambda: not any(
+        eventually(lambda: not any(
             p["metadata"].get("labels", {}).get(UID_LABEL) in self.uids.values()
             for items in self._pods().values() for p in items
-        ), 120, "chaos pods removed")
+        ), 120, interval=1.0, what="chaos pods removed")
         # the next test starts from a fleet samizdat sees whole again (quarantines served, fences done)
-        _wait(lambda: all(m.get("status", {}).get("phase") == "Ready"
-                          for m in self._get("hub", "/apis/samizdat.io/v1alpha1/memberclusters") or [{}]),
-              120, "every member Ready again")
+        eventually(lambda: all(m.get("status", {}).get("phase") == "Ready"
+                               for m in self._get("hub", "/apis/samizdat.io/v1alpha1/memberclusters") or [{}]),
+                   120, interval=1.0, what="every member Ready again")
         for client in self.clients.values():
             client.close()
 
@@ -548,22 +550,6 @@ def _count(pods: Mapping[str, list[dict[str, Any]]], uid: str) -> tuple[dict[str
 
 def _with_shapes(member: placement.MemberInfo, shapes: tuple[placement.NodeShape, ...]) -> placement.MemberInfo:
     return dataclasses.replace(member, shapes=shapes, unschedulable_reason=None)
-
-
-def _wait(check: Callable[[], bool], timeout: float, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(1.0)
-    raise TimeoutError(f"{what or 'condition'} not met within {timeout:.0f}s")
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def dump(path: Path, report: Mapping[str, Any]) -> None:

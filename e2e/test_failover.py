@@ -219,7 +219,7 @@ def _check_degraded(hub: Sandbox, operator: OperatorProcess, name: str, uid: str
     assert "minJurisdictions 3 not met: 2 reached, 1 short" in condition(workload, "RulesSatisfied")["message"]
     running = wait_running(hub, uid, 4, timeout=60)
     assert not set(running) & victims
-    assert [v.split(" ")[0] for v in rule_violations(running, rules)] == ["minJurisdictions"], running
+    assert [v.rule for v in rule_violations(running, rules)] == ["minJurisdictions"], running
     events = hub.kubectl("hub").run(
         "get", "events", "-n", "default", "--field-selector", f"involvedObject.name={name}", "-o", "json"
     ).stdout

@@ -25,7 +25,7 @@ import yaml
 from e2e.operator import OperatorProcess
 from e2e.sandbox import members
 from e2e.sandbox.layout import DEFAULT_MEMBERS
-from e2e.sandbox.world import Sandbox
+from e2e.sandbox.world import Sandbox, rss_mib
 from e2e.waiting import eventually
 from e2e.workloads import COUNTRY, UID_LABEL, aiworkload, rule_violations
 
@@ -131,15 +131,9 @@ class ProcessMeter(threading.Thread):
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
-    def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
     def run(self) -> None:
         while not self._halt.is_set() and Path(f"/proc/{self.pid}").exists():
-            self.peak_rss_mib = max(self.peak_rss_mib, self.rss_mib())
+            self.peak_rss_mib = max(self.peak_rss_mib, rss_mib(self.pid))
             self._halt.wait(0.2)
 
     def stop(self) -> dict[str, float]:

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from e2e.sandbox import members
@@ -96,7 +97,18 @@ def copies(sandbox: Sandbox, uid: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def rule_violations(counts: dict[str, int], placement: dict[str, Any]) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Broken:
+    """One hard rule a placement breaks: the rule (its spec field) and how, in words."""
+
+    rule: str
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def rule_violations(counts: dict[str, int], placement: dict[str, Any]) -> list[Broken]:
     """Every hard rule of `placement` checked against real per-member replica counts."""
     problems = []
     countries = Counter[str]()
@@ -107,28 +119,28 @@ def rule_violations(counts: dict[str, int], placement: dict[str, Any]) -> list[s
     table = jurisdictions.alliance_table()
     limit = placement.get("maxPerJurisdiction")
     if limit is not None and any(n > limit for n in countries.values()):
-        problems.append(f"maxPerJurisdiction {limit}: {dict(countries)}")
+        problems.append(Broken("maxPerJurisdiction", f"maxPerJurisdiction {limit}: {dict(countries)}"))
     if len(countries) < placement.get("minJurisdictions", 1):
-        problems.append(f"minJurisdictions {placement['minJurisdictions']}: {sorted(countries)}")
+        problems.append(Broken("minJurisdictions", f"minJurisdictions {placement['minJurisdictions']}: {sorted(countries)}"))
     for alliance in placement.get("deniedAlliances", []):
         inside = [c for c in countries if c in table[alliance]]
         if inside:
-            problems.append(f"denied alliance {alliance}: {inside}")
+            problems.append(Broken("deniedAlliances", f"denied alliance {alliance}: {inside}"))
     limit = placement.get("maxPerAlliance")
     if limit is not None:
         for alliance, members_of in table.items():
             total = sum(n for c, n in countries.items() if c in members_of)
             if total > limit:
-                problems.append(f"maxPerAlliance {limit}: {alliance} has {total}")
+                problems.append(Broken("maxPerAlliance", f"maxPerAlliance {limit}: {alliance} has {total}"))
     limit = placement.get("maxPerCluster")
     if limit is not None and any(n > limit for n in counts.values()):
-        problems.append(f"maxPerCluster {limit}: {counts}")
+        problems.append(Broken("maxPerCluster", f"maxPerCluster {limit}: {counts}"))
     limit = placement.get("maxPerProvider")
     if limit is not None and any(n > limit for n in providers.values()):
-        problems.append(f"maxPerProvider {limit}: {dict(providers)}")
+        problems.append(Broken("maxPerProvider", f"maxPerProvider {limit}: {dict(providers)}"))
     denied = set(placement.get("deniedJurisdictions", []))
     if denied & set(countries):
-        problems.append(f"deniedJurisdictions: {sorted(denied & set(countries))}")
+        problems.append(Broken("deniedJurisdictions", f"deniedJurisdictions: {sorted(denied & set(countries))}"))
     return problems
 
 

@@ -216,13 +216,13 @@ class Sandbox:
             rows.append({
                 "name": cluster.name, "role": cluster.role, "server": cluster.server,
                 "faults": cluster.faults, "processes": processes,
-                "rss_mib": round(sum(_rss_mib(pid) for pid in cluster.pids.values()), 1),
+                "rss_mib": round(sum(rss_mib(pid) for pid in cluster.pids.values()), 1),
             })
         return rows
 
     def total_rss_mib(self) -> float:
         pids = [self.state.etcd_pid, *(pid for c in self.state.clusters.values() for pid in c.pids.values())]
-        return round(sum(_rss_mib(pid) for pid in pids), 1)
+        return round(sum(rss_mib(pid) for pid in pids), 1)
 
     def wait_nodes_ready(self, name: str, expected: int, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -401,7 +401,8 @@ def _condition(obj: dict[str, Any], kind: str) -> str | None:
     return None
 
 
-def _rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> float:
+    """The resident memory of one process, in MiB (0 when it is gone): the sandbox's, the operator's."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
