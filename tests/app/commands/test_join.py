@@ -47,6 +47,8 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     pytest.param(["join", "de-frankfurt", *FLAGS],
                  "cannot reach the member context member-admin (https://127.0.0.1:1): cannot connect",
                  id="unreachable"),
+    pytest.param(["join", "de-frankfurt", *FLAGS, "--member-server", "http://relay:8443"], "must be an https:// URL",
+                 id="member-server-not-https"),
     pytest.param(["unjoin", "de-frankfurt", "--member-context", "member-admin"],
                  "cannot reach the hub context hub", id="unjoin-hub-unreachable"),
 ])
@@ -87,3 +89,11 @@ def test_the_kubectl_plugin_names_itself_in_help(monkeypatch: pytest.MonkeyPatch
         cli.main()
     assert exited.value.code == 0
     assert capsys.readouterr().out.startswith("usage: kubectl samizdat join")
+
+
+def test_samizdat_may_reach_the_member_at_another_address_than_its_admin(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--member-server`: a relay or load balancer in front of the member (the sandbox's link proxies)."""
+    assert cli.main(["join", "de-frankfurt", *FLAGS, "--member-server", "https://127.0.0.1:2", "--dry-run"]) == 0
+    objects = list(yaml.safe_load_all(capsys.readouterr().out))
+    kubeconfig = yaml.safe_load(objects[-2]["stringData"]["kubeconfig"])
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:2"

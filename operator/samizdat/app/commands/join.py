@@ -20,6 +20,7 @@ import asyncio
 import re
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import pydantic
 
@@ -44,6 +45,8 @@ TOKEN_PLACEHOLDER = "<minted by the TokenRequest API at join>"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="the member's name in the hub (a DNS label, e.g. de-frankfurt)")
     parser.add_argument("--member-context", required=True, help="kubeconfig context of the member, as its admin")
+    parser.add_argument("--member-server", help="the member API server's URL as samizdat reaches it, where that "
+                        "differs from the context's (a load balancer, a relay); its certificate must name it")
     parser.add_argument("--hub-context", help="kubeconfig context of the hub (default: the current context)")
     parser.add_argument("--kubeconfig", help="kubeconfig file with both contexts (default: $KUBECONFIG)")
     parser.add_argument("--country", required=True, help="ISO 3166-1 alpha-2 code of the member's country")
@@ -80,6 +83,8 @@ def registration(args: argparse.Namespace) -> membership.Registration:
             raise UsageError(f"{flag} must not be negative")
     if args.down_after_seconds is not None and args.down_after_seconds < 1:
         raise UsageError("--down-after-seconds must be at least 1")
+    if args.member_server is not None and urlsplit(args.member_server).scheme != "https":
+        raise UsageError(f"--member-server {args.member_server!r} must be an https:// URL")
     found = membership.Registration(
         name=args.name, country=country, provider=args.provider, region=args.region, tee=args.tee,
         cost_per_gpu_hour=args.cost_per_gpu_hour, latency_ms=args.latency_ms,
@@ -99,9 +104,9 @@ def _check_model(found: membership.Registration) -> None:
         raise UsageError(f"{where}: {first['msg']}") from None
 
 
-def endpoint(credentials: Credentials) -> membership.Endpoint:
-    """How the operator will reach the member: as the user's own context does."""
-    return membership.Endpoint(server=credentials.server, ca_pem=credentials.ca_pem,
+def endpoint(credentials: Credentials, server: str | None = None) -> membership.Endpoint:
+    """How the operator will reach the member: as the user's own context does, or at `server`."""
+    return membership.Endpoint(server=server or credentials.server, ca_pem=credentials.ca_pem,
                                tls_server_name=credentials.tls_server_name,
                                insecure_skip_tls_verify=credentials.insecure_skip_tls_verify)
 
@@ -111,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
         found = registration(args)
         member_credentials = contexts.credentials(args.member_context, args.kubeconfig, "member")
         if args.dry_run:
-            print(dry_run(found, member_credentials, args.token_lifetime), end="")
+            print(dry_run(found, member_credentials, args.token_lifetime, args.member_server), end="")
             return 0
         member = contexts.connect("member", args.member_context, args.kubeconfig)
         hub = contexts.connect("hub", args.hub_context, args.kubeconfig)
@@ -120,9 +125,10 @@ def main(args: argparse.Namespace) -> int:
     return asyncio.run(_join(found, member, hub, args))
 
 
-def dry_run(found: membership.Registration, member_credentials: Credentials, lifetime_s: int) -> str:
+def dry_run(found: membership.Registration, member_credentials: Credentials, lifetime_s: int,
+            server: str | None = None) -> str:
     """Every object a join writes, as YAML (the token and the credential's name and uid left open)."""
-    kubeconfig = membership.kubeconfig(found.name, endpoint(member_credentials), TOKEN_PLACEHOLDER)
+    kubeconfig = membership.kubeconfig(found.name, endpoint(member_credentials, server), TOKEN_PLACEHOLDER)
     secret = membership.hub_secret(found.name, kubeconfig, namespace=found.secret_namespace)
     readable = {**secret, "stringData": {membership.HUB_SECRET_KEY: kubeconfig}}
     readable.pop("data")
@@ -167,7 +173,7 @@ async def _join(found: membership.Registration, member: Context, hub: Context, a
         except UsageError as error:
             return contexts.fail("join", str(error))
         try:
-            anchor, kubeconfig = await _write_member(found, member, args.token_lifetime)
+            anchor, kubeconfig = await _write_member(found, member, args.token_lifetime, args.member_server)
             await _write_hub(found, hub, kubeconfig)
         except errors.MemberError as error:
             say(f"join stopped: {error}. Run `samizdat join {found.name}` again to finish, "
@@ -210,7 +216,8 @@ async def _preflight(found: membership.Registration, member: Context, hub: Conte
         return None
 
 
-async def _write_member(found: membership.Registration, member: Context, lifetime_s: int) -> tuple[membership.Anchor, str]:
+async def _write_member(found: membership.Registration, member: Context, lifetime_s: int, server: str | None
+                        ) -> tuple[membership.Anchor, str]:
     client = member.client
     say(f"member {found.name} (context {member.name}, {client.credentials.server}):")
     try:
@@ -230,7 +237,7 @@ async def _write_member(found: membership.Registration, member: Context, lifetim
                                 request=membership.token_request(lifetime_s, anchor))
     say(f"  created credential Secret {membership.IDENTITY_NAMESPACE}/{anchor.name}; minted a token bound to it, "
         f"expiring {minted.expires}")
-    kubeconfig = membership.kubeconfig(found.name, endpoint(client.credentials), minted.token)
+    kubeconfig = membership.kubeconfig(found.name, endpoint(client.credentials, server), minted.token)
     await _check_identity(found.name, kubeconfig)
     return anchor, kubeconfig
 
