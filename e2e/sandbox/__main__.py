@@ -13,7 +13,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from e2e.sandbox import hubsites
+from e2e.sandbox import hubsites, toolchain
+from e2e.sandbox.links import PROFILES
 from e2e.sandbox.world import CENSOR_ACTIONS, Sandbox
 
 CENSOR_HELP = """what the member's hostile admin does, with the admin's credentials:
@@ -23,7 +24,7 @@ CENSOR_HELP = """what the member's hostile admin does, with the admin's credenti
   quota-zero       a ResourceQuota of 0 requests.nvidia.com/gpu on samizdat-workloads (new pods refused)
   stop-scheduler   stop the member's kube-scheduler (new pods Pending, never scheduled)
   block-image      the member's nodes cannot pull --image (new pods of it held in ImagePullBackOff)
-`heal MEMBER` undoes cordon, taint, quota-zero, stop-scheduler and block-image."""
+`heal MEMBER` undoes cordon, taint, quota-zero, stop-scheduler and block-image, and clears a `degrade`d link."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,12 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--members", type=int, default=6)
     up.add_argument("--hub-sites", type=int, default=1,
                     help="stretch the hub over this many sites (3 or 5), each with its own etcd member")
+    up.add_argument("--links", action="store_true",
+                    help="put a Toxiproxy proxy between samizdat and each member, for `degrade`")
     commands.add_parser("down", help="stop every process of the sandbox")
     commands.add_parser("status", help="clusters, their processes, faults and memory")
     commands.add_parser("build", help="only build the cached binaries")
     commands.add_parser("kill", help="SIGKILL one member's API server (refused)").add_argument("member")
     commands.add_parser("partition", help="SIGSTOP one member's API server (time-outs)").add_argument("member")
     commands.add_parser("heal", help="undo every fault of one member; restart its controllers").add_argument("member")
+    degrade = commands.add_parser("degrade", help="degrade the link between samizdat and one member (up --links)")
+    degrade.add_argument("member")
+    degrade.add_argument("--profile", choices=PROFILES, required=True)
     for fault in ("kill-site", "partition-site", "heal-site"):
         commands.add_parser(fault, help=f"{fault.split('-')[0]} one hub site (etcd member, apiserver, operator)"
                             ).add_argument("site", type=int)
@@ -68,9 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     sandbox = Sandbox()
     if args.command == "build":
+        toolchain.ensure_tool("toxiproxy")  # the links' proxy, for `up --links` and e2e/test_links
         print(sandbox.binaries.directory)
     elif args.command == "up":
-        timings = sandbox.up(args.members, hub_sites=args.hub_sites)
+        timings = sandbox.up(args.members, hub_sites=args.hub_sites, links=args.links)
         time.sleep(2)  # let the controllers settle before measuring memory
         print(json.dumps({**timings, "rss_mib": sandbox.total_rss_mib(), "clusters": sandbox.status()}, indent=2))
     elif args.command == "down":
@@ -92,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         fault(sandbox.launcher, sandbox.state, sites, args.site)
     elif args.command == "censor":
         sandbox.censor(args.member, args.action, image=args.image)
+    elif args.command == "degrade":
+        sandbox.degrade(args.member, args.profile)
     else:
         getattr(sandbox, args.command)(args.member)
     return 0

