@@ -149,7 +149,7 @@ class RoleSampler(threading.Thread):
                 if sum(live.values()) > self.placed:
                     problems.append(f"{when}: {sum(live.values())} live pods {live}")
                 problems += [f"{when}: pods {live}: {v}" for v in rule_violations(live, self.rules)
-                             if not v.startswith("minJurisdictions")]
+                             if v.rule != "minJurisdictions"]
             moving = killed is not None and killed <= sample.at and (back is None or sample.at <= back)
             countries = {COUNTRY[member] for member in sample.serving().values()}
             if not moving and len(countries) < self.rules.get("minJurisdictions", 1):

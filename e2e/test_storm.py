@@ -102,7 +102,7 @@ class PodSampler(threading.Thread):
                         self.problems.append(f"{member}: pod {pod['metadata']['name']} Pending: {scheduled['message']}")
             for uid, counts in running_by_workload(pods).items():
                 self.problems += [f"{uid[:8]} {counts}: {v}" for v in rule_violations(counts, RULES)
-                                  if not v.startswith("minJurisdictions")]
+                                  if v.rule != "minJurisdictions"]
                 if sum(counts.values()) > REPLICAS:
                     self.problems.append(f"{uid[:8]} runs {sum(counts.values())} pods: {counts}")
             self.latest = pods
