@@ -40,6 +40,22 @@ def aiworkload(name: str, replicas: int, placement: dict[str, Any], gpus: int = 
     }
 
 
+def bare_deployment(name: str, suite: str, *, replicas: int = 0, gpus: int = 0,
+                    namespace: str = members.WORKLOAD_NAMESPACE) -> dict[str, Any]:
+    """A Deployment of no AIWorkload, for the suites that drive the member I/O layer directly, labelled
+    with the suite that wrote it (`samizdat.io/test`)."""
+    labels = {"app": name}
+    container: dict[str, Any] = {"name": "server", "image": "registry.invalid/inference:1"}
+    if gpus:
+        container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"samizdat.io/test": suite}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
+    }
+
+
 def apply_manifest(sandbox: Sandbox, manifest: dict[str, Any]) -> None:
     sandbox.kubectl("hub").run("apply", "-f", "-", stdin=json.dumps(manifest))
 
