@@ -21,7 +21,7 @@ import httpx
 
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
-from e2e.workloads import COUNTRY, UID_LABEL, rule_violations
+from e2e.workloads import COUNTRY, UID_LABEL, breaks_while_moving
 
 ROLE_LABEL = "samizdat.io/role"
 SERVING = "serving"
@@ -148,8 +148,7 @@ class RoleSampler(threading.Thread):
                 live = {member: len(items) for member, items in pods.items() if items}
                 if sum(live.values()) > self.placed:
                     problems.append(f"{when}: {sum(live.values())} live pods {live}")
-                problems += [f"{when}: pods {live}: {v}" for v in rule_violations(live, self.rules)
-                             if v.rule != "minJurisdictions"]
+                problems += [f"{when}: pods {live}: {v}" for v in breaks_while_moving(live, self.rules)]
             moving = killed is not None and killed <= sample.at and (back is None or sample.at <= back)
             countries = {COUNTRY[member] for member in sample.serving().values()}
             if not moving and len(countries) < self.rules.get("minJurisdictions", 1):

@@ -20,7 +20,7 @@ import pytest
 
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
-from e2e.workloads import fence_epoch, set_fence_epoch
+from e2e.workloads import bare_deployment, fence_epoch, set_fence_epoch
 from samizdat.remote.clusters import applying, client, deleting, errors, fencing, kubeconfig, resources, scaling, writing
 from samizdat.core.leadership import EPOCH_ANNOTATION, Permit, fence
 
@@ -41,15 +41,7 @@ class Epoch:
 
 
 def deployment(name: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"samizdat.io/test": "fence"}},
-        "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "template": {
-            "metadata": {"labels": labels},
-            "spec": {"containers": [{"name": "server", "image": "registry.invalid/inference:1"}]},
-        }},
-    }
+    return bare_deployment(name, "fence")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 
 from e2e.sandbox import members
 from e2e.sandbox.world import Sandbox
+from e2e.workloads import bare_deployment
 from samizdat.core import manifests
 from samizdat.remote.clusters import applying, deleting, errors, fetching, kubeconfig, probing, resources, scaling, watching
 from samizdat.remote.clusters.client import Deadlines, ClusterClient
@@ -34,18 +35,7 @@ def identity(sandbox: Sandbox, member: str, deadlines: Deadlines = FAST) -> Clus
 
 
 def deployment(name: str, *, replicas: int = 1, namespace: str = NAMESPACE) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"samizdat.io/test": "member-client"}},
-        "spec": {
-            "replicas": replicas, "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
-                "name": "server", "image": "registry.invalid/inference:1",
-                "resources": {"limits": {"nvidia.com/gpu": "1"}},
-            }]}},
-        },
-    }
+    return bare_deployment(name, "member-client", replicas=replicas, gpus=1, namespace=namespace)
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 60, interval: float = 0.5) -> Any:

@@ -40,6 +40,22 @@ def aiworkload(name: str, replicas: int, placement: dict[str, Any], gpus: int = 
     }
 
 
+def bare_deployment(name: str, suite: str, *, replicas: int = 0, gpus: int = 0,
+                    namespace: str = members.WORKLOAD_NAMESPACE) -> dict[str, Any]:
+    """A Deployment of no AIWorkload, for the suites that drive the member I/O layer directly, labelled
+    with the suite that wrote it (`samizdat.io/test`)."""
+    labels = {"app": name}
+    container: dict[str, Any] = {"name": "server", "image": "registry.invalid/inference:1"}
+    if gpus:
+        container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"samizdat.io/test": suite}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
+    }
+
+
 def apply_manifest(sandbox: Sandbox, manifest: dict[str, Any]) -> None:
     sandbox.kubectl("hub").run("apply", "-f", "-", stdin=json.dumps(manifest))
 
@@ -144,6 +160,12 @@ def rule_violations(counts: dict[str, int], placement: dict[str, Any]) -> list[B
     return problems
 
 
+def breaks_while_moving(counts: dict[str, int], placement: dict[str, Any]) -> list[Broken]:
+    """The hard rules broken by counts taken while replicas may be moving: all but minJurisdictions, as
+    fewer countries for the moments a replica moves is no rule broken."""
+    return [v for v in rule_violations(counts, placement) if v.rule != "minJurisdictions"]
+
+
 def wait_settled(sandbox: Sandbox, name: str, replicas: int, timeout: float = 90) -> dict[str, Any]:
     """Wait until the workload reports `replicas` ready with its rules satisfied, and return it."""
     def settled() -> dict[str, Any] | None:
@@ -178,8 +200,7 @@ class StatusSampler(threading.Thread):
             counts = {p["cluster"]: p["replicas"] for p in status.get("placements", [])}
             if sum(counts.values()) > self.replicas:
                 self.problems.append(f"{sum(counts.values())} replicas counted: {counts}")
-            self.problems += [f"status placement {counts}: {v}" for v in rule_violations(counts, self.rules)
-                              if v.rule != "minJurisdictions"]  # fewer countries while moving is fine
+            self.problems += [f"status placement {counts}: {v}" for v in breaks_while_moving(counts, self.rules)]
             self.samples += 1
             time.sleep(0.3)
 

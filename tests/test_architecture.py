@@ -1,5 +1,6 @@
 """The README's rooms table says what the folders and the import contracts say: each room one package,
-listing every subpackage and module in it, and the rooms in the order of the import-linter layers."""
+listing every subpackage and module in it, and the rooms in the order of the import-linter layers; and
+the tests' folders mirror the packages they test."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "operator" / "samizdat"
+TESTS = ROOT / "tests"
+# test folders of no package: shared helpers, chart/CRD/Dockerfile/alert files, the benches, the e2e harness
+BESIDE_THE_ROOMS = {"support", "deploy", "benches", "harness"}
 
 
 def rooms_table() -> dict[str, set[str]]:
@@ -41,3 +45,13 @@ def test_the_rooms_are_the_import_layers_and_each_rooms_contract_orders_all_it_h
     for package, layers in inner.items():
         named = {name.strip() for layer in layers for name in layer.split("|")}
         assert named == contents(package.removeprefix("samizdat.")), package
+
+
+def test_the_tests_mirror_the_packages_and_every_folder_is_a_package() -> None:
+    folders = [path.relative_to(TESTS) for path in TESTS.rglob("*")
+               if path.is_dir() and path.name != "__pycache__" and any(path.glob("*.py"))]
+    for folder in folders:
+        # same-named test files in two folders collide unless each folder is a package of its own
+        assert (TESTS / folder / "__init__.py").exists(), folder
+        if folder.parts[0] not in BESIDE_THE_ROOMS:
+            assert (PACKAGE / folder / "__init__.py").exists(), f"tests/{folder} mirrors no package"

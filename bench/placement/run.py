@@ -42,7 +42,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
-import milp_oracle  # noqa: E402
+from support import milp_oracle  # noqa: E402
 import world  # noqa: E402
 
 from samizdat.core import placement  # noqa: E402

@@ -35,6 +35,22 @@ def altered(**change: Any) -> dict[str, Any]:
     return obj
 
 
+@pytest.mark.parametrize(("obj", "kind"), [
+    pytest.param(ours(), None, id="untouched"),
+    pytest.param(altered(replicas=0), CensorshipKind.SCALED_TO_ZERO, id="scaled-to-zero"),
+    pytest.param(altered(replicas=1), CensorshipKind.SPEC_ALTERED, id="scaled-down"),
+])
+def test_a_copy_read_back_is_told_from_our_own_annotations(obj: dict[str, Any], kind: CensorshipKind | None) -> None:
+    evidence = tampering.tampering(obj)
+    assert (evidence.kind if evidence else None) == kind
+
+
+def test_a_swapped_image_is_tampering_and_says_what_runs_instead() -> None:
+    evidence = tampering.tampering(altered(image="registry.invalid/censored:latest"))
+    assert evidence is not None and evidence.kind is CensorshipKind.SPEC_ALTERED
+    assert "censored" in evidence.message
+
+
 @pytest.mark.parametrize(("obj", "kinds"), [
     pytest.param(ours(), (), id="as-written"),
     pytest.param(altered(replicas=0), (CensorshipKind.SCALED_TO_ZERO,), id="scaled-to-zero"),

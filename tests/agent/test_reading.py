@@ -1,5 +1,6 @@
-"""The NVML agent: every NVML answer it handles, read from recorded answers (the fake is `nvml.Recorded`,
-at the one NVML boundary), and what it publishes on its node for each."""
+"""The NVML agent's reading: every NVML answer it handles, read from recorded answers (the fake is
+`nvml.Recorded`, at the one NVML boundary), and the observation it publishes on its node for each (how it
+merges that into the Node: test_publishing.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from samizdat.core import inventory
-from samizdat.agent import nvml, observation, publishing, reading
+from samizdat.agent import nvml, observation, reading
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 GIB = 1024**3
@@ -200,21 +201,6 @@ def test_recorded_answers_are_reread_when_the_file_changes(tmp_path: Path) -> No
 def test_unknown_failures_are_not_swallowed() -> None:
     with pytest.raises(nvml.NVMLFailure):
         observe({**NODE, "devices": [{**H100, "name": {"error": "UNKNOWN"}}]})
-
-
-def test_the_fault_taint_keeps_other_taints() -> None:
-    others = [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]
-    ours = {"key": inventory.FAULT_TAINT, "value": "Xid79", "effect": "NoExecute"}
-    assert publishing.taints([*others], ours) == [*others, ours]
-    assert publishing.taints([*others, ours], None) == others
-
-
-def test_the_condition_keeps_its_transition_time_while_its_status_holds() -> None:
-    wanted = {"type": "GPUHealthy", "status": "True", "reason": "GPUsHealthy", "message": "8 GPUs healthy"}
-    before = [{"type": "GPUHealthy", "status": "True", "lastTransitionTime": "2026-11-30T00:00:00Z"}]
-    assert publishing.condition(wanted, before, NOW)["lastTransitionTime"] == "2026-11-30T00:00:00Z"
-    flipped = publishing.condition({**wanted, "status": "False"}, before, NOW)
-    assert flipped["lastTransitionTime"] == flipped["lastHeartbeatTime"] == "2026-12-01T02:00:00Z"
 
 
 def test_label_values_are_valid() -> None:

@@ -18,13 +18,10 @@ from hypothesis import strategies as st
 from samizdat.core.leadership import (
     Elector,
     LeaseRecord,
-    MalformedLease,
     StoredLease,
     Timing,
     Wait,
     Write,
-    build_lease,
-    parse_lease,
 )
 
 TIMING = Timing()  # 8 s / 5 s / 1 s
@@ -261,30 +258,6 @@ def test_default_timings_tolerate_clocks_running_1_6_times_apart() -> None:
     assert TIMING.clock_rate_tolerance == pytest.approx(1.6)
 
 
-# ----- the Lease object
-
-
-def test_a_lease_round_trips_through_its_object() -> None:
-    record = LeaseRecord("alice", 8, 3, "2026-12-01T03:00:00.000000Z", "2026-12-01T03:00:05.000000Z")
-    obj = build_lease("samizdat-leader", "samizdat-system", record, "41")
-    obj["metadata"]["resourceVersion"] = "42"  # what the hub answers with
-    assert parse_lease(obj) == StoredLease(record, "42")
-    assert "resourceVersion" not in build_lease("x", "y", record, None)["metadata"]
-
-
-@pytest.mark.parametrize(
-    "spec",
-    [
-        pytest.param({"holderIdentity": "a"}, id="no-duration"),
-        pytest.param({"holderIdentity": "a", "leaseDurationSeconds": "8"}, id="duration-text"),
-        pytest.param({"holderIdentity": "a", "leaseDurationSeconds": 8, "leaseTransitions": -1}, id="negative"),
-    ],
-)
-def test_malformed_leases_are_refused(spec: dict[str, object]) -> None:
-    with pytest.raises(MalformedLease):
-        parse_lease({"metadata": {"resourceVersion": "1"}, "spec": spec})
-
-
 # ----- many candidates, real latencies, pauses and drifting clocks
 
 
@@ -395,24 +368,3 @@ def test_no_two_candidates_ever_hold_a_warrant_at_once(
             if warrant is not None:
                 assert warrant.epoch == max(committed_epochs), "a warrant of an old epoch is still valid"
     assert committed_epochs == sorted(set(committed_epochs))
-
-
-# ----- the member's fence (its behaviour is checked in a real member API server: e2e/test_fence.py)
-
-
-def test_the_fence_installs_its_epoch_before_what_checks_against_it() -> None:
-    from samizdat.core.leadership import fence
-
-    objects = fence.build_fence("samizdat-workloads", "samizdat-system", "system:serviceaccount:samizdat-system:samizdat",
-                                epoch=3)
-    assert [o["kind"] for o in objects] == ["ConfigMap", *["ValidatingAdmissionPolicy",
-                                                           "ValidatingAdmissionPolicyBinding"] * 2]
-    assert objects[0]["data"] == {"epoch": "3"}
-    binding = objects[-1]["spec"]
-    # A fence without its epoch object refuses everything rather than letting everything through.
-    assert binding["paramRef"] == {"name": fence.FENCE_NAME, "namespace": "samizdat-system",
-                                   "parameterNotFoundAction": "Deny"}
-    assert objects[0]["metadata"]["namespace"] == "samizdat-system"
-    for policy in (objects[1], objects[3]):
-        assert policy["spec"]["failurePolicy"] == "Fail"
-        assert "system:serviceaccount:samizdat-system:samizdat" in policy["spec"]["matchConditions"][0]["expression"]

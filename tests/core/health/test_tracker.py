@@ -1,4 +1,4 @@
-"""The member health state machine and the self-partition guard, without a clock or an API."""
+"""The member health state machine, without a clock or an API."""
 
 from __future__ import annotations
 
@@ -103,19 +103,3 @@ def test_never_down_before_failures_last_long_enough(steps: list[tuple[float, Fa
             assert failing_since is not None and now - failing_since >= POLICY.down_after_seconds
         if failure is not None:
             assert state.phase is not Phase.READY or state.consecutive_failures < POLICY.suspect_after_failures
-
-
-@pytest.mark.parametrize(
-    ("phases", "halted"),
-    [
-        pytest.param([Phase.READY] * 6, False, id="all-ready"),
-        pytest.param([Phase.DOWN] + [Phase.READY] * 5, False, id="one-down"),
-        pytest.param([Phase.DOWN] * 3 + [Phase.READY] * 3, False, id="half-down"),
-        pytest.param([Phase.DOWN] * 4 + [Phase.READY] * 2, True, id="most-down"),
-        pytest.param([Phase.QUARANTINED] * 4 + [Phase.READY] * 2, False, id="quarantine-is-not-our-fault"),
-        pytest.param([Phase.DOWN], False, id="single-member-never-halts"),
-        pytest.param([Phase.PENDING] * 5 + [Phase.DOWN], False, id="pending-not-counted"),
-    ],
-)
-def test_eviction_guard_halts_when_most_members_look_down(phases: list[Phase], halted: bool) -> None:
-    assert health.eviction_guard(phases).halted is halted
