@@ -232,6 +232,12 @@ def fleet() -> dict[str, Any]:
                    [target("sum by (member, result) "
                            "(increase(samizdat_member_credential_renewals_total[$__rate_interval]))",
                            "{{member}} {{result}}")]),
+        timeseries("Suspect and Down spells",
+                   "Times each member became Suspect (no new replicas go there) or Down (its replicas move). "
+                   "Suspect spells without a Down are a slow or lossy link riding it out; a Down that comes "
+                   "back within seconds is worth a look at the member's status.link.", (0, 54, 24, 8),
+                   [target("sum by (member, phase) (increase(samizdat_member_phase_changes_total"
+                           '{phase=~"Suspect|Down"}[$__rate_interval]))', "{{member}} {{phase}}")], bars=True),
     ])
 
 

@@ -24,6 +24,9 @@ VIEWS = ("nodes", "pods", "namespaces", "deployments", "jobs")  # what a member'
 MEMBER_UP = Gauge("samizdat_member_up", "1 if the last probe of the member's API server succeeded.", ["member"])
 MEMBER_PHASE = Gauge("samizdat_member_phase", "1 for the member's current phase, 0 for the others.",
                      ["member", "phase"])
+MEMBER_PHASE_CHANGES = Counter("samizdat_member_phase_changes_total",
+                               "Times the member entered each phase: Suspect spells, false or true Downs.",
+                               ["member", "phase"])
 MEMBER_PROBE_DURATION = Histogram(
     "samizdat_member_probe_duration_seconds", "Time one probe of a member's API server took.", ["member"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
@@ -138,6 +141,7 @@ def member_probed(member: str, ok: bool, seconds: float, failure: str | None) ->
 def member_phase(member: str, phase: str, quarantined_members: int) -> None:
     for each in PHASES:
         MEMBER_PHASE.labels(member, each).set(1 if each == phase else 0)
+    MEMBER_PHASE_CHANGES.labels(member, phase).inc()
     MEMBERS_QUARANTINED.set(quarantined_members)
 
 
@@ -163,6 +167,7 @@ def forget_member(member: str) -> None:
         _remove(gauge, member)
     for phase in PHASES:
         _remove(MEMBER_PHASE, member, phase)
+        _remove(MEMBER_PHASE_CHANGES, member, phase)
 
 
 def workload_state(

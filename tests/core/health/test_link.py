@@ -83,9 +83,16 @@ def test_an_answer_between_refusals_starts_the_count_again() -> None:
 
 def test_the_operators_own_stall_is_not_the_members_silence() -> None:
     monitor, last = fed([0.001] * 20)
-    monitor.stalled(5.0)
-    assert monitor.judge(last + monitor.silence_s + 4.9, 0.0).verdict is not Verdict.DOWN
-    assert monitor.judge(last + monitor.silence_s + 5.0, 0.0).verdict is Verdict.DOWN
+    monitor.stalled(1.5)
+    assert monitor.judge(last + monitor.silence_s + 1.4, 0.0).verdict is not Verdict.DOWN
+    assert monitor.judge(last + monitor.silence_s + 1.5, 0.0).verdict is Verdict.DOWN
+
+
+def test_an_operator_stuck_for_good_still_finds_a_dead_member_down_at_most_twice_as_late() -> None:
+    monitor, last = fed([0.001] * 20)
+    for _ in range(30):
+        monitor.stalled(1.0)
+    assert monitor.judge(last + 2 * monitor.silence_s + 0.001, 0.0).verdict is Verdict.DOWN
 
 
 def test_a_member_never_answering_is_judged_from_its_first_probe() -> None:

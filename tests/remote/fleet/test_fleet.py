@@ -183,24 +183,6 @@ async def test_a_loss_reads_the_same_for_as_long_as_it_lasts(world: World) -> No
         assert world.fleet.losses(UID)[victim].why == first == "down (ProbeRefused)"
 
 
-async def test_late_time_outs_are_set_aside_while_the_operator_is_busy_but_not_for_long(world: World) -> None:
-    await world.connect()
-    member = world.members["de"]
-    late = Probe("de", False, 2.4, health.Failure.TIMEOUT, "GET /readyz: no answer within 1s", late=True)
-    for _ in range(2):
-        member.probed(late)
-        world.clock.now += 5
-    assert member.health.phase is Phase.READY, "a time-out that fired late says nothing about the member"
-    member.probed(late)
-    world.clock.now += 5
-    member.probed(late)
-    assert member.health.phase is Phase.DOWN, "a member really gone is found Down while the operator stays busy"
-    world.heal("de")
-    on_time = Probe("de", False, 1.0, health.Failure.TIMEOUT, "GET /readyz: no answer within 1s")
-    member.probed(on_time)
-    assert member.health.phase is Phase.SUSPECT, "a time-out on time counts at once"
-
-
 async def test_a_members_probe_round_trip_reaches_the_snapshot_only_when_it_moves(world: World) -> None:
     await world.connect()
     member = world.members["de"]

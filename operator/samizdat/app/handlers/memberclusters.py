@@ -17,6 +17,7 @@ import kopf
 import pydantic
 
 from samizdat.core import health, membership, model
+from samizdat.core.health.link import LinkFigures
 from samizdat.remote import metrics
 from samizdat.remote.clusters import errors, kubeconfig
 from samizdat.core.report.events import PHASE_REASONS, EventType, MemberReason
@@ -84,6 +85,7 @@ def build_status(
         phase=state.phase,
         quarantined_until=quarantined_until,
         last_probe_latency_ms=round(probe.latency_s * 1000, 1) if probe is not None and probe.ok else None,
+        link=_link(member.link) if probe is not None else None,
         censorship_evidence=model.CensorshipEvidence(kind=censoring.kind, message=censoring.message, time=now)
         if censoring else None,
         credentials=credential_status,
@@ -104,9 +106,18 @@ def build_status(
     return dumped
 
 
+def _link(figures: LinkFigures) -> model.MemberLink:
+    def ms(seconds: float | None) -> float | None:
+        return None if seconds is None else round(seconds * 1000, 1)
+    return model.MemberLink(
+        rtt_p50_ms=ms(figures.rtt_p50_s), rtt_p99_ms=ms(figures.rtt_p99_s), probe_loss=round(figures.probe_loss, 3),
+        probe_deadline_ms=round(figures.deadline_s * 1000, 1), silence_allowed_ms=round(figures.silence_s * 1000, 1),
+    )
+
+
 def _comparable(status: dict[str, Any]) -> dict[str, Any]:
     """Status without what changes on every probe, to decide whether a write is worth it."""
-    return {k: v for k, v in status.items() if k not in ("lastProbeTime", "lastProbeLatencyMs", "conditions")} | {
+    return {k: v for k, v in status.items() if k not in ("lastProbeTime", "lastProbeLatencyMs", "link", "conditions")} | {
         "conditions": [(c["type"], c["status"], c["reason"]) for c in status.get("conditions", [])]
     }
 

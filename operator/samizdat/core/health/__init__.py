@@ -9,6 +9,7 @@ from samizdat.core.health.tracker import (
     lost,
     observe_censorship,
     observe_probe,
+    observe_silence,
     schedulable,
     unreachable,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "lost",
     "observe_censorship",
     "observe_probe",
+    "observe_silence",
     "schedulable",
     "unreachable",
 ]

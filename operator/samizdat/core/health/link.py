@@ -22,8 +22,8 @@ synthetic traffic in minutes; see bench/detector):
   and none answered for downAfterSeconds, for members that are killed (a refusal comes back in one
   round trip, so it needs no allowance for a slow link). A failed probe alone proves nothing.
 - **The operator's own stalls are not the member's silence**: time the caller reports its event loop
-  was stuck (`stalled`) is not counted as silence, as Lifeguard's local health scales SWIM's time-outs
-  by how late the prober itself is.
+  was stuck (`stalled`) is not counted as silence, up to one silence allowance, as Lifeguard's local
+  health scales SWIM's time-outs by how late the prober itself is (and caps the scale).
 
 Why not phi accrual (Akka, Cassandra)? It fits a distribution to heartbeat gaps, and on a lossy link
 that distribution has the heavy tail of retransmissions: a normal fit calls the first two-second gap
@@ -130,8 +130,10 @@ class LinkMonitor:
             self._refusals = 0
 
     def stalled(self, seconds: float) -> None:
-        """The operator's event loop was stuck for `seconds`: not the member's silence."""
-        self._stalled_s += seconds
+        """The operator's event loop was stuck for `seconds`: not the member's silence. At most one
+        silence allowance is forgiven this way, so an operator stuck for good still finds a dead member
+        Down, at worst twice as late (as Lifeguard bounds its local-health multiplier)."""
+        self._stalled_s = min(self.silence_s, self._stalled_s + seconds)
 
     # ----- what it answers
 

@@ -96,14 +96,49 @@ def observe_probe(
     use to placement either: its caller passes that as a failure `seen_by` a "View", and the same
     hysteresis applies, so the reason tells which (`ProbeTimeout`, `ViewMalformed`).
     """
+    health = _quarantine_served(health, now)
     if health.phase is Phase.QUARANTINED:
-        if health.quarantined_until is not None and now < health.quarantined_until:
-            return health
-        # Quarantine served: the member starts over as if it had been Down.
-        health = dataclasses.replace(health, phase=Phase.DOWN, quarantined_until=None, consecutive_successes=0)
+        return health
     if failure is None:
         return _success(health, policy, now)
     return _failure(health, policy, now, failure, message, seen_by)
+
+
+def observe_silence(
+    health: MemberHealth, now: float, judged: Phase, silent_since: float, failure: Failure, message: str
+) -> MemberHealth:
+    """Fold the link's verdict (`samizdat.core.health.link`) into the member's health, after a probe
+    failed on the link (refused, timed out) or while its silence grows.
+
+    `judged` is Ready (a failed probe alone proves nothing), Suspect or Down; `silent_since` is when the
+    member last answered (or was first probed), so a loss is dated from its start, not from its verdict.
+    A member never Ready stays Pending until it is Down; a Down one stays Down until it answers.
+    """
+    health = _quarantine_served(health, now)
+    if health.phase is Phase.QUARANTINED:
+        return health
+    if judged is Phase.READY:  # no verdict yet, but a member on its way back starts counting again
+        return dataclasses.replace(health, consecutive_successes=0)
+    phase = health.phase
+    if judged is Phase.DOWN or phase is Phase.DOWN:
+        phase = Phase.DOWN
+    elif phase is not Phase.PENDING:
+        phase = Phase.SUSPECT
+    return MemberHealth(
+        phase=phase,
+        consecutive_failures=health.consecutive_failures + 1,
+        failing_since=health.failing_since if health.failing_since is not None else silent_since,
+        last_failure=failure,
+        reason=f"Probe{failure.value.capitalize()}",
+        message=message,
+    )
+
+
+def _quarantine_served(health: MemberHealth, now: float) -> MemberHealth:
+    """Once its quarantine is served, the member starts over as if it had been Down."""
+    if health.phase is not Phase.QUARANTINED or (health.quarantined_until is not None and now < health.quarantined_until):
+        return health
+    return dataclasses.replace(health, phase=Phase.DOWN, quarantined_until=None, consecutive_successes=0)
 
 
 def _success(health: MemberHealth, policy: HealthPolicy, now: float) -> MemberHealth:

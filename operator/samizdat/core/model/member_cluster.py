@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, Strict, model_validator
 
 from samizdat.core.model.common import (
     API_VERSION,
@@ -73,15 +73,19 @@ class HealthPolicy(Model):
     model_config = cel_rules(PROBE_TIMEOUT_WITHIN_INTERVAL, DOWN_AFTER_AT_LEAST_INTERVAL)
 
     # Defaults make a killed or partitioned member Down within about 3 s, so failover finishes in
-    # seconds; members on slow or lossy links should raise downAfterSeconds.
+    # seconds; a far or lossy link needs no other settings: its deadlines follow its measured round
+    # trips (status.link), see docs/failure-detector.md.
     probe_interval_seconds: PositiveCount = 1
-    """Seconds between two probes of the member's API."""
+    """Seconds between two probes of the member's API (half that on a link slower than half the time-out)."""
     probe_timeout_seconds: PositiveCount = 1
-    """Seconds a probe may take before it counts as failed."""
+    """Seconds a probe may take before it counts as failed, on a fast link: a slower one earns a longer
+    deadline from its measured round trips, up to 5 s (status.link.probeDeadlineMs)."""
     suspect_after_failures: PositiveCount = 1
-    """Consecutive failed probes after which the member is Suspect: no new replicas go there."""
+    """Probes in a row answered with an error (not ready, malformed) after which the member is Suspect:
+    no new replicas go there. Unanswered probes make it Suspect after one deadline and one interval."""
     down_after_seconds: PositiveCount = 3
-    """Seconds of continuous failure after which the member is Down and its replicas are moved."""
+    """Seconds of refused probes or of errors after which the member is Down and its replicas are moved;
+    silence must also outlast the link's p99 and three probe intervals (status.link.silenceAllowedMs)."""
 
     @model_validator(mode="after")
     def _rules(self) -> HealthPolicy:
@@ -189,6 +193,23 @@ class MemberCredentials(Model):
     """When the operator renews it, through the member's TokenRequest API."""
 
 
+class MemberLink(Model):
+    """The link to the member as samizdat's probes measure it, over its last 128 probes."""
+
+    rtt_p50_ms: NonNegativeNumber | None = None
+    """Median time a probe took to be answered, in milliseconds."""
+    rtt_p99_ms: NonNegativeNumber | None = None
+    """99th percentile of the same: a far or lossy link shows its retransmissions here."""
+    probe_loss: Annotated[float, Strict(), Field(ge=0, le=1)] = 0.0
+    """Share of the probes that failed (refused, or unanswered by their deadline)."""
+    probe_deadline_ms: NonNegativeNumber
+    """How long a probe may take before it counts as failed: the p99 with room for one retransmission,
+    between spec.health's probeTimeoutSeconds and 5 s."""
+    silence_allowed_ms: NonNegativeNumber
+    """How long the member may stay silent before it is Down: the p99 and three probe intervals more,
+    never less than downAfterSeconds."""
+
+
 class MemberClusterStatus(Model):
     """The member as the operator last observed it."""
 
@@ -202,6 +223,8 @@ class MemberClusterStatus(Model):
     """When the member's API was last probed."""
     last_probe_latency_ms: NonNegativeNumber | None = None
     """Round-trip time of the last successful probe in milliseconds."""
+    link: MemberLink | None = None
+    """The link as measured; the Reachable condition says why a member is Suspect or Down."""
     censorship_evidence: CensorshipEvidence | None = None
     """The latest interference seen, if any."""
     credentials: MemberCredentials | None = None

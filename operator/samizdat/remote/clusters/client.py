@@ -117,6 +117,7 @@ class ClusterClient:
         transport: httpx.AsyncBaseTransport | None = None,  # tests only: to feed transport failures
         authority: Authority | None = None,  # None: writes need no warrant (tools, tests, `join`)
         fence: FenceKeeper | None = None,  # None: no fence to raise (the hub, or no election)
+        tls: ssl.SSLContext | None = None,  # None: built from the credentials (see `reconnected`)
     ) -> None:
         self.member = member
         self.credentials = credentials
@@ -124,9 +125,10 @@ class ClusterClient:
         self.authority = authority
         self.fence = fence
         self._token: tuple[str, float] | None = None  # (token, monotonic time read) when from a file
+        self._tls = tls if tls is not None else _tls_context(credentials)
         self._http = httpx.AsyncClient(
             base_url=credentials.server,
-            verify=_tls_context(credentials),
+            verify=self._tls,
             proxy=credentials.proxy_url,
             transport=transport,
             timeout=self._timeout(self.deadlines.read),
@@ -154,6 +156,12 @@ class ClusterClient:
     @property
     def closed(self) -> bool:
         return self._http.is_closed
+
+    def reconnected(self) -> ClusterClient:
+        """A client of the same member with the same identity on connections of its own, none reused
+        from this one (whose idle connections may be stalled or half-open): for reads only, so no
+        authority or fence. The TLS context is shared, not built again."""
+        return ClusterClient(self.member, self.credentials, deadlines=self.deadlines, tls=self._tls)
 
     def use_token(self, token: str) -> None:
         """Authenticate from now on with `token` (a renewed credential), keeping the connections open."""

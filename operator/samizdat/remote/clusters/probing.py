@@ -10,27 +10,22 @@ APIVersions object from /api): an endpoint that answers anything with 200 is mal
 
 A probe never raises a `MemberError`: failing is its normal answer. Its message names no measured
 duration, only the budget, so a member that keeps failing the same way reads the same every time.
-
-A time-out that fires well after its budget was spent fired late because the operator itself (its event
-loop, or the machine it runs on) was too busy to run it, and so too busy to hear an answer that may
-have come in time: such a probe is marked `late`, and says nothing sure about the member (see
-`Member.probed`). Under compound faults the operator is busiest exactly when many members change at
-once; without this, its own load made healthy members look partitioned and moved their replicas.
+What a failed probe means for the member is the link monitor's call (`samizdat.core.health.link`),
+which also forgives the operator's own stalls: under compound faults the operator is busiest exactly
+when many members change at once, and its own load must not make healthy members look partitioned.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from samizdat.remote.clusters import errors
 from samizdat.remote.clusters.client import ClusterClient, Reply
 from samizdat.core.health import Failure
 
 PATHS = ("/readyz", "/api")
-# How much later than its budget a time-out may fire and still be the member's doing.
-LATE_S = 0.25
 
 _FAILURES: tuple[tuple[type[errors.MemberError], Failure], ...] = (
     (errors.MemberUnreachable, Failure.REFUSED),
@@ -50,7 +45,6 @@ class Probe:
     latency_s: float
     failure: Failure | None
     message: str
-    late: bool = False  # a time-out that fired LATE_S or more after the budget: the operator was busy
 
 
 async def probe(client: ClusterClient, timeout: float | None = None) -> Probe:
@@ -68,12 +62,17 @@ async def probe(client: ClusterClient, timeout: float | None = None) -> Probe:
                 continue  # this identity may not read PATHS[index]; try the next
             return _failed(client.member, started, Failure.FORBIDDEN, f"GET {path} is forbidden to our identity")
         except errors.MemberTimeout:
-            failed = _failed(client.member, started, Failure.TIMEOUT, f"GET {path}: no answer within {budget:g}s")
-            return replace(failed, late=failed.latency_s - budget >= LATE_S)
+            return _failed(client.member, started, Failure.TIMEOUT, f"GET {path}: no answer within {budget:g}s")
         except errors.MemberError as error:
             return _failed(client.member, started, failure_of(error), f"GET {path}: {_in_short(error)}")
         return Probe(client.member, True, time.monotonic() - started, None, f"GET {path}: ok")
     raise AssertionError("unreachable: the last path always returns")
+
+
+def unanswered(member: str, deadline: float) -> Probe:
+    """A probe still unanswered at its deadline: failed as far as the link is concerned, though its
+    answer may yet come (and then counts as life)."""
+    return Probe(member, False, deadline, Failure.TIMEOUT, f"GET {PATHS[0]}: no answer within {deadline:.1f}s")
 
 
 def failure_of(error: errors.MemberError) -> Failure:

@@ -1,6 +1,12 @@
 """How one member is doing: its probes, its failing views and the evidence of its censorship folded into
 its health (`samizdat.core.health`), when and why its current loss began, and its probe round trip.
 
+Probes that fail on the link (refused, timed out) go to the member's `LinkMonitor`, whose verdict alone
+makes the member Suspect or Down: a failed probe proves nothing, silence and refusals for long enough
+do (see `samizdat.core.health.link`). Probes that the member answers, even with an error, are life;
+what they say (not ready, 401, malformed) and views that cannot be listed go through the phase
+machine's hysteresis as before.
+
 No I/O: the member's probe and watch loops report here, and every phase change is told back through
 one callback, so the member can silence the writes waiting on it and the fleet can react.
 """
@@ -13,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 
 from samizdat.core import health
+from samizdat.core.health.link import LinkFigures, LinkMonitor, Verdict
 from samizdat.core.model import CensorshipKind, Phase
 from samizdat.core.tampering import Censorship
 from samizdat.remote import metrics
@@ -23,9 +30,9 @@ logger = logging.getLogger(__name__)
 
 # A watch that breaks is listed again at once; a view fails the member only when that also fails.
 VIEW_FAILURES_BEFORE_UNHEALTHY = 2
-# Late time-outs in a row (see `samizdat.remote.clusters.probing`) set aside before they count as failures: a
-# member really gone is still found Down while the operator stays busy, a probe interval or two later.
-LATE_PROBES_SET_ASIDE = 2
+# Failures that say something about the link, not about what the member answered: the link monitor's.
+LINK_FAILURES = frozenset({health.Failure.REFUSED, health.Failure.TIMEOUT})
+VERDICT_PHASES = {Verdict.ALIVE: Phase.READY, Verdict.SUSPECT: Phase.SUSPECT, Verdict.DOWN: Phase.DOWN}
 # The probe round trip placement reads (`maxProbeRTTMs`): the median of this many answered probes,
 # published again when it moves by more than this share.
 RTT_PROBES = 16
@@ -36,13 +43,15 @@ class Liveness:
     """One member's health and the history behind it; see the module docstring."""
 
     def __init__(
-        self, name: str, policy: health.HealthPolicy, probe_timeout_s: float, quarantine_s: float,
-        clock: Callable[[], float], tell: Callable[[MemberChange, health.MemberHealth], None],
+        self, name: str, policy: health.HealthPolicy, probe_interval_s: float, probe_timeout_s: float,
+        quarantine_s: float, clock: Callable[[], float], tell: Callable[[MemberChange, health.MemberHealth], None],
     ) -> None:
         self.name = name
         self.policy = policy
-        self.probe_timeout_s = probe_timeout_s
         self.quarantine_s = quarantine_s
+        # The member's own probe time-out is the floor of every deadline the link earns.
+        self.link = LinkMonitor(probe_interval_s, probe_timeout_s, policy.down_after_seconds)
+        self.probing_since: float | None = None  # when the first probe was sent: silence counts from then
         # What health judges time by (monotonic seconds); the fleet compares loss times on the same clock.
         self.clock = clock
         self._tell = tell
@@ -53,7 +62,6 @@ class Liveness:
         self.lost_reason: str | None = None  # the health reason the current loss began with
         # Views whose list or watch keeps failing: view -> (failures in a row, the last failure, its message).
         self._view_failures: dict[str, tuple[int, health.Failure, str]] = {}
-        self._late_probes = 0  # late time-outs in a row (the first LATE_PROBES_SET_ASIDE are set aside)
         self._round_trips: deque[float] = deque(maxlen=RTT_PROBES)  # of the last answered probes, in ms
         self.probe_rtt_ms: float | None = None  # their median as placement reads it (see `_measured`)
 
@@ -65,15 +73,18 @@ class Liveness:
 
     def probed(self, result: probing.Probe) -> None:
         """Fold one probe's outcome into the member's health."""
+        now = self.clock()
+        if self.probing_since is None:
+            self.probing_since = now - result.latency_s
         self.last_probe = result
         metrics.member_probed(self.name, result.ok, result.latency_s, result.failure)
+        if not result.ok and result.failure in LINK_FAILURES:
+            self.link.failed(now, result.failure)
+            self._judge_link(now, result.failure, result.message)
+            return
+        self.link.answered(now, result.latency_s)
         if result.ok:
             self._measured(result.latency_s * 1000)
-        self._late_probes = self._late_probes + 1 if result.late else 0
-        if 0 < self._late_probes <= LATE_PROBES_SET_ASIDE:
-            logger.info("member %s: probe set aside, its time-out fired %.2fs late (the operator was busy)",
-                        self.name, result.latency_s - self.probe_timeout_s)
-            return
         if result.failure is health.Failure.UNAUTHORIZED and self.answering:
             self.censored(Censorship(CensorshipKind.CREDENTIALS_REVOKED, f"API answered 401: {result.message}"))
         failure = None if result.ok else (result.failure or health.Failure.ERROR)
@@ -86,6 +97,39 @@ class Liveness:
         else:
             observed = health.observe_probe(self.health, self.policy, self.clock(), failure, result.message)
         self._set_health(observed)
+
+    def silence_due(self) -> float | None:
+        """When the link's verdict may worsen with nothing more heard (None: nothing to judge yet, or
+        nothing it could come to): when the probe loop must call `judge_silence` if no probe ends first."""
+        if self.probing_since is None:
+            return None
+        return self.link.due(self.clock(), self.probing_since)
+
+    def judge_silence(self) -> None:
+        """Judge the link again at `silence_due`, nothing new heard: the last probe's failure stands."""
+        if self.probing_since is None:
+            return
+        last = self.last_probe
+        if last is not None and not last.ok and last.failure in LINK_FAILURES:
+            self._judge_link(self.clock(), last.failure, last.message)
+        else:  # answered last, or in flight: nothing heard since is silence
+            self._judge_link(self.clock(), health.Failure.TIMEOUT, "no answer yet")
+
+    def stalled(self, seconds: float) -> None:
+        """The operator itself was stuck for `seconds` (its event loop woke the probe loop that late)."""
+        self.link.stalled(seconds)
+
+    def link_figures(self) -> LinkFigures:
+        return self.link.figures()
+
+    def _judge_link(self, now: float, failure: health.Failure, message: str) -> None:
+        assert self.probing_since is not None
+        judgement = self.link.judge(now, self.probing_since)
+        silent_since = self.link.last_answer if self.link.last_answer is not None else self.probing_since
+        self._set_health(health.observe_silence(
+            self.health, now, VERDICT_PHASES[judgement.verdict], silent_since, failure,
+            f"{judgement.message}; last probe: {message}",
+        ))
 
     def view_failed(self, view: str, error: errors.MemberError) -> None:
         failure = probing.failure_of(error)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 
 from samizdat.core import health, ledger, manifests, membership
 from samizdat.core.health import MemberHealth
+from samizdat.core.health.link import DEADLINE_CAP_S, LinkFigures
 from samizdat.core.model import CensorshipKind
 from samizdat.core.placement.snapshot import NodeShape
 from samizdat.core.tampering import Censorship
@@ -30,7 +32,7 @@ from samizdat.remote.clusters import (
 from samizdat.remote.clusters.client import Authority, ClusterClient
 from samizdat.remote.clusters.fetching import Listing
 from samizdat.remote.fleet.changes import MemberChange
-from samizdat.remote.fleet.liveness import Liveness
+from samizdat.remote.fleet.liveness import LINK_FAILURES, Liveness
 from samizdat.remote.fleet.views import COPY_RESOURCES, Copy, Seen, Views
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,11 @@ COPY_SELECTOR = "app.kubernetes.io/managed-by=samizdat"
 # After a failed list or watch a view is retried with a back-off, so a broken member costs a few requests,
 # not a storm; short enough that a member back from an outage is seen again within seconds.
 RETRY_AFTER_ERROR_S = (1.0, 4.0)
+# Probes one member may have outstanding (they overlap on a slow link); beyond that a send is skipped:
+# the link is stalled, and the silence rule judges it.
+PROBES_IN_FLIGHT = 4
+# A probe loop woken this much later than it asked was held up by the operator itself, not the member.
+STALL_S = 0.05
 POD_DRAIN_TIMEOUT_S = 30.0  # how long a removed copy's pods may take to go before it is deleted anyway
 CONTROLLER_GRACE_S = 3.0  # how long the member's own controllers get to remove those pods
 
@@ -60,6 +67,7 @@ class MemberState:
     name: str
     health: MemberHealth
     last_probe: probing.Probe | None
+    link: LinkFigures
     censorship: Censorship | None
     shapes: tuple[NodeShape, ...]
     total_gpus: int  # allocatable on every node, whether it takes new replicas or not
@@ -89,8 +97,14 @@ class Member:
         self.settings = settings
         self.on_change = on_change
         self.views = Views()
-        self.liveness = Liveness(name, settings.policy, settings.probe_timeout_s, settings.quarantine_s,
-                                 time.monotonic, self._health_changed)
+        self.liveness = Liveness(name, settings.policy, settings.probe_interval_s, settings.probe_timeout_s,
+                                 settings.quarantine_s, time.monotonic, self._health_changed)
+        # Probes have connections of their own, new ones after a failed probe (see `_probe_loop`).
+        self._prober: ClusterClient | None = None
+        self._probes_on: dict[ClusterClient, int] = {}  # probes in flight on each probe client
+        self._next_probe = 0.0  # monotonic time of the next probe
+        self._retried_at = -math.inf  # when a failed probe was last tried again at once
+        self._probe_wake = asyncio.Event()
         self._deleting: set[str] = set()  # copy names samizdat itself is deleting
         self._writes_waiting: set[asyncio.Event] = set()  # set when the member is lost (see `answering`)
         self._tasks: list[asyncio.Task[None]] = []
@@ -116,8 +130,9 @@ class Member:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._client is not None:
-            await self._client.aclose()
+        for client in (self._client, self._prober, *self._probes_on):
+            if client is not None:
+                await client.aclose()
 
     @property
     def credentials(self) -> kubeconfig.Credentials:
@@ -126,8 +141,9 @@ class Member:
     def use_token(self, token: str) -> None:
         """Authenticate from now on with a renewed or rotated token, keeping the connections and views."""
         self._credentials = replace(self._credentials, token=token, token_file=None)
-        if self._client is not None:
-            self._client.use_token(token)
+        for client in (self._client, self._prober):
+            if client is not None:
+                client.use_token(token)
 
     @property
     def client(self) -> ClusterClient:
@@ -203,7 +219,8 @@ class Member:
 
     def state(self, fenced: bool) -> MemberState:
         return MemberState(
-            name=self.name, health=self.health, last_probe=self.liveness.last_probe, censorship=self.censorship,
+            name=self.name, health=self.health, last_probe=self.liveness.last_probe,
+            link=self.liveness.link_figures(), censorship=self.censorship,
             shapes=self.views.shapes(), total_gpus=self.views.total_gpus(),
             ready=self.ready_to_count and fenced, fence=self.fence,
         )
@@ -232,10 +249,77 @@ class Member:
     # ----- health
 
     async def _probe_loop(self) -> None:
-        while True:
-            started = time.monotonic()
-            self.probed(await probing.probe(self.client, timeout=self.settings.probe_timeout_s))
-            await asyncio.sleep(max(0.0, self.settings.probe_interval_s - (time.monotonic() - started)))
+        """Send a probe every `link.interval()`, whether or not the earlier ones have answered, and judge
+        the link's silence when it is due with nothing heard (`samizdat.core.health.link`). A probe
+        still unanswered at its deadline counts as failed, but its answer is still taken until
+        `DEADLINE_CAP_S`; after a failed probe the next ones go on fresh connections, and one is sent
+        at once. Time this loop wakes up late is the operator's own stall, forgiven as silence."""
+        link = self.liveness.link
+        in_flight: set[asyncio.Task[None]] = set()
+        self._next_probe = time.monotonic()
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= self._next_probe:
+                    if len(in_flight) < PROBES_IN_FLIGHT:
+                        task = asyncio.create_task(self._probe_once(), name=f"{self.name}/probe-once")
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
+                    self._next_probe = now + link.interval()
+                due = self.liveness.silence_due()
+                wake_at = self._next_probe if due is None else min(self._next_probe, due)
+                self._probe_wake.clear()
+                try:
+                    await asyncio.wait_for(self._probe_wake.wait(), max(0.0, wake_at - time.monotonic()))
+                except TimeoutError:
+                    if (late := time.monotonic() - wake_at) > STALL_S:
+                        self.liveness.stalled(late)
+                if due is not None and time.monotonic() >= due:
+                    self.liveness.judge_silence()
+        finally:
+            for task in in_flight:
+                task.cancel()
+
+    async def _probe_once(self) -> None:
+        client = self._probe_client()
+        deadline = self.liveness.link.deadline()
+        self._probes_on[client] = self._probes_on.get(client, 0) + 1
+        answer = asyncio.ensure_future(probing.probe(client, timeout=DEADLINE_CAP_S))
+        try:
+            done, _ = await asyncio.wait({answer}, timeout=deadline)
+            if not done:
+                self._probe_failed(probing.unanswered(self.name, deadline))
+                late = await answer
+                if late.failure not in LINK_FAILURES:  # answered after all: life (its failure counted)
+                    self.probed(late)
+            elif (result := answer.result()).failure in LINK_FAILURES:
+                self._probe_failed(result)
+            else:
+                self.probed(result)
+        finally:
+            answer.cancel()
+            self._probes_on[client] -= 1
+            if client is not self._prober and not self._probes_on[client]:
+                del self._probes_on[client]
+                await client.aclose()
+
+    def _probe_client(self) -> ClusterClient:
+        if self._prober is None:
+            self._prober = self.client.reconnected()
+        return self._prober
+
+    def _probe_failed(self, result: probing.Probe) -> None:
+        """A probe failed on the link: counted, the next ones go on fresh connections (a stalled or
+        half-open one is left to its probes in flight), and one goes at once, once an interval."""
+        self.probed(result)
+        stale, self._prober = self._prober, None
+        if stale is not None and not self._probes_on.get(stale):
+            self._probes_on.pop(stale, None)
+            self._spawn(stale.aclose(), "probe-close")
+        now = time.monotonic()
+        if now - self._retried_at >= self.liveness.link.interval():
+            self._retried_at = self._next_probe = now
+            self._probe_wake.set()
 
     def probed(self, result: probing.Probe) -> None:
         """Fold one probe's outcome into the member's health."""
@@ -352,7 +436,11 @@ class Member:
         if copy.name in self._deleting:
             return
         self._deleting.add(copy.name)
-        task = asyncio.create_task(self._retire(copy), name=f"{self.name}/retire/{copy.name}")
+        self._spawn(self._retire(copy), f"retire/{copy.name}")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run `work` in the background until done or the member stops."""
+        task = asyncio.create_task(work, name=f"{self.name}/{what}")
         self._tasks.append(task)
         task.add_done_callback(lambda done: self._tasks.remove(done) if done in self._tasks else None)
 
