@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from e2e.sandbox.launcher import kill_recorded, terminate
@@ -58,3 +60,13 @@ class OperatorProcess:
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
 
+    def metric(self, series: str, **labels: str) -> float | None:
+        """The sum of the operator's samples of `series` whose labels include `labels` (None: none)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        found = None
+        for line in re.finditer(rf"^{re.escape(series)}(?:{{(.*)}})? (\S+)$", text, re.MULTILINE):
+            have = dict(re.findall(r'(\w+)="([^"]*)"', line.group(1) or ""))
+            if all(have.get(key) == value for key, value in labels.items()):
+                found = (found or 0.0) + float(line.group(2))
+        return found

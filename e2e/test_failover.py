@@ -7,9 +7,7 @@ twice) or report a placement that breaks a rule.
 
 from __future__ import annotations
 
-import re
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -224,7 +222,7 @@ def _check_degraded(hub: Sandbox, operator: OperatorProcess, name: str, uid: str
         "get", "events", "-n", "default", "--field-selector", f"involvedObject.name={name}", "-o", "json"
     ).stdout
     assert '"reason": "SpreadDegraded"' in events
-    assert _metric(operator, "samizdat_workload_rule_violations", name) >= 1
+    assert (operator.metric("samizdat_workload_rule_violations", workload=name) or 0) >= 1
 
 
 def _check_frozen(hub: Sandbox, name: str, uid: str, victims: set[str]) -> None:
@@ -239,11 +237,3 @@ def _check_frozen(hub: Sandbox, name: str, uid: str, victims: set[str]) -> None:
     time.sleep(3)  # long enough for a re-placement to start, were it going to
     assert replicas() == frozen
     assert sum(member_pods(hub, uid).values()) < 4
-
-
-def _metric(operator: OperatorProcess, series: str, workload: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    found = re.search(rf'^{series}{{[^}}]*workload="{workload}"[^}}]*}} (\S+)$', text, re.MULTILINE)
-    assert found, f"{series} for {workload} not exported"
-    return float(found.group(1))

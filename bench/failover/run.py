@@ -14,8 +14,14 @@ a member holding a Ready serving pod and polls every reachable member's pods eve
 parallel) until 2 pods labelled serving are Ready outside it: ground truth, not samizdat's status. Then
 the member is healed and the next trial waits until the workload has its full complement Ready again.
 
+Far members (`--link wan`): the sandbox runs its links (Toxiproxy, docs/links.md) and every member's
+link carries the profile throughout, so the victim is always a far member; its fault is a kill, a
+SIGSTOP (`partition`) or a link gone half-open (connections stay open, bytes vanish). After each trial
+the victim's link gets the profile back.
+
     python bench/failover/run.py --trials 10            # kill, partition and hostile delete, 10 each
     python bench/failover/run.py --trials 10 --faults --cases cold warm   # start-up cases only
+    python bench/failover/run.py --trials 10 --link wan --faults kill partition half-open
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench import stats  # noqa: E402
 from e2e.operator import OperatorProcess  # noqa: E402
 from e2e.roles import SERVING, STANDBY, MemberPods, ready_in_role  # noqa: E402
-from e2e.sandbox import stages  # noqa: E402
+from e2e.sandbox import links, stages  # noqa: E402
 from e2e.sandbox.world import Sandbox  # noqa: E402
 from e2e.waiting import eventually  # noqa: E402
 from e2e.workloads import aiworkload, install_samizdat, wait_settled  # noqa: E402
@@ -46,7 +52,7 @@ from e2e.workloads import aiworkload, install_samizdat, wait_settled  # noqa: E4
 NAME = "bench-failover"
 REPLICAS = 3
 RULES = {"minJurisdictions": 3, "maxPerJurisdiction": 1}
-FAULTS = ("kill", "partition", "delete")
+FAULTS = ("kill", "partition", "delete", "half-open")  # half-open: only with --link
 CASES = {"cold": 0, "warm": 1}  # standby replicas
 LOAD_S = 20
 SERVING_REPLICAS = 2
@@ -105,13 +111,15 @@ def placements(workload: dict[str, Any]) -> dict[str, int]:
     return {p["cluster"]: p["replicas"] for p in workload.get("status", {}).get("placements", [])}
 
 
-def trial(sandbox: Sandbox, hub: Hub, fault: str) -> float:
+def trial(sandbox: Sandbox, hub: Hub, fault: str, link: str | None) -> float:
     victim = sorted(placements(hub.workload()))[0]
     started = time.monotonic()
     if fault == "kill":
         sandbox.kill(victim)
     elif fault == "partition":
         sandbox.partition(victim)
+    elif fault == "half-open":
+        sandbox.degrade(victim, "half-open")
     else:
         sandbox.censor(victim, "delete")
     while True:
@@ -122,8 +130,10 @@ def trial(sandbox: Sandbox, hub: Hub, fault: str) -> float:
         if time.monotonic() - started > 120:
             raise TimeoutError(f"{fault} of {victim}: no failover within 120 s")
         time.sleep(0.02)
-    if fault in ("kill", "partition"):
+    if fault != "delete":
         sandbox.heal(victim)
+    if link is not None:
+        sandbox.degrade(victim, link)
     eventually(hub.members_ready, timeout=120, interval=0.25, what="every member Ready again")
     wait_settled(sandbox, NAME, REPLICAS, timeout=60)
     return elapsed
@@ -135,15 +145,23 @@ def main() -> int:
     parser.add_argument("--faults", nargs="*", choices=FAULTS, default=list(FAULTS))
     parser.add_argument("--cases", nargs="*", choices=list(CASES), default=[],
                         help="start-up cases: a member killed under models that load for LOAD_S")
+    parser.add_argument("--link", choices=links.PROFILES, default=None,
+                        help="every member's link carries this profile (the sandbox runs its links)")
     args = parser.parse_args()
+    if "half-open" in args.faults and args.link is None:
+        args.faults.remove("half-open")  # a link fault: only where there are links
     sandbox = Sandbox()
     results: dict[str, Any] = {}
     with contextlib.ExitStack() as cleanup:
         if not sandbox.running():
             # Stopped on any way out, a failed start included: a bench never leaves a sandbox behind.
             cleanup.callback(sandbox.down)
-            sandbox.up(6)
+            sandbox.up(6, links=args.link is not None)
+        elif args.link is not None and not sandbox.links.running():
+            parser.error("--link needs a sandbox with links: `python -m e2e.sandbox up --links`, or none running")
         install_samizdat(sandbox)
+        for member in sandbox.member_names if args.link is not None else ():
+            sandbox.degrade(member, args.link)
         kubectl = sandbox.kubectl("hub")
         operator = OperatorProcess(sandbox, quarantine_seconds=5)
         operator.start()
@@ -156,7 +174,7 @@ def main() -> int:
             kubectl.apply([aiworkload(NAME, REPLICAS, RULES)])
             wait_settled(sandbox, NAME, REPLICAS, timeout=120)
         for fault in args.faults:
-            results[fault] = stats.summary([trial(sandbox, hub, fault) for _ in range(args.trials)])
+            results[fault] = stats.summary([trial(sandbox, hub, fault, args.link) for _ in range(args.trials)])
         if args.cases:
             kubectl.run("delete", "aiworkload", NAME, "-n", "default", "--ignore-not-found", "--timeout=60s")
             members = MemberPods(sandbox)
@@ -176,6 +194,7 @@ def main() -> int:
         "benchmark": "failover",
         "method": " ".join(__doc__.split("\n\n")[1:3 if args.cases else 2]).replace("\n", " "),
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "link": args.link or "direct (loopback)",
         "targets": {"kill_p50_s": 5, "kill_p99_s": 10, "delete_p99_s": 2, "cold_p50_min_s": LOAD_S, "warm_p99_s": 6},
         "results": results,
     }, indent=2))
