@@ -54,6 +54,7 @@ class FakeMember(Member):
         self.erased: list[str] = []
         self.relabelled: list[tuple[str, str]] = []
         self.unreachable = False
+        self.watching = True  # False: the watches are broken, the member's events reach no one
         self.loading = False  # new pods start Running but not Ready (weights loading) until `loaded`
         self._made = 0
         self.silent = False  # partitioned: writes hang, no answer ever comes
@@ -77,7 +78,8 @@ class FakeMember(Member):
             raise errors.MemberTimeout(self.name, "no answer")
         self.erased.append(copy.name)
         self._run_pods(copy.workload_uid, {}, 0)
-        self.observed(resources.of(copy.body), "DELETED", copy.body)
+        if self.watching:
+            self.observed(resources.of(copy.body), "DELETED", copy.body)
         return True
 
     async def apply_service(self, uid: str, manifest: dict[str, Any]) -> None:

@@ -84,6 +84,45 @@ async def test_censorship_in_the_copy_stream_quarantines_and_moves_replicas(
     assert {c["type"]: c["status"] for c in status["conditions"]}["Censoring"] == "True"
 
 
+@pytest.mark.parametrize(("change", "kind"), [
+    pytest.param(None, CensorshipKind.OBJECT_DELETED, id="copy-deleted"),
+    pytest.param(_scaled_to_zero, CensorshipKind.SCALED_TO_ZERO, id="scaled-to-zero"),
+    pytest.param(_image_swapped, CensorshipKind.SPEC_ALTERED, id="image-swapped"),
+])
+async def test_censorship_done_while_a_watch_was_broken_is_found_in_the_listing_after(
+    world: World, change: Any, kind: CensorshipKind,
+) -> None:
+    """A reset or half-open link breaks the watch; the member's admin acts in the gap, so no event ever
+    tells; the listing that follows the reconnect must."""
+    await world.connect()
+    await reconcile(workload(), world.fleet)
+    censor = sorted(holders(world))[0]
+    seen = world.fleet.copies_of(UID)[censor].body
+    others = tuple(c.body for c in world.members[censor].copies.values() if c.body is not seen)
+    listed = others if change is None else (*others, change(copy.deepcopy(seen)))
+
+    world.members[censor].listed(resources.DEPLOYMENTS, listed)
+
+    state = world.fleet.state(censor)
+    assert state is not None and state.health.phase is Phase.QUARANTINED
+    assert state.censorship is not None and state.censorship.kind is kind
+
+
+async def test_a_copy_samizdat_deleted_while_the_watch_was_broken_is_no_censorship(world: World) -> None:
+    await world.connect()
+    await reconcile(workload(), world.fleet)
+    holder = sorted(holders(world))[0]
+    member = world.members[holder]
+    member.watching = False
+    await member.delete_copy(world.fleet.copies_of(UID)[holder])  # its DELETED event lost with the watch
+    assert UID in member.copies
+
+    member.listed(resources.DEPLOYMENTS, ())
+
+    assert member.health.phase is Phase.READY and member.censorship is None
+    assert UID not in member.copies
+
+
 async def test_reconciles_share_one_snapshot_until_something_changes(world: World) -> None:
     await world.connect()
     first = world.fleet.snapshot()

@@ -177,8 +177,10 @@ class ClusterClient:
         body: bytes | None = None,
         content_type: str | None = None,
         deadline: float | None = None,
+        max_bytes: int = MAX_REPLY_BYTES,
     ) -> Reply:
-        """Send one request and read its reply within `deadline` seconds (default: `deadlines.request`).
+        """Send one request and read its reply within `deadline` seconds (default: `deadlines.request`),
+        refusing (`MemberMalformed`) a reply longer than `max_bytes`.
 
         Raises a `MemberError` for any transport failure or non-2xx status.
         """
@@ -193,7 +195,7 @@ class ClusterClient:
         async with errors.deadline(self.member, deadlines.request):
             response = await self._http.send(request, stream=True)
             try:
-                content = await _read_capped(response, MAX_REPLY_BYTES, self.member)
+                content = await _read_capped(response, max_bytes, self.member)
             finally:
                 await response.aclose()
         if not 200 <= response.status_code < 300:

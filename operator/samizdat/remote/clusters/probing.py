@@ -26,6 +26,9 @@ from samizdat.remote.clusters.client import ClusterClient, Reply
 from samizdat.core.health import Failure
 
 PATHS = ("/readyz", "/api")
+# Either answer is a few hundred bytes; a member sending more is not an API server, and up to four
+# probes of each member are in flight, so each may hold this much at most.
+MAX_PROBE_REPLY_BYTES = 64 * 1024
 
 _FAILURES: tuple[tuple[type[errors.MemberError], Failure], ...] = (
     (errors.MemberUnreachable, Failure.REFUSED),
@@ -56,7 +59,7 @@ async def probe(client: ClusterClient, timeout: float | None = None) -> Probe:
         try:
             if remaining <= 0:
                 raise errors.MemberTimeout(client.member, "no time left")
-            _check_answer(path, await client.request("GET", path, deadline=remaining))
+            _check_answer(path, await client.request("GET", path, deadline=remaining, max_bytes=MAX_PROBE_REPLY_BYTES))
         except errors.MemberForbidden:
             if index + 1 < len(PATHS):
                 continue  # this identity may not read PATHS[index]; try the next

@@ -363,15 +363,15 @@ class Member:
 
     def listed(self, resource: resources.Resource, items: tuple[dict[str, Any], ...]) -> None:
         """Replace the view of `resource` with a complete listing of it."""
-        self._seen(self.views.listed(resource, items))
+        self._seen(self.views.listed(resource, items, ours=self._deleting))
 
     def observed(self, resource: resources.Resource, kind: str, obj: dict[str, Any]) -> None:
         """Fold one watch event (ADDED, MODIFIED or DELETED) of `resource` into the view."""
         self._seen(self.views.observed(resource, kind, obj, ours=self._deleting))
 
     def _seen(self, seen: Seen) -> None:
-        if seen.deleted_copy is not None:
-            self._deleting.discard(seen.deleted_copy)  # ours, confirmed; someone else's is in the evidence
+        # ours, confirmed; someone else's is in the evidence
+        self._deleting.difference_update(seen.deleted_copies)
         for evidence in seen.evidence:
             self.liveness.censored(evidence)
         if seen.changed:

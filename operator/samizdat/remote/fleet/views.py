@@ -36,11 +36,11 @@ class Copy:
 @dataclass(frozen=True, slots=True)
 class Seen:
     """What one listing or watch event changed: whether anything placement reads did, the evidence of
-    censorship it carried, and the copy it showed deleted (by its name), if any."""
+    censorship it carried, and the copies it showed deleted (by their names)."""
 
     changed: bool
     evidence: tuple[Censorship, ...] = ()
-    deleted_copy: str | None = None
+    deleted_copies: tuple[str, ...] = ()
 
 
 class Views:
@@ -70,9 +70,14 @@ class Views:
 
     # ----- folding in what the watches report
 
-    def listed(self, resource: resources.Resource, items: tuple[dict[str, Any], ...]) -> Seen:
-        """Replace the view of `resource` with a complete listing of it."""
+    def listed(self, resource: resources.Resource, items: tuple[dict[str, Any], ...], ours: Collection[str]) -> Seen:
+        """Replace the view of `resource` with a complete listing of it. A listing follows a watch that
+        broke (a reset, a half-open stream, a restart), so it is read as the events the gap hid: a copy
+        known before and missing now was deleted, a listed one is judged as a MODIFIED event would be,
+        and an act of censorship done during the gap is evidence all the same. `ours`: the copies
+        samizdat itself is deleting."""
         evidence: tuple[Censorship, ...] = ()
+        deleted: tuple[str, ...] = ()
         if resource is resources.NODES:
             self.nodes = {o["metadata"]["name"]: o for o in items}
         elif resource is resources.PODS:
@@ -83,10 +88,16 @@ class Views:
             kept = {uid: c for uid, c in self.copies.items() if c.kind != resource.kind}
             for obj in items:
                 _copy_seen(obj, kept)
+                evidence += tampering.copy_event(obj, False, ours=obj["metadata"]["name"] in ours)
+            gone = [c for uid, c in self.copies.items() if c.kind == resource.kind and uid not in kept]
+            for copy in gone:
+                evidence += tampering.copy_event(copy.body, True, ours=copy.name in ours)
+                self.services.pop(copy.workload_uid, None)
+            deleted = tuple(copy.name for copy in gone)
             self.copies = kept
         self._changed()
         self._synced.add(resource.plural)
-        return Seen(True, evidence)
+        return Seen(True, evidence, deleted)
 
     def observed(self, resource: resources.Resource, kind: str, obj: dict[str, Any], ours: Collection[str]) -> Seen:
         """Fold one watch event (ADDED, MODIFIED or DELETED) of `resource` into the view; `ours`: the
@@ -125,7 +136,7 @@ class Views:
             uid = obj["metadata"].get("labels", {}).get(manifests.UID_LABEL, "")
             self.copies.pop(uid, None)
             self.services.pop(uid, None)
-            return Seen(True, evidence, deleted_copy=name)
+            return Seen(True, evidence, deleted_copies=(name,))
         _copy_seen(obj, self.copies)
         return Seen(True, evidence)
 

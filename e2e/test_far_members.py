@@ -6,6 +6,10 @@ running in every member throughout (read from the members themselves), and the l
 measures it in each far member's status. Suspect spells are counted and reported, not forbidden: a
 Suspect member only takes no new replicas.
 
+Then one of them on `resets` (every connection reset every 10 s): a copy its admin deletes in the gap a
+reset tears in the watches, when no DELETED event can reach samizdat, must be found censored within
+2 s of the reconnect, from the listing that follows it.
+
 The operator reaches the three through Toxiproxy (re-joined with `--member-server`) for this module
 only, and directly again after it.
 """
@@ -21,10 +25,11 @@ from typing import Any
 import pytest
 
 from e2e.operator import OperatorProcess
-from e2e.sandbox import layout, members
+from e2e.sandbox import layout, links, members
 from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
-from e2e.workloads import UID_LABEL, aiworkload, wait_settled
+from e2e.workloads import UID_LABEL, aiworkload, copies, wait_settled
+from samizdat.remote.fleet.member import RETRY_AFTER_ERROR_S
 
 FAR = ("gb-london", "ch-zurich", "fr-paris")  # three countries no other member of the sandbox has
 MINUTES = float(os.environ.get("SAMIZDAT_WAN_MINUTES", "10"))
@@ -115,4 +120,33 @@ def test_three_far_members_on_wan_keep_their_replicas(hub: Sandbox, operator: Op
         assert not moved, f"pods replaced or moved while the members were fine: {moved[:3]}"
         assert all((links[m].get("rttP50Ms") or 0) >= 100 for m in far), f"status does not show the far link: {links}"
     finally:
+        hub.kubectl("hub").run("delete", "aiworkload", name, "-n", "default", "--wait=false", check=False)
+
+
+def test_a_copy_deleted_in_a_reset_gap_is_found_censored_on_the_reconnect(
+        hub: Sandbox, operator: OperatorProcess, far: tuple[str, ...]) -> None:
+    member, name = far[0], "reset-gap"
+    spec = aiworkload(name, 1, {"allowedJurisdictions": [layout.by_name(member).country]})
+    hub.kubectl("hub").run("apply", "-f", "-", stdin=json.dumps(spec))
+    try:
+        uid = wait_settled(hub, name, 1)["metadata"]["uid"]
+        copy = copies(hub, uid)[member]["metadata"]["name"]
+        seen_before = operator.metric("samizdat_censorship_events_total", member=member) or 0.0
+        hub.links.degrade(member, "resets")
+        eventually(lambda: "reset-down" in hub.links.toxics(member), timeout=3 * links.RESET_EVERY_S, interval=0.02,
+                   what="a reset of the member's connections")
+        reset_at = time.monotonic()
+        hub.kubectl(member).run("delete", "deployment", copy, "-n", members.WORKLOAD_NAMESPACE, "--wait=false")
+        deleted_at = time.monotonic()
+        # the watches broke at the reset and list again only after their first retry delay
+        reconnect = reset_at + links.RESET_FOR_S + RETRY_AFTER_ERROR_S[0]
+        assert deleted_at < reconnect, "the delete was to fall in the gap; the machine is too slow to tell"
+        eventually(lambda: (operator.metric("samizdat_censorship_events_total", member=member) or 0.0) > seen_before,
+                   timeout=15, interval=0.05, what="the deleted copy found")
+        found_after = time.monotonic() - reconnect
+        print(f"\ncopy deleted {deleted_at - reset_at:.2f}s into a reset gap, found {found_after:.2f}s after the reconnect")
+        assert found_after <= 2.0
+        assert member_status(hub, member).get("censorshipEvidence", {}).get("kind") == "ObjectDeleted"
+    finally:
+        hub.links.heal(member)
         hub.kubectl("hub").run("delete", "aiworkload", name, "-n", "default", "--wait=false", check=False)
