@@ -6,6 +6,9 @@ running in every member throughout (read from the members themselves), and the l
 measures it in each far member's status. Suspect spells are counted and reported, not forbidden: a
 Suspect member only takes no new replicas.
 
+One of them on `throttled` (64 KB/s) for SAMIZDAT_THROTTLED_MINUTES (2) stays usable: its replicas
+stay (same UIDs), it is never Down, and a replica added there while it is throttled runs.
+
 Then one of them on `resets` (every connection reset every 10 s): a copy its admin deletes in the gap a
 reset tears in the watches, when no DELETED event can reach samizdat, must be found censored within
 2 s of the reconnect, from the listing that follows it.
@@ -20,21 +23,20 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from e2e.far import PHASES, keep_on_link, member_status, phase_changes, running_pods
 from e2e.operator import OperatorProcess
 from e2e.sandbox import layout, links, members
 from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
-from e2e.workloads import UID_LABEL, aiworkload, copies, wait_settled
+from e2e.workloads import aiworkload, copies, wait_settled
 from samizdat.remote.fleet.member import RETRY_AFTER_ERROR_S
 
 FAR = ("gb-london", "ch-zurich", "fr-paris")  # three countries no other member of the sandbox has
 MINUTES = float(os.environ.get("SAMIZDAT_WAN_MINUTES", "10"))
-SAMPLE_S = 10.0
-PHASES = ("Suspect", "Down", "Quarantined")
+THROTTLED_MINUTES = float(os.environ.get("SAMIZDAT_THROTTLED_MINUTES", "2"))
 
 
 def reconnects(hub: Sandbox, name: str) -> int:
@@ -42,11 +44,6 @@ def reconnects(hub: Sandbox, name: str) -> int:
     events = hub.kubectl("hub").get_json("events", "-A", "--field-selector",
                                          f"involvedObject.name={name},reason=CredentialsChanged")
     return sum(int(event.get("count") or 1) for event in events["items"])
-
-
-def member_status(hub: Sandbox, name: str) -> dict[str, Any]:
-    status: dict[str, Any] = hub.kubectl("hub").get_json("membercluster", name).get("status", {})
-    return status
 
 
 def rejoin(hub: Sandbox) -> None:
@@ -75,51 +72,46 @@ def far(hub: Sandbox, operator: OperatorProcess) -> Iterator[tuple[str, ...]]:
         rejoin(hub)
 
 
-def running_pods(hub: Sandbox, uid: str) -> dict[str, frozenset[str]]:
-    """UIDs of the workload's Running pods in each member, from the members' own API servers."""
-    found = {}
-    for name in hub.member_names:
-        pods = hub.kubectl(name).get_json("pods", "-n", members.WORKLOAD_NAMESPACE, "-l", f"{UID_LABEL}={uid}")
-        found[name] = frozenset(p["metadata"]["uid"] for p in pods["items"] if p["status"].get("phase") == "Running")
-    return found
-
-
-def phase_changes(operator: OperatorProcess, name: str) -> dict[str, float]:
-    return {phase: operator.metric("samizdat_member_phase_changes_total", member=name, phase=phase) or 0.0
-            for phase in PHASES}
-
-
 def test_three_far_members_on_wan_keep_their_replicas(hub: Sandbox, operator: OperatorProcess,
                                                      far: tuple[str, ...]) -> None:
-    name = "far-on-wan"
-    countries = [layout.by_name(member).country for member in far]
-    spec = aiworkload(name, 3, {"allowedJurisdictions": countries, "minJurisdictions": 3, "maxPerJurisdiction": 1})
+    report = keep_on_link(hub, operator, far, "wan", MINUTES)
+    print(f"\nwan for {MINUTES:g} min: {json.dumps(report)}")
+    (hub.directory / "wan-report.json").write_text(json.dumps(report, indent=2))
+    changes = report["phase_changes"]
+    assert all(changes[m]["Down"] == 0 and changes[m]["Quarantined"] == 0 for m in far), report
+    assert report["samples_with_pods_moved"] == 0, f"pods replaced or moved while the members were fine: {report}"
+    links = report["links"]
+    assert all((links[m].get("rttP50Ms") or 0) >= 100 for m in far), f"status does not show the far link: {links}"
+
+
+def test_a_throttled_member_stays_usable_and_keeps_its_replicas(
+        hub: Sandbox, operator: OperatorProcess, far: tuple[str, ...]) -> None:
+    member, name = far[1], "throttled"
+    spec = aiworkload(name, 1, {"allowedJurisdictions": [layout.by_name(member).country]})
     hub.kubectl("hub").run("apply", "-f", "-", stdin=json.dumps(spec))
     try:
-        uid = wait_settled(hub, name, 3)["metadata"]["uid"]
-        placed = running_pods(hub, uid)
-        assert all(len(placed[member]) == 1 for member in far), placed
-        before = {member: phase_changes(operator, member) for member in far}
-        for member in far:
-            hub.links.degrade(member, "wan")
-        samples, moved = 0, []
-        ends = time.monotonic() + MINUTES * 60
-        while time.monotonic() < ends:
-            time.sleep(SAMPLE_S)
-            now = running_pods(hub, uid)
-            samples += 1
-            if now != placed:
-                moved.append({m: sorted(p) for m, p in now.items() if p != placed[m]})
-        links = {member: member_status(hub, member).get("link", {}) for member in far}
-        after = {member: phase_changes(operator, member) for member in far}
-        spells = {member: {p: after[member][p] - before[member][p] for p in PHASES} for member in far}
-        report = {"minutes": MINUTES, "samples": samples, "phase_changes": spells, "links": links}
-        print(f"\nwan for {MINUTES:g} min: {json.dumps(report)}")
-        (hub.directory / "wan-report.json").write_text(json.dumps(report, indent=2))
-        assert all(spells[m]["Down"] == 0 and spells[m]["Quarantined"] == 0 for m in far), report
-        assert not moved, f"pods replaced or moved while the members were fine: {moved[:3]}"
-        assert all((links[m].get("rttP50Ms") or 0) >= 100 for m in far), f"status does not show the far link: {links}"
+        uid = wait_settled(hub, name, 1)["metadata"]["uid"]
+        placed = running_pods(hub, uid)[member]
+        before = phase_changes(operator, member)
+        hub.links.degrade(member, "throttled")
+        half = THROTTLED_MINUTES * 30
+        time.sleep(half)
+        assert running_pods(hub, uid)[member] == placed, "the replica moved or was replaced"
+        spec["spec"]["replicas"] = 2  # a write and a new replica through the throttled link
+        hub.kubectl("hub").run("apply", "-f", "-", stdin=json.dumps(spec))
+        scaled_at = time.monotonic()
+        eventually(lambda: len(running_pods(hub, uid)[member]) == 2, timeout=60, interval=1.0,
+                   what="the added replica Running in the throttled member")
+        print(f"\nthrottled: a replica added {time.monotonic() - scaled_at:.1f}s after the change")
+        time.sleep(max(0.0, half - (time.monotonic() - scaled_at)))
+        now = running_pods(hub, uid)[member]
+        after = phase_changes(operator, member)
+        changes = {p: after[p] - before[p] for p in PHASES}
+        print(f"throttled for {THROTTLED_MINUTES:g} min: {changes}, link {member_status(hub, member).get('link')}")
+        assert placed <= now and len(now) == 2, "a replica moved or was replaced"
+        assert changes["Down"] == 0 and changes["Quarantined"] == 0, changes
     finally:
+        hub.links.heal(member)
         hub.kubectl("hub").run("delete", "aiworkload", name, "-n", "default", "--wait=false", check=False)
 
 
