@@ -140,11 +140,14 @@ class Sandbox:
         timings["total_s"] = time.monotonic() - started
         return timings
 
-    def register(self, *names: str) -> None:
+    def register(self, *names: str, through_links: bool = True) -> None:
         """Register members as a user does, with `samizdat join` (all at once, without waiting for an
         operator); again for a member already registered, it rotates its credential: how a test undoes
-        `revoke-credentials` or `delete-namespace`. Needs samizdat's CRDs in the hub."""
-        joins = [(name, subprocess.Popen(self.join_command(name, "--no-wait"), env=self.join_environment(name),
+        `revoke-credentials` or `delete-namespace`. Needs samizdat's CRDs in the hub. `through_links`
+        False joins them directly while the links still run (before stopping them, so that no member is
+        cut off on the way)."""
+        joins = [(name, subprocess.Popen(self.join_command(name, "--no-wait", through_links=through_links),
+                                         env=self.join_environment(name),
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
                  for name in names]
         for name, process in joins:
@@ -152,7 +155,8 @@ class Sandbox:
             if process.returncode != 0:
                 raise RuntimeError(f"samizdat join {name} failed ({process.returncode}):\n{output}")
 
-    def join_command(self, name: str, *extra: str, executable: str = "samizdat") -> list[str]:
+    def join_command(self, name: str, *extra: str, executable: str = "samizdat",
+                     through_links: bool = True) -> list[str]:
         """`samizdat join` for a member of the default layout, as its admin would type it."""
         member = layout.by_name(name)
         flags = [
@@ -162,7 +166,7 @@ class Sandbox:
             # loopback members: Down after 2 s of failed probes
             "--down-after-seconds", "2",
         ]
-        if self.links.running():  # samizdat goes through the member's link; its admin does not
+        if through_links and self.links.running():  # samizdat goes through the member's link; its admin does not
             flags += ["--member-server", f"https://127.0.0.1:{self.links.proxy_port(self.state.clusters[name].index)}"]
         return [str(Path(sys.executable).parent / executable), "join", name, *flags,
                 *(["--tee"] if member.tee else []), *extra]
