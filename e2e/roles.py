@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from e2e.sandbox import members
-from e2e.sandbox.world import Sandbox
+from e2e.sandbox.world import LINK_FAULT, Sandbox
 from e2e.workloads import COUNTRY, UID_LABEL, breaks_while_moving
 
 ROLE_LABEL = "samizdat.io/role"
@@ -67,7 +67,9 @@ class MemberPods:
 
     def read(self, uid: str) -> dict[str, list[dict[str, Any]]]:
         """Live pods per reachable member; a member that does not answer is left out."""
-        names = [n for n in self.clients if not self.sandbox.state.clusters[n].faults]
+        # Read directly, not through the member's link: only faults of the member itself hide it.
+        names = [n for n in self.clients
+                 if not any(not f.startswith(LINK_FAULT) for f in self.sandbox.state.clusters[n].faults)]
         found = self.pool.map(lambda n: self._pods(n, uid), names)
         return {name: pods for name, pods in zip(names, found, strict=True) if pods is not None}
 

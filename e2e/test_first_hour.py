@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from e2e.garbage import GarbageServer
+from e2e.garbage import GarbageServer, registered
 from e2e.operator import OperatorProcess
-from e2e.sandbox import members, pki
+from e2e.sandbox import pki
 from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import (
@@ -33,7 +33,6 @@ from e2e.workloads import (
     wait_running,
     wait_settled,
 )
-from samizdat.core import membership
 from samizdat.remote.clusters import kubeconfig, recording
 from samizdat.remote.clusters.client import ClusterClient
 
@@ -138,19 +137,8 @@ def test_one_outage_is_one_member_lost_event_per_workload_counted_on_repeats(
 def garbage_member(hub: Sandbox, operator: OperatorProcess, tmp_path: Path) -> Iterator[GarbageServer]:
     """A MemberCluster registered as a user would, whose endpoint answers everything with garbage."""
     with GarbageServer(pki.ensure_ca(tmp_path / "ca"), tmp_path / "serving") as server:
-        kubectl = hub.kubectl("hub")
-        secret = membership.hub_secret(GARBAGE, server.kubeconfig(GARBAGE), namespace=members.SYSTEM_NAMESPACE)
-        kubectl.apply([secret, {
-            "apiVersion": "samizdat.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": GARBAGE},
-            "spec": {"kubeconfigSecretRef": {"name": f"member-{GARBAGE}", "namespace": members.SYSTEM_NAMESPACE},
-                     "jurisdiction": {"country": "NO"}, "provider": "garbage-gpus",
-                     "health": {"probeIntervalSeconds": 1, "probeTimeoutSeconds": 1, "downAfterSeconds": 2}},
-        }])
-        try:
+        with registered(hub, server, GARBAGE, "NO"):
             yield server
-        finally:
-            kubectl.run("delete", "mc", GARBAGE, "--ignore-not-found", "--wait=false")
-            kubectl.run("delete", "secret", f"member-{GARBAGE}", "-n", members.SYSTEM_NAMESPACE, "--ignore-not-found")
 
 
 def test_a_garbage_member_is_never_ready_says_why_and_others_fail_over_as_usual(

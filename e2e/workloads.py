@@ -210,9 +210,13 @@ class StatusSampler(threading.Thread):
         return self.problems
 
 
-def wait_members_ready(sandbox: Sandbox, timeout: float = 120) -> None:
+def wait_members_ready(sandbox: Sandbox, timeout: float = 120, *, only_sandbox: bool = False) -> None:
+    """Wait until every MemberCluster is Ready (`only_sandbox`: every one of the sandbox's own members,
+    for a test that registers one that never is)."""
     def all_ready() -> bool:
         items = sandbox.kubectl("hub").get_json("memberclusters")["items"]
+        if only_sandbox:
+            items = [item for item in items if item["metadata"]["name"] in sandbox.member_names]
         return all(item.get("status", {}).get("phase") == "Ready" for item in items)
 
     eventually(all_ready, timeout=timeout, what="every member Ready again")

@@ -38,6 +38,10 @@ USER_AGENT = "samizdat"
 # more is broken or hostile, and must not be able to make the operator buffer without bound.
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 MAX_EVENT_BYTES = 16 * 1024 * 1024
+# Replies past this size wait for the member's one large-reply slot, so a member can hold at most one
+# large reply in the operator's memory at a time, however many requests it keeps busy. Real pages of
+# PAGE_SIZE objects stay well under it; only a broken or hostile member queues here.
+LARGE_REPLY_BYTES = 1024 * 1024
 # Rotated tokens (projected service-account tokens) are re-read this often, as client-go does.
 TOKEN_FILE_REFRESH_S = 60.0
 
@@ -125,6 +129,7 @@ class ClusterClient:
         self.authority = authority
         self.fence = fence
         self._token: tuple[str, float] | None = None  # (token, monotonic time read) when from a file
+        self._large_reply = asyncio.Lock()  # held by the one reply of this member past LARGE_REPLY_BYTES
         self._tls = tls if tls is not None else _tls_context(credentials)
         self._http = httpx.AsyncClient(
             base_url=credentials.server,
@@ -195,7 +200,7 @@ class ClusterClient:
         async with errors.deadline(self.member, deadlines.request):
             response = await self._http.send(request, stream=True)
             try:
-                content = await _read_capped(response, max_bytes, self.member)
+                content = await self._read_capped(response, max_bytes)
             finally:
                 await response.aclose()
         if not 200 <= response.status_code < 300:
@@ -222,29 +227,60 @@ class ClusterClient:
             async with errors.deadline(self.member, deadline, started=started):
                 response = await self._http.send(request, stream=True)
                 if not 200 <= response.status_code < 300:
-                    content = await _read_capped(response, MAX_REPLY_BYTES, self.member)
+                    content = await self._read_capped(response, MAX_REPLY_BYTES)
                     raise errors.for_response(self.member, response.status_code, content)
             chunks = response.aiter_raw()
-            pending = b""
+            # A bytearray grown in place, split only when a chunk brings a newline: an endless line
+            # costs linear time up to the cap, not a copy of everything so far per chunk. Blank lines
+            # count towards the cap too (the API server never sends them), so a stream of nothing but
+            # whitespace ends as soon as one too long an event would, not only at the deadline.
+            pending = bytearray()
+            since_event = 0  # bytes received since the last line yielded
             while True:
                 async with errors.deadline(self.member, deadline, started=started):
                     chunk = await anext(chunks, None)
                 if chunk is None:
                     break
                 pending += chunk
-                *lines, pending = pending.split(b"\n")
-                if len(pending) > MAX_EVENT_BYTES:
+                since_event += len(chunk)
+                if since_event > MAX_EVENT_BYTES:
                     raise errors.MemberMalformed(self.member, f"a watch event exceeds {MAX_EVENT_BYTES} bytes")
+                if b"\n" not in chunk:
+                    continue
+                *lines, rest = bytes(pending).split(b"\n")
+                pending = bytearray(rest)
                 for line in lines:
                     if line.strip():
+                        since_event = len(pending)
                         yield line
             if pending.strip():
-                yield pending
+                yield bytes(pending)
         finally:
             if response is not None:
                 await response.aclose()
 
     # ----- internals
+
+    async def _read_capped(self, response: httpx.Response, limit: int) -> bytes:
+        """The whole body, refused past `limit` bytes. A body past LARGE_REPLY_BYTES waits for (and then
+        holds, until read) the member's large-reply slot: what one member makes the operator buffer at
+        once is bounded by about one capped reply, not by how many requests it keeps in flight."""
+        content = bytearray()
+        slot: asyncio.Lock | None = None
+        try:
+            async for chunk in response.aiter_raw():
+                content += chunk
+                if slot is None and len(content) > LARGE_REPLY_BYTES:
+                    slot = self._large_reply
+                    await slot.acquire()
+                if len(content) > limit:
+                    raise errors.MemberMalformed(
+                        self.member, f"reply exceeds {limit} bytes", status=response.status_code
+                    )
+        finally:
+            if slot is not None:
+                slot.release()
+        return bytes(content)
 
     def _timeout(self, read: float, deadlines: Deadlines | None = None) -> httpx.Timeout:
         deadlines = deadlines or self.deadlines
@@ -271,15 +307,6 @@ class ClusterClient:
                 token = self._token[0]  # keep the last good token while the kubelet swaps the file
             self._token = (token, now)
         return self._token[0]
-
-
-async def _read_capped(response: httpx.Response, limit: int, member: str) -> bytes:
-    content = bytearray()
-    async for chunk in response.aiter_raw():
-        content += chunk
-        if len(content) > limit:
-            raise errors.MemberMalformed(member, f"reply exceeds {limit} bytes", status=response.status_code)
-    return bytes(content)
 
 
 def _tls_context(credentials: Credentials) -> ssl.SSLContext:

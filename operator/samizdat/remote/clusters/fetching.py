@@ -4,6 +4,10 @@ Lists are read in pages so one reply stays small even in a big cluster; all page
 resourceVersion of the first, which is where a watch continues from (see `watching`). A page that is
 not shaped as the API shapes lists (no resourceVersion, items that are not objects with a name and a
 uid) is `MemberMalformed`: callers key their views by those fields and must never see it half-read.
+
+A member also decides how many pages there are. So that it cannot grow a view without bound by
+answering `continue` forever, a page may hold no more items than were asked for, and a listing no more
+than MAX_LISTING_BYTES over all its pages; past either it is `MemberMalformed`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from samizdat.remote.clusters import errors, resources
 from samizdat.remote.clusters.client import ClusterClient
 
 PAGE_SIZE = 500
+# 500-object pages of ordinary objects are well under 1 MiB each; this is room for a very large member
+# (a million pods) and a stop for one that pages forever.
+MAX_LISTING_BYTES = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +64,22 @@ async def list_objects(
         params["fieldSelector"] = field_selector
     items: list[dict[str, Any]] = []
     resource_version: str | None = None
+    listed_bytes = 0
     while True:
-        page = (await client.request("GET", resource.path(namespace=namespace), params=params)).json()
+        reply = await client.request("GET", resource.path(namespace=namespace), params=params)
+        listed_bytes += len(reply.body)
+        if listed_bytes > MAX_LISTING_BYTES:
+            raise errors.MemberMalformed(client.member, f"list of {resource.plural} exceeds {MAX_LISTING_BYTES} bytes")
+        page = reply.json()
         metadata = _mapping(page.get("metadata"))
         # Only the first page's version counts: later pages are served from that same snapshot.
         resource_version = resource_version or str(metadata.get("resourceVersion") or "")
-        items.extend(_with_kind(client.member, page.get("items"), resource))
+        page_items = list(_with_kind(client.member, page.get("items"), resource))
+        if len(page_items) > page_size:
+            raise errors.MemberMalformed(
+                client.member, f"a page of {resource.plural} holds {len(page_items)} items, {page_size} were asked for"
+            )
+        items.extend(page_items)
         token = metadata.get("continue")
         if not token:
             break
