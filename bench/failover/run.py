@@ -7,7 +7,8 @@ records the time, inflicts the fault, and polls every 20 ms, over HTTPS and not 
 other members' pods of the workload (read directly, not through their links) until 3 of them are Ready:
 ground truth, the figure reported. It also notes when the hub's AIWorkload status first reports 3
 replicas ready with none on that member (`hub_status`). Then the member is healed and the next trial
-waits until every member is Ready again. Prints JSON.
+waits until every member is Ready again and the members hold exactly 3 live pods of the workload, all
+Ready (the healed member's stale copy fenced away: `healed_clean`, seconds from the heal). Prints JSON.
 
 Start-up cases (`--cases cold warm`): models take LOAD_S to load (the sandbox's
 `sandbox.samizdat.io/ready-after` annotation). One AIWorkload of 2 serving replicas (minJurisdictions 2,
@@ -118,9 +119,16 @@ def ready_elsewhere(members: MemberPods, uid: str, victim: str) -> int:
     return sum(ready(pod) for member, pods in members.read(uid).items() if member != victim for pod in pods)
 
 
-def trial(sandbox: Sandbox, hub: Hub, members: MemberPods, fault: str, link: str | None) -> tuple[float, float]:
-    """One fault: (seconds until REPLICAS pods are Ready outside the victim, seconds until the hub's
-    status says so)."""
+def clean(members: MemberPods, uid: str) -> bool:
+    """The members hold exactly REPLICAS live pods of the workload, every one Ready: nothing stale."""
+    pods = [pod for found in members.read(uid).values() for pod in found]
+    return len(pods) == REPLICAS and all(ready(pod) for pod in pods)
+
+
+def trial(sandbox: Sandbox, hub: Hub, members: MemberPods, fault: str, link: str | None
+          ) -> tuple[float, float, float]:
+    """One fault: seconds until REPLICAS pods are Ready outside the victim, until the hub's status says
+    so, and from the heal until the members hold nothing stale."""
     workload = hub.workload()
     uid, victim = workload["metadata"]["uid"], sorted(placements(workload))[0]
     started = time.monotonic()
@@ -144,13 +152,15 @@ def trial(sandbox: Sandbox, hub: Hub, members: MemberPods, fault: str, link: str
         if now > 120:
             raise TimeoutError(f"{fault} of {victim}: no failover within 120 s")
         time.sleep(0.02)
+    healed = time.monotonic()
     if fault != "delete":
         sandbox.heal(victim)
     if link is not None:
         sandbox.degrade(victim, link)
     eventually(hub.members_ready, timeout=120, interval=0.25, what="every member Ready again")
     wait_settled(sandbox, NAME, REPLICAS, timeout=60)
-    return in_members, in_status
+    eventually(functools.partial(clean, members, uid), timeout=90, interval=0.1, what="no stale pods")
+    return in_members, in_status, time.monotonic() - healed
 
 
 def main() -> int:
@@ -190,9 +200,10 @@ def main() -> int:
             kubectl.apply([aiworkload(NAME, REPLICAS, RULES)])
             wait_settled(sandbox, NAME, REPLICAS, timeout=120)
         for fault in args.faults:
-            in_members, in_status = zip(*(trial(sandbox, hub, members, fault, args.link)
-                                          for _ in range(args.trials)), strict=True)
-            results[fault] = {**stats.summary(list(in_members)), "hub_status": stats.summary(list(in_status))}
+            in_members, in_status, healed_clean = zip(*(trial(sandbox, hub, members, fault, args.link)
+                                                        for _ in range(args.trials)), strict=True)
+            results[fault] = {**stats.summary(list(in_members)), "hub_status": stats.summary(list(in_status)),
+                              "healed_clean": stats.summary(list(healed_clean))}
         if args.cases:
             kubectl.run("delete", "aiworkload", NAME, "-n", "default", "--ignore-not-found", "--timeout=60s")
         for case in args.cases:
