@@ -29,6 +29,8 @@ class Reason(StrEnum):
     REMOVED = "Removed"
     PROMOTED = "Promoted"
     DEMOTED = "Demoted"
+    DNS_RECORD_UPDATED = "DNSRecordUpdated"
+    DNS_RECORD_FAILED = "DNSRecordFailed"
 
 
 class MemberReason(StrEnum):
