@@ -229,8 +229,9 @@ def handler_resources() -> dict[tuple[str, str], set[str]]:
 
 def expected_cluster_rules(peering: str | None) -> set[Rule]:
     rules = {(group, plural, verb, "") for (group, plural), verbs in handler_resources().items() for verb in verbs}
-    # workloads' DNS records (handlers/traffic.py): server-side apply is a patch; removed with the workload
-    rules |= {("externaldns.k8s.io", "dnsendpoints", verb, "") for verb in ("patch", "delete")}
+    # workloads' DNS records (handlers/traffic.py): server-side apply is a patch, and a create the first
+    # time; removed with the workload
+    rules |= {("externaldns.k8s.io", "dnsendpoints", verb, "") for verb in ("create", "patch", "delete")}
     # samizdat's own status writes (handlers/hub.py): merge patches of the status subresource
     rules |= {("samizdat.io", f"{plural}/status", "patch", "") for plural in ("memberclusters", "aiworkloads")}
     # kopf: CRD scanning (list + watch), Events (POST of core/v1 events); samizdat's own Events
