@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -52,6 +53,11 @@ GO_BUILDS: dict[str, tuple[str, ...]] = {
     "kwok": ("sigs.k8s.io/kwok/cmd/kwok",),
 }
 
+
+# external-dns, pinned: this session uses only its DNSEndpoint CRD, read from the module itself.
+# (v0.20.0: the newest whose go.mod this machine's Go 1.26 accepts.)
+EXTERNAL_DNS_MODULE = "sigs.k8s.io/external-dns@v0.20.0"
+DNS_ENDPOINT_CRD = "config/crd/standard/dnsendpoints.externaldns.k8s.io.yaml"
 
 # Real parts built on first use, each under a key of its own pins, so adding one rebuilds nothing else:
 # module directory -> (Go package, binary name).
@@ -164,6 +170,13 @@ def ensure_tool(module: str, log: bool = True) -> Path:
             if log:
                 print(f"sandbox: {name} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
     return out / name
+
+
+def dns_endpoint_crd() -> Path:
+    """external-dns's DNSEndpoint CRD, from its pinned module (downloaded into Go's module cache once)."""
+    listed = subprocess.run(["go", "mod", "download", "-json", EXTERNAL_DNS_MODULE], cwd=TOOLCHAIN_DIR,
+                            check=True, capture_output=True, text=True)
+    return Path(json.loads(listed.stdout)["Dir"]) / DNS_ENDPOINT_CRD
 
 
 def _build_missing(out: Path, log: bool) -> None:

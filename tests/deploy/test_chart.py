@@ -208,26 +208,30 @@ def granted(objects: Objects, kind: str) -> set[Rule]:
     return rules
 
 
-def handler_resources() -> dict[str, set[str]]:
-    """plural -> the verbs kopf needs on it for the handlers samizdat registers."""
+def handler_resources() -> dict[tuple[str, str], set[str]]:
+    """(group, plural) -> the verbs kopf needs on it for the handlers samizdat registers."""
     registry = kopf.get_default_registry()
     watched: list[Any] = [*registry._watching.get_all_handlers(), *registry._indexing.get_all_handlers()]
     # daemons and deletion handlers hold a finalizer; kopf also keeps its state in annotations
     holding: list[Any] = [*registry._spawning.get_all_handlers(), *registry._changing.get_all_handlers()]
-    needs: dict[str, set[str]] = {}
+    needs: dict[tuple[str, str], set[str]] = {}
     for handler in watched + holding:
-        assert handler.selector is not None and handler.selector.group == "samizdat.io"
+        assert handler.selector is not None and isinstance(handler.selector.group, str)
         plural = handler.selector.plural or handler.selector.any_name
         assert isinstance(plural, str)
-        needs.setdefault(plural, set()).update({"list", "watch"})
+        key = (handler.selector.group, plural)
+        needs.setdefault(key, set()).update({"list", "watch"})
         if handler in holding:
             assert handler.requires_finalizer
-            needs[plural].add("patch")
+            needs[key].add("patch")
     return needs
 
 
 def expected_cluster_rules(peering: str | None) -> set[Rule]:
-    rules = {("samizdat.io", plural, verb, "") for plural, verbs in handler_resources().items() for verb in verbs}
+    rules = {(group, plural, verb, "") for (group, plural), verbs in handler_resources().items() for verb in verbs}
+    # workloads' DNS records (handlers/traffic.py): server-side apply is a patch, and a create the first
+    # time; removed with the workload
+    rules |= {("externaldns.k8s.io", "dnsendpoints", verb, "") for verb in ("create", "patch", "delete")}
     # samizdat's own status writes (handlers/hub.py): merge patches of the status subresource
     rules |= {("samizdat.io", f"{plural}/status", "patch", "") for plural in ("memberclusters", "aiworkloads")}
     # kopf: CRD scanning (list + watch), Events (POST of core/v1 events); samizdat's own Events
@@ -240,11 +244,12 @@ def expected_cluster_rules(peering: str | None) -> set[Rule]:
     return rules
 
 
-def test_handlers_watch_exactly_samizdats_three_resources() -> None:
+def test_handlers_watch_samizdats_three_resources_and_the_workloads_dns_records() -> None:
     assert handler_resources() == {
-        "memberclusters": {"list", "watch", "patch"},
-        "aiworkloads": {"list", "watch", "patch"},
-        "alliances": {"list", "watch"},
+        ("samizdat.io", "memberclusters"): {"list", "watch", "patch"},
+        ("samizdat.io", "aiworkloads"): {"list", "watch", "patch"},
+        ("samizdat.io", "alliances"): {"list", "watch"},
+        ("externaldns.k8s.io", "dnsendpoints"): {"list", "watch"},
     }
 
 

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from samizdat.core import inventory
 from samizdat.core.model import AIWorkload, Mode
+from samizdat.core.model.ai_workload import NODE_PORTS
 
 WORKLOAD_NAMESPACE: Final = "samizdat-workloads"
 MANAGED_BY: Final = {"app.kubernetes.io/managed-by": "samizdat"}
@@ -189,6 +190,8 @@ def build_service(workload: AIWorkload, owner: Mapping[str, Any]) -> dict[str, A
     ]
     if workload.spec.mode is not Mode.SERVE or not ports:
         return None
+    if workload.spec.traffic.dns is not None:
+        ports[0]["nodePort"] = pinned_node_port(workload)
     metadata = owner["metadata"]
     reference = {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": metadata["name"],
                  "uid": metadata["uid"]}
@@ -199,6 +202,26 @@ def build_service(workload: AIWorkload, owner: Mapping[str, Any]) -> dict[str, A
         "type": "NodePort", "selector": {UID_LABEL: workload.metadata.uid or "", ROLE_LABEL: SERVING},
         "ports": ports,
     }}
+
+
+def pinned_node_port(workload: AIWorkload) -> int:
+    """The node port of a workload with a DNS name, the same on every member so that name:port never
+    changes: spec.traffic.dns.nodePort, else one derived from the workload's namespace and name (known
+    before it is applied, stable across a re-create)."""
+    dns = workload.spec.traffic.dns
+    if dns is not None and dns.node_port is not None:
+        return dns.node_port
+    key = f"{workload.metadata.namespace}/{workload.metadata.name}".encode()
+    return NODE_PORTS.start + int.from_bytes(hashlib.sha256(key).digest()[:4], "big") % len(NODE_PORTS)
+
+
+def service_current(service: Mapping[str, Any], workload: AIWorkload) -> bool:
+    """Whether a member's serving Service already answers where the workload wants it: on the pinned
+    node port when it has a DNS name (a name added later moves the port), anywhere otherwise."""
+    if workload.spec.traffic.dns is None:
+        return True
+    ports = service.get("spec", {}).get("ports") or [{}]
+    return bool(ports[0].get("nodePort") == pinned_node_port(workload))
 
 
 def role_patch(role: str) -> dict[str, Any]:

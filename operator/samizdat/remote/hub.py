@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from samizdat.core.report.events import EventType
-from samizdat.remote.clusters import errors, fetching, kubeconfig, recording, resources, writing
+from samizdat.remote.clusters import applying, deleting, errors, fetching, kubeconfig, recording, resources, writing
 from samizdat.remote.clusters.client import ClusterClient
 from samizdat.core.model import GROUP, VERSION
 
@@ -88,3 +88,16 @@ def say(recorder: recording.Recorder, body: Mapping[str, Any], type_: EventType,
         message: str) -> None:
     """An Event about `body`, a hub object: one per thing said, its count growing when said again."""
     recorder.say(recording.Regarding.of(body), type_, reason, message)
+
+
+async def publish_dns(hub: ClusterClient, manifest: Mapping[str, Any]) -> tuple[int, int | None]:
+    """Create or update a workload's DNSEndpoint (server-side apply); returns its metadata.generation
+    and the status.observedGeneration external-dns last applied (None: not yet)."""
+    written = await applying.apply(hub, manifest)
+    observed = written.get("status", {}).get("observedGeneration")
+    return int(written["metadata"].get("generation") or 0), int(observed) if observed is not None else None
+
+
+async def retract_dns(hub: ClusterClient, namespace: str, name: str) -> None:
+    """Delete a workload's DNSEndpoint; one already gone (or never made) is fine."""
+    await deleting.delete(hub, resources.DNSENDPOINTS, name, namespace=namespace)

@@ -250,6 +250,20 @@ async def test_standbys_are_placed_ready_but_not_serving_and_not_an_endpoint(wor
     assert {p["cluster"]: p["standbyReplicas"] for p in status["placements"]}[spare] == 1
 
 
+async def test_a_workload_without_standbys_is_never_told_of_standbys(world: World) -> None:
+    await world.connect(names=("de", "fr", "jp"))
+    aiw = workload(replicas=2, maxPerCluster=1)
+    placed = await reconciled(world, aiw)
+    victim = sorted(placed.decision.assignments)[0] if placed.decision else "de"
+    world.lose(victim)
+
+    # The replacement is placed, then (the next reconcile, its pod seen Ready) labelled serving.
+    said = [event for _ in range(2) for event in report.events(aiw, await reconcile(aiw, world.fleet))]
+    assert any(event.reason == "Placed" for event in said), said
+    assert set(serving_members(world)) - {victim} == set(world.members) - {victim}, "the replacement serves"
+    assert not [event for event in said if "standby" in event.message or event.reason in ("Promoted", "Demoted")], said
+
+
 async def test_a_lost_serving_replica_is_replaced_by_promoting_the_standby_in_place(world: World) -> None:
     await world.connect(names=("de", "fr", "jp", "us"))
     aiw = workload(replicas=2, standby=1, maxPerCluster=1)

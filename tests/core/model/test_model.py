@@ -142,6 +142,11 @@ WORKLOAD_RULE_BREAKS = [
         workload_module.MIN_JURISDICTIONS_WITHIN_ALLOWED,
         id="min-jurisdictions-above-allowed",
     ),
+    pytest.param(
+        {"mode": "Train", "traffic": {"dns": {"name": "llm.example.org"}}},
+        workload_module.DNS_ONLY_TO_SERVE,
+        id="dns-name-for-a-training-run",
+    ),
 ]
 MEMBER_RULE_BREAKS = [
     pytest.param({"probeIntervalSeconds": 5, "probeTimeoutSeconds": 6}, member_module.PROBE_TIMEOUT_WITHIN_INTERVAL,

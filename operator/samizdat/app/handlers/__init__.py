@@ -3,6 +3,6 @@
 Importing this package registers every handler with kopf's default registry.
 """
 
-from samizdat.app.handlers import aiworkloads, credentials, memberclusters, startup
+from samizdat.app.handlers import aiworkloads, credentials, memberclusters, startup, traffic
 
-__all__ = ["aiworkloads", "credentials", "memberclusters", "startup"]
+__all__ = ["aiworkloads", "credentials", "memberclusters", "startup", "traffic"]

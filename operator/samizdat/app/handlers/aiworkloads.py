@@ -23,7 +23,7 @@ from samizdat.core import model, report
 from samizdat.core.model import AIWorkloadConditionType as Type
 from samizdat.core.report import Event, Reason
 from samizdat.remote import hub, metrics
-from samizdat.app.handlers import startup
+from samizdat.app.handlers import startup, traffic
 from samizdat.app.handlers.reconcile import reconcile, remove_everywhere
 
 RESYNC_S = 30.0  # a full reconcile at least this often, even when nothing was heard
@@ -51,13 +51,14 @@ async def run_workload(
     written: dict[str, Any] | None = None
     said: tuple[str, ...] = ()
     failovers = report.FailoverTimer()
+    published: traffic.Published | None = None  # the workload's DNS record as last written
     try:
         while not stopped:
             wake.clear()
             if not startup.leading(memo):
                 # A standby keeps its views warm but decides nothing; on taking over it reconciles at
                 # once and writes status afresh (what it last wrote may be another leader's since).
-                written, said = None, ()
+                written, said, published = None, (), None
                 await _sleep(wake, stopped, startup.STANDBY_POLL_S)
                 continue
             try:
@@ -75,11 +76,13 @@ async def run_workload(
             if failovers.finished is not None:
                 metrics.failover_done(failovers.finished.reason, failovers.finished.seconds)
             status, gauges = report.build_status(workload, result, failovers.last)
+            # The record follows the reconcile that moved the replicas, before anything else is written.
+            published, status, dns_said = await traffic.publish(memo, workload, status, published)
             metrics.workload_state(workload.metadata.namespace or "", workload.metadata.name, **gauges)
             metrics.workload_starting(workload.metadata.namespace or "", workload.metadata.name, Counter(
                 s.state.value for found in result.replica_starts.values() for s in found))
             written = await _write(memo, body, status, written, logger)
-            said = _say(memo, body, said, report.events(workload, result))
+            said = _say(memo, body, said, [*report.events(workload, result), *dns_said])
             pause = RETRY_S if result.failures else min(RESYNC_S, result.recheck_s or RESYNC_S)
             await _sleep(wake, stopped, pause)
     finally:
@@ -97,6 +100,9 @@ async def delete_workload(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) 
             return
         await asyncio.sleep(startup.STANDBY_POLL_S * 4)
     metrics.forget_workload(body.meta["namespace"], body.meta["name"])
+    if body.get("status", {}).get("dns"):
+        await hub.retract_dns(shared.hub, body.meta["namespace"], body.meta["name"])
+    traffic.forget(memo, uid)
     unreachable = await remove_everywhere(uid, shared.fleet)
     if unreachable:
         hub.say(shared.recorder, body, "Warning", Reason.CLEANUP_DEFERRED, (

@@ -171,7 +171,10 @@ def exposures(workload: AIWorkload, view: WorkloadView, decision: placement.Deci
     reported the copy (the Service is owned by it, by uid)."""
     wanted = {}
     for name, copy in sorted(view.counted.items()):
-        if decision.assignments.get(name, 0) <= 0 or name in view.services:
+        if decision.assignments.get(name, 0) <= 0:
+            continue
+        service = view.services.get(name)
+        if service is not None and manifests.service_current(service, workload):
             continue
         if not copy.body.get("metadata", {}).get("uid"):
             continue  # our own apply, not yet seen back from the member

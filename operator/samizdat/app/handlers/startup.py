@@ -56,6 +56,7 @@ class Memo(kopf.Memo):
     speaking: asyncio.Task[None]  # kopf's posting switched with the lead, while there is an election
     fleet: Fleet
     recorder: recording.Recorder
+    dns_applied: dict[str, int]  # workload uid -> the DNSEndpoint generation external-dns last applied
 
 
 def shared(memo: kopf.Memo) -> Memo:
@@ -96,6 +97,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         memo.speaking = asyncio.create_task(_post_only_while_leading(settings, memo.candidate), name="kopf-posting")
     memo.fleet = Fleet(MemberSettings(quarantine_s=memo.get("quarantine_seconds", 300.0), authority=memo.candidate))
     memo.recorder = hub.recorder(memo.hub)
+    memo.dns_applied = {}
     port = memo.get("metrics_port", 0)
     if port:
         metrics.serve(port)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, Strict, model_validator
 
 from samizdat.core.model.common import (
     API_VERSION,
@@ -21,6 +21,7 @@ from samizdat.core.model.common import (
     CountryCodes,
     Count,
     DNSLabel,
+    DNSSubdomain,
     Flag,
     Model,
     NonNegativeInt,
@@ -161,6 +162,29 @@ class FailoverPolicy(Model):
     cordoned or tainted, a quota on samizdat's namespace) is lost after 5 s."""
 
 
+NODE_PORTS: Final = range(30000, 32768)  # the API server's default --service-node-port-range
+
+
+class DNSRecord(Model):
+    """A DNS name that answers the addresses of the members serving the workload, kept by samizdat as an
+    external-dns DNSEndpoint in the hub, next to the workload."""
+
+    name: DNSSubdomain
+    """The fully qualified name clients resolve, e.g. llm.models.example.org."""
+    ttl_seconds: Annotated[int, Strict(), Field(ge=1, le=3600)] = 5
+    """How long resolvers may keep an answer: a client learns of a failover at most this much later."""
+    node_port: Annotated[int, Strict(), Field(ge=NODE_PORTS.start, le=NODE_PORTS.stop - 1)] | None = None
+    """The node port of the first container port, the same on every member, so name:port never changes.
+    Default: derived from the workload's namespace and name (status.dns.port says which)."""
+
+
+class Traffic(Model):
+    """How clients outside the members find the serving replicas."""
+
+    dns: DNSRecord | None = None
+    """One DNS name for the workload (opt-in; needs external-dns and its DNSEndpoint CRD in the hub)."""
+
+
 class ModelRef(Model):
     """The model weights the workload serves or starts from."""
 
@@ -182,6 +206,11 @@ MIN_PROVIDERS_WITHIN_REPLICAS: Final = CelRule(
     "placement.minProviders cannot exceed replicas + failover.standbyReplicas",
     ".placement.minProviders",
 )
+DNS_ONLY_TO_SERVE: Final = CelRule(
+    "!has(self.traffic) || !has(self.traffic.dns) || !has(self.mode) || self.mode == 'Serve'",
+    "traffic.dns needs mode Serve: a training run has no clients to answer",
+    ".traffic.dns",
+)
 REPLICAS_WITHIN_ALLOWED_CAPACITY: Final = CelRule(
     "self.replicas == 0 || !has(self.placement.maxPerJurisdiction) || !has(self.placement.allowedJurisdictions)"
     " || size(self.placement.allowedJurisdictions) == 0"
@@ -196,12 +225,13 @@ class AIWorkloadSpec(Model):
     """What to run, on which GPUs, and where it may run."""
 
     model_config = cel_rules(
-        MIN_JURISDICTIONS_WITHIN_REPLICAS, MIN_PROVIDERS_WITHIN_REPLICAS, REPLICAS_WITHIN_ALLOWED_CAPACITY
+        MIN_JURISDICTIONS_WITHIN_REPLICAS, MIN_PROVIDERS_WITHIN_REPLICAS, REPLICAS_WITHIN_ALLOWED_CAPACITY,
+        DNS_ONLY_TO_SERVE,
     )
 
     replicas: Count = 1
     """Replicas to run; 0 scales the workload to zero (standby included)."""
-    mode: Mode = Mode.SERVE
+    mode: Annotated[Mode, Field(max_length=5)] = Mode.SERVE  # bounded, for the cost of the CEL rules reading it
     """Serve runs each member's replicas as a Deployment, Train as a Job."""
     template: dict[str, Any]
     """Pod template (a PodTemplateSpec) for every replica; samizdat adds the GPU request and its labels."""
@@ -213,6 +243,8 @@ class AIWorkloadSpec(Model):
     """Standby replicas and quarantine after a member fails."""
     model: ModelRef | None = None
     """The model weights, pinned by digest."""
+    traffic: Traffic = Traffic()
+    """How clients find the serving replicas: a DNS name that follows every failover."""
 
     @property
     def placed_replicas(self) -> int:
@@ -237,6 +269,7 @@ class AIWorkloadSpec(Model):
             or placed <= rules.max_per_jurisdiction * len(rules.allowed_jurisdictions),
             REPLICAS_WITHIN_ALLOWED_CAPACITY,
         )
+        enforce(self.traffic.dns is None or self.mode is Mode.SERVE, DNS_ONLY_TO_SERVE)
         return self
 
 
@@ -358,6 +391,23 @@ class Failover(Model):
     absent while they load, and for workloads without standbys."""
 
 
+class DNSStatus(Model):
+    """The workload's DNS record as samizdat last wrote it, and whether external-dns has applied it."""
+
+    name: DNSSubdomain
+    """The name the record answers."""
+    port: Annotated[int, Strict(), Field(ge=1, le=65535)]
+    """The node port clients connect to at every address, the same on every member."""
+    addresses: Annotated[tuple[Annotated[str, Field(max_length=45)], ...], Field(max_length=256)] = ()
+    """The addresses the record answers: one per member with a Ready serving replica reached on the port."""
+    changed: AwareDatetime | None = None
+    """When the addresses last changed."""
+    applied: Flag = False
+    """Whether external-dns has applied the record as it is now (its DNSEndpoint's observedGeneration)."""
+    message: Annotated[str, Field(max_length=1024)] = ""
+    """Why the record is not written, or which serving members it cannot answer, if any."""
+
+
 class AIWorkloadStatus(Model):
     """Where the workload runs, and whether its rules hold."""
 
@@ -381,6 +431,8 @@ class AIWorkloadStatus(Model):
     """Per member, where clients reach the serving replicas; updated on every failover."""
     last_failover: Failover | None = None
     """The most recent failover."""
+    dns: DNSStatus | None = None
+    """The workload's DNS record (spec.traffic.dns), as written to the hub."""
     observed_generation: NonNegativeInt | None = None
     """The metadata.generation this status was computed from."""
     message: Annotated[str, Field(max_length=32768)] = ""

@@ -6,10 +6,11 @@ probes and watches, including the GPU inventory that placement decides over.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import AwareDatetime, Field, Strict, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, Strict, model_validator
 
 from samizdat.core.model.common import (
     API_VERSION,
@@ -94,6 +95,14 @@ class HealthPolicy(Model):
         return self
 
 
+def _ip_address(text: str) -> str:
+    """An IPv4 or IPv6 address, as clients and DNS A/AAAA records need it (a host name is not one)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 or IPv6 address") from None
+
+
 class MemberClusterSpec(Model):
     """The member as its administrator describes it."""
 
@@ -111,6 +120,10 @@ class MemberClusterSpec(Model):
     """Typical latency to the member's users in milliseconds; a score input."""
     cordoned: Flag = False
     """When true, no replicas are placed here and running ones are re-placed elsewhere (as `samizdat unjoin` does)."""
+    traffic_address: Annotated[str, Field(max_length=45), AfterValidator(_ip_address)] | None = None
+    """The IP address clients outside the member reach its node ports at (its load balancer or a node's
+    public address); listed in workloads' status.endpoints and DNS records. Default: the API server's
+    address in the member's kubeconfig."""
     health: HealthPolicy = HealthPolicy()
     """Probe timing and the thresholds for Suspect and Down."""
 

@@ -29,6 +29,8 @@ class Reason(StrEnum):
     REMOVED = "Removed"
     PROMOTED = "Promoted"
     DEMOTED = "Demoted"
+    DNS_RECORD_UPDATED = "DNSRecordUpdated"
+    DNS_RECORD_FAILED = "DNSRecordFailed"
 
 
 class MemberReason(StrEnum):
@@ -86,7 +88,10 @@ def events(workload: model.AIWorkload, result: Result) -> list[Event]:
         said.append(Event("Warning", Reason.SPREAD_DEGRADED, degraded_message(decision)))
     for name, loss in sorted(result.lost.items()):
         said.append(Event("Warning", Reason.MEMBER_LOST, f"replicas in {name} no longer count, the member is {loss.why}"))
-    said += [_changed(change) for change in result.changes]
+    # Without standbys every pod is still labelled serving once Ready (a relabel write): plumbing, not
+    # news, and to speak of standbys to a workload that has none would tell its user something untrue.
+    has_standbys = workload.spec.failover.standby_replicas > 0
+    said += [_changed(change) for change in result.changes if has_standbys or change.verb not in _CHANGED_WHAT]
     for name, error in sorted(result.failures.items()):
         said.append(Event("Warning", Reason.APPLY_FAILED, f"{name}: {error}"))
     failover = workload.spec.failover

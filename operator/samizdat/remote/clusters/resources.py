@@ -69,6 +69,8 @@ ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", namespaced=
 ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", namespaced=True)
 MEMBERCLUSTERS = Resource("samizdat.io", "v1alpha1", "memberclusters", "MemberCluster", namespaced=False)
 AIWORKLOADS = Resource("samizdat.io", "v1alpha1", "aiworkloads", "AIWorkload", namespaced=True)  # in the hub
+# a workload's DNS name in the hub, read by external-dns (`samizdat.core.dns`)
+DNSENDPOINTS = Resource("externaldns.k8s.io", "v1alpha1", "dnsendpoints", "DNSEndpoint", namespaced=True)
 # a member's fence (`leadership.fence`), installed by `join`
 ADMISSION_POLICIES = Resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies",
                               "ValidatingAdmissionPolicy", namespaced=False)
@@ -77,7 +79,7 @@ ADMISSION_POLICY_BINDINGS = Resource("admissionregistration.k8s.io", "v1", "vali
 
 KNOWN: tuple[Resource, ...] = (
     NAMESPACES, NODES, PODS, SECRETS, SERVICES, EVENTS, CONFIGMAPS, DEPLOYMENTS, JOBS, LEASES,
-    SERVICEACCOUNTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS, MEMBERCLUSTERS, AIWORKLOADS,
+    SERVICEACCOUNTS, CLUSTERROLES, CLUSTERROLEBINDINGS, ROLES, ROLEBINDINGS, MEMBERCLUSTERS, AIWORKLOADS, DNSENDPOINTS,
     ADMISSION_POLICIES, ADMISSION_POLICY_BINDINGS,
 )
 _BY_KIND: dict[tuple[str, str], Resource] = {(r.api_version, r.kind): r for r in KNOWN}

@@ -265,8 +265,11 @@ class Fleet:
         return member.services.get(uid) if member is not None else None
 
     def host(self, name: str) -> str | None:
-        """The member's address as its kubeconfig names it: where its node ports are reached."""
-        member = self._members.get(name)
+        """Where the member's node ports are reached: its spec.trafficAddress, else its API server's
+        address as its kubeconfig names it."""
+        member, spec = self._members.get(name), self._specs.get(name)
+        if spec is not None and spec.spec.traffic_address is not None:
+            return spec.spec.traffic_address
         return member.host if member is not None else None
 
     def losses(self, uid: str) -> dict[str, Loss]:

@@ -1,0 +1,129 @@
+"""A workload's DNS name (spec.traffic.dns) against the real hub: the external-dns DNSEndpoint samizdat
+keeps answers exactly the members that serve, read from the members' own pods, on one node port the
+same everywhere; a killed member leaves it in the reconcile that moves its replica; deleting the
+workload removes it; a workload without a name gets none.
+
+external-dns itself does not run here: its CRD (from the pinned module) is installed in the hub, and
+this test plays external-dns's one write, `status.observedGeneration`, to see samizdat read it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from e2e.operator import OperatorProcess
+from e2e.roles import SERVING, MemberPods, ready_in_role
+from e2e.sandbox import members, toolchain
+from e2e.sandbox.world import Sandbox
+from e2e.waiting import eventually
+from e2e.workloads import aiworkload, apply_manifest, delete_workload, get_workload, wait_members_ready
+
+NAME = "dns-llm"
+DNS_NAME = "llm.e2e.samizdat.test"
+PORT = 31555
+RULES = {"minJurisdictions": 2, "maxPerJurisdiction": 1}
+SERVER = {"name": "server", "image": "registry.invalid/llm-server:1",
+          "ports": [{"name": "http", "containerPort": 8000}]}
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def addresses(hub: Sandbox, operator: OperatorProcess) -> Iterator[dict[str, str]]:
+    """external-dns's CRD in the hub, and every member with an address of its own (spec.trafficAddress)."""
+    kubectl = hub.kubectl("hub")
+    kubectl.run("apply", "--server-side", "-f", str(toolchain.dns_endpoint_crd()))
+    kubectl.run("wait", "--for=condition=Established", "crd/dnsendpoints.externaldns.k8s.io", "--timeout=60s")
+    given = {name: f"127.0.0.{21 + index}" for index, name in enumerate(hub.member_names)}
+    for name, address in given.items():
+        kubectl.run("patch", "mc", name, "--type=merge", "-p", json.dumps({"spec": {"trafficAddress": address}}))
+    try:
+        yield given
+    finally:
+        for name in given:
+            kubectl.run("patch", "mc", name, "--type=merge", "-p", json.dumps({"spec": {"trafficAddress": None}}))
+
+
+def record(hub: Sandbox) -> dict[str, Any] | None:
+    found = hub.kubectl("hub").get_json("dnsendpoints", "-n", "default")["items"]
+    return next((item for item in found if item["metadata"]["name"] == NAME), None)
+
+
+def answered(hub: Sandbox) -> list[str]:
+    found = record(hub)
+    return sorted(t for e in (found or {}).get("spec", {}).get("endpoints", []) if e["recordType"] == "A"
+                  for t in e["targets"])
+
+
+def serving(pods: MemberPods, uid: str) -> set[str]:
+    """Members with a Ready pod labelled serving, as the members say."""
+    return set(ready_in_role(pods.read(uid), SERVING).values())
+
+
+def test_the_record_answers_the_serving_members_and_follows_a_kill(
+    hub: Sandbox, addresses: dict[str, str]
+) -> None:
+    apply_manifest(hub, aiworkload(NAME, 2, RULES, template={"spec": {"containers": [SERVER]}},
+                                   traffic={"dns": {"name": DNS_NAME, "nodePort": PORT}}))
+    pods = MemberPods(hub)
+    victim = None
+    try:
+        uid = eventually(lambda: get_workload(hub, NAME)["metadata"].get("uid"), timeout=30, what="uid")
+        holders = eventually(lambda: found if len(found := serving(pods, uid)) == 2 else None, timeout=90,
+                             what="2 serving replicas")
+        eventually(lambda: answered(hub) == sorted(addresses[m] for m in holders), timeout=30,
+                   what=f"{DNS_NAME} answering {sorted(holders)}")
+        for member in holders:
+            service = hub.kubectl(member).get_json("services", "-n", members.WORKLOAD_NAMESPACE,
+                                                   "-l", f"samizdat.io/workload-uid={uid}")["items"][0]
+            assert service["spec"]["ports"][0]["nodePort"] == PORT, "the same node port on every member"
+        dns = get_workload(hub, NAME)["status"]["dns"]
+        assert (dns["name"], dns["port"], dns["applied"], dns.get("message", "")) == (DNS_NAME, PORT, False, ""), dns
+
+        # external-dns's write once it has applied the record: samizdat says so.
+        found = record(hub)
+        assert found is not None
+        hub.kubectl("hub").run("patch", "dnsendpoint", NAME, "-n", "default", "--subresource=status", "--type=merge",
+                               "-p", json.dumps({"status": {"observedGeneration": found["metadata"]["generation"]}}))
+        eventually(lambda: get_workload(hub, NAME)["status"]["dns"]["applied"], timeout=30, what="applied")
+
+        victim = sorted(holders)[0]
+        killed = time.monotonic()
+        hub.kill(victim)
+        eventually(lambda: addresses[victim] not in answered(hub), timeout=30, interval=0.1,
+                   what=f"{victim} out of the record")
+        left_after = time.monotonic() - killed
+        moved = eventually(lambda: found if len(found := serving(pods, uid)) == 2 else None, timeout=60,
+                           what="2 serving replicas again")
+        eventually(lambda: answered(hub) == sorted(addresses[m] for m in moved), timeout=30,
+                   what="the replacement in the record")
+        print(f"{victim} left the record {left_after:.2f}s after its kill")
+        assert left_after < 10, left_after
+        said = hub.kubectl("hub").get_json("events", "-n", "default", "--field-selector",
+                                           f"involvedObject.name={NAME},reason=DNSRecordUpdated")["items"]
+        assert any(f"removed {addresses[victim]}" in e["message"] for e in said), [e["message"] for e in said]
+    finally:
+        pods.close()
+        if victim is not None:
+            hub.heal(victim)
+        delete_workload(hub, NAME)
+    eventually(lambda: record(hub) is None, timeout=30, what="the record removed with the workload")
+    wait_members_ready(hub)
+
+
+def test_a_workload_without_a_name_gets_no_record(hub: Sandbox, addresses: dict[str, str]) -> None:
+    apply_manifest(hub, aiworkload("no-dns", 1, {"minJurisdictions": 1}, template={"spec": {"containers": [SERVER]}}))
+    try:
+        eventually(lambda: get_workload(hub, "no-dns").get("status", {}).get("endpoints"), timeout=60,
+                   what="serving")
+        status = get_workload(hub, "no-dns")["status"]
+        assert "dns" not in status, status
+        assert not [i for i in hub.kubectl("hub").get_json("dnsendpoints", "-n", "default")["items"]
+                    if i["metadata"]["name"] == "no-dns"]
+    finally:
+        delete_workload(hub, "no-dns")
