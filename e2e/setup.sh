@@ -11,6 +11,10 @@ done
 if ! command -v promtool >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 fi
+# BIND (named) and dig/nsupdate, for the sandbox's DNS server that external-dns writes into (e2e/sandbox/dns.py)
+if ! command -v named >/dev/null || ! command -v dig >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bind9 bind9-dnsutils
+fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

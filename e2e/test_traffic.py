@@ -1,10 +1,8 @@
-"""A workload's DNS name (spec.traffic.dns) against the real hub: the external-dns DNSEndpoint samizdat
-keeps answers exactly the members that serve, read from the members' own pods, on one node port the
-same everywhere; a killed member leaves it in the reconcile that moves its replica; deleting the
-workload removes it; a workload without a name gets none.
-
-external-dns itself does not run here: its CRD (from the pinned module) is installed in the hub, and
-this test plays external-dns's one write, `status.observedGeneration`, to see samizdat read it.
+"""A workload's DNS name (spec.traffic.dns) end to end: samizdat's DNSEndpoint in the hub, the real
+external-dns (`--source=crd --provider=rfc2136`) writing it into a real BIND (e2e/sandbox/dns.py), and
+`dig` asking that server. The name answers exactly the members that serve, read from the members' own
+pods, on one node port the same everywhere; a killed member stops being answered within seconds;
+deleting the workload removes the record; a workload without a name gets none.
 """
 
 from __future__ import annotations
@@ -16,15 +14,16 @@ from typing import Any
 
 import pytest
 
+from e2e.dataplane import Client, StandIn, kill_and_follow
 from e2e.operator import OperatorProcess
 from e2e.roles import SERVING, MemberPods, ready_in_role
-from e2e.sandbox import members, toolchain
+from e2e.sandbox import dns, members
 from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import aiworkload, apply_manifest, delete_workload, get_workload, wait_members_ready
 
 NAME = "dns-llm"
-DNS_NAME = "llm.e2e.samizdat.test"
+DNS_NAME = f"llm.{dns.ZONE}"
 PORT = 31555
 RULES = {"minJurisdictions": 2, "maxPerJurisdiction": 1}
 SERVER = {"name": "server", "image": "registry.invalid/llm-server:1",
@@ -35,10 +34,9 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def addresses(hub: Sandbox, operator: OperatorProcess) -> Iterator[dict[str, str]]:
-    """external-dns's CRD in the hub, and every member with an address of its own (spec.trafficAddress)."""
+    """BIND and external-dns over the hub, and every member with an address of its own (spec.trafficAddress)."""
     kubectl = hub.kubectl("hub")
-    kubectl.run("apply", "--server-side", "-f", str(toolchain.dns_endpoint_crd()))
-    kubectl.run("wait", "--for=condition=Established", "crd/dnsendpoints.externaldns.k8s.io", "--timeout=60s")
+    hub.start_dns()
     given = {name: f"127.0.0.{21 + index}" for index, name in enumerate(hub.member_names)}
     for name, address in given.items():
         kubectl.run("patch", "mc", name, "--type=merge", "-p", json.dumps({"spec": {"trafficAddress": address}}))
@@ -82,27 +80,26 @@ def test_the_record_answers_the_serving_members_and_follows_a_kill(
             service = hub.kubectl(member).get_json("services", "-n", members.WORKLOAD_NAMESPACE,
                                                    "-l", f"samizdat.io/workload-uid={uid}")["items"][0]
             assert service["spec"]["ports"][0]["nodePort"] == PORT, "the same node port on every member"
-        dns = get_workload(hub, NAME)["status"]["dns"]
-        assert (dns["name"], dns["port"], dns["applied"], dns.get("message", "")) == (DNS_NAME, PORT, False, ""), dns
-
-        # external-dns's write once it has applied the record: samizdat says so.
-        found = record(hub)
-        assert found is not None
-        hub.kubectl("hub").run("patch", "dnsendpoint", NAME, "-n", "default", "--subresource=status", "--type=merge",
-                               "-p", json.dumps({"status": {"observedGeneration": found["metadata"]["generation"]}}))
-        eventually(lambda: get_workload(hub, NAME)["status"]["dns"]["applied"], timeout=30, what="applied")
+        eventually(lambda: hub.dns.query(DNS_NAME) == sorted(addresses[m] for m in holders), timeout=60,
+                   what=f"BIND answering {DNS_NAME} with {sorted(holders)}")
+        written = eventually(lambda: found if (found := get_workload(hub, NAME)["status"]["dns"])["applied"] else None,
+                             timeout=30, what="external-dns applied the record")
+        assert (written["name"], written["port"], written.get("message", "")) == (DNS_NAME, PORT, ""), written
 
         victim = sorted(holders)[0]
         killed = time.monotonic()
         hub.kill(victim)
         eventually(lambda: addresses[victim] not in answered(hub), timeout=30, interval=0.1,
                    what=f"{victim} out of the record")
+        left_record = time.monotonic() - killed
+        eventually(lambda: addresses[victim] not in hub.dns.query(DNS_NAME), timeout=30, interval=0.1,
+                   what=f"BIND no longer answering {victim}")
         left_after = time.monotonic() - killed
         moved = eventually(lambda: found if len(found := serving(pods, uid)) == 2 else None, timeout=60,
                            what="2 serving replicas again")
-        eventually(lambda: answered(hub) == sorted(addresses[m] for m in moved), timeout=30,
-                   what="the replacement in the record")
-        print(f"{victim} left the record {left_after:.2f}s after its kill")
+        eventually(lambda: hub.dns.query(DNS_NAME) == sorted(addresses[m] for m in moved), timeout=30,
+                   what="BIND answering the replacement")
+        print(f"{victim} left the DNSEndpoint {left_record:.2f}s and BIND's answers {left_after:.2f}s after its kill")
         assert left_after < 10, left_after
         said = hub.kubectl("hub").get_json("events", "-n", "default", "--field-selector",
                                            f"involvedObject.name={NAME},reason=DNSRecordUpdated")["items"]
@@ -113,6 +110,7 @@ def test_the_record_answers_the_serving_members_and_follows_a_kill(
             hub.heal(victim)
         delete_workload(hub, NAME)
     eventually(lambda: record(hub) is None, timeout=30, what="the record removed with the workload")
+    eventually(lambda: not hub.dns.query(DNS_NAME), timeout=30, what="BIND no longer knowing the name")
     wait_members_ready(hub)
 
 
@@ -127,3 +125,40 @@ def test_a_workload_without_a_name_gets_no_record(hub: Sandbox, addresses: dict[
                     if i["metadata"]["name"] == "no-dns"]
     finally:
         delete_workload(hub, "no-dns")
+
+
+def test_a_client_follows_the_name_through_a_kill(hub: Sandbox, addresses: dict[str, str]) -> None:
+    apply_manifest(hub, aiworkload(NAME, 2, RULES, template={"spec": {"containers": [SERVER]}},
+                                   traffic={"dns": {"name": DNS_NAME, "nodePort": PORT, "ttlSeconds": 2}}))
+    pods = MemberPods(hub)
+    stand_ins: list[StandIn] = []
+    client = Client(hub.dns, DNS_NAME, PORT, ttl_s=2)
+    victim = None
+    try:
+        uid = eventually(lambda: get_workload(hub, NAME)["metadata"].get("uid"), timeout=30, what="uid")
+        stand_ins = [StandIn(hub, member, address, PORT, uid) for member, address in addresses.items()]
+        for stand_in in stand_ins:
+            stand_in.start()
+        holders = eventually(lambda: found if len(found := serving(pods, uid)) == 2 else None, timeout=90,
+                             what="2 serving replicas")
+        eventually(lambda: hub.dns.query(DNS_NAME) == sorted(addresses[m] for m in holders), timeout=60,
+                   what="BIND answering the serving members")
+        client.start()
+        eventually(lambda: sum(o.ok for o in client.outcomes) >= 10, timeout=30, what="the client served")
+        victim = sorted(holders)[0]
+        trial = kill_and_follow(hub, client, DNS_NAME, addresses, victim, settle_s=3)  # 3 s: past the TTL
+        client.stop()
+        print(trial)
+        assert trial.dns_s < 8 and trial.failed_s < 10, trial
+        late = [o for o in client.outcomes if o.at > time.monotonic() - 2]
+        assert late and all(o.ok and o.address != addresses[victim] for o in late), late
+    finally:
+        client.stop()
+        for stand_in in stand_ins:
+            stand_in.stop()
+        pods.close()
+        if victim is not None:
+            hub.heal(victim)
+        delete_workload(hub, NAME)
+    eventually(lambda: record(hub) is None, timeout=30, what="the record removed with the workload")
+    wait_members_ready(hub)

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     sandbox = Sandbox()
     if args.command == "build":
         toolchain.ensure_tool("toxiproxy")  # the links' proxy, for `up --links` and e2e/test_links
+        toolchain.ensure_tool("external-dns")  # for the sandbox's DNS (e2e/test_traffic)
         print(sandbox.binaries.directory)
     elif args.command == "up":
         timings = sandbox.up(args.members, hub_sites=args.hub_sites, links=args.links)

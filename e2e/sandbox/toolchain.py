@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -54,15 +53,14 @@ GO_BUILDS: dict[str, tuple[str, ...]] = {
 }
 
 
-# external-dns, pinned: this session uses only its DNSEndpoint CRD, read from the module itself.
-# (v0.20.0: the newest whose go.mod this machine's Go 1.26 accepts.)
-EXTERNAL_DNS_MODULE = "sigs.k8s.io/external-dns@v0.20.0"
+# external-dns's DNSEndpoint CRD, read from the module pinned in e2e/toolchain/external-dns.
 DNS_ENDPOINT_CRD = "config/crd/standard/dnsendpoints.externaldns.k8s.io.yaml"
 
 # Real parts built on first use, each under a key of its own pins, so adding one rebuilds nothing else:
 # module directory -> (Go package, binary name).
 ON_DEMAND: dict[str, tuple[str, str]] = {
     "toxiproxy": ("github.com/Shopify/toxiproxy/v2/cmd/server", "toxiproxy-server"),
+    "external-dns": ("sigs.k8s.io/external-dns", "external-dns"),
 }
 
 
@@ -173,10 +171,12 @@ def ensure_tool(module: str, log: bool = True) -> Path:
 
 
 def dns_endpoint_crd() -> Path:
-    """external-dns's DNSEndpoint CRD, from its pinned module (downloaded into Go's module cache once)."""
-    listed = subprocess.run(["go", "mod", "download", "-json", EXTERNAL_DNS_MODULE], cwd=TOOLCHAIN_DIR,
-                            check=True, capture_output=True, text=True)
-    return Path(json.loads(listed.stdout)["Dir"]) / DNS_ENDPOINT_CRD
+    """external-dns's DNSEndpoint CRD, from its pinned module (in Go's module cache once downloaded)."""
+    module = subprocess.run(
+        ["go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/external-dns"], cwd=TOOLCHAIN_DIR / "external-dns",
+        env=dict(os.environ, GOFLAGS="-mod=mod"), check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    return Path(module) / DNS_ENDPOINT_CRD
 
 
 def _build_missing(out: Path, log: bool) -> None:

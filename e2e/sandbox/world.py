@@ -29,6 +29,7 @@ from typing import Any
 
 from e2e.sandbox import hubsites, layout, members, stages, toolchain
 from e2e.sandbox import links as links_module
+from e2e.sandbox.dns import DNS
 from e2e.sandbox.links import Links
 from e2e.sandbox.launcher import (
     HUB, ClusterState, Launcher, SandboxState, alive, kill_group, kill_recorded, port_free,
@@ -83,6 +84,7 @@ class Sandbox:
             self.state = SandboxState(self.directory, port_base or default_port_base())
         self.launcher = Launcher(self.binaries, self.directory, self.state.port_base)
         self.links = Links(self.directory, self.state.port_base)
+        self.dns = DNS(self.directory, self.state.port_base)  # started on demand: `start_dns`
 
     # ----- lifecycle
 
@@ -188,6 +190,7 @@ class Sandbox:
         for pid_file in [*self.directory.glob("operator*.pid"), *self.directory.glob("agent-*.pid")]:
             kill_recorded(pid_file)
         self.links.stop()
+        self.dns.stop()
         self.launcher.stop(self.state)
         sites = hubsites.HubSites.load(self.directory)
         if sites is not None:
@@ -284,6 +287,14 @@ class Sandbox:
         self.links.start()
         return {name: self.links.add_proxy(name, self.state.clusters[name].index, self.state.clusters[name].api_port)
                 for name in self.member_names}
+
+    def start_dns(self) -> None:
+        """Start BIND and external-dns (e2e/sandbox/dns.py) over this hub, with external-dns's CRD in it."""
+        kubectl = self.kubectl("hub")
+        kubectl.run("apply", "--server-side", "-f", str(toolchain.dns_endpoint_crd()))
+        kubectl.run("wait", "--for=condition=Established", "crd/dnsendpoints.externaldns.k8s.io", "--timeout=60s")
+        if not self.dns.running():
+            self.dns.start(self.admin_kubeconfig("hub"))
 
     def degrade(self, name: str, profile: str) -> None:
         """Put a link profile (`links.PROFILES`) between samizdat and the member; `heal` clears it."""
