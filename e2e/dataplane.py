@@ -12,9 +12,11 @@ connects with a short timeout, retries once on another address, and records ever
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -69,13 +71,20 @@ class StandIn(threading.Thread):
             return
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.address, self.port))
+        try:
+            listener.bind((self.address, self.port))
+        except OSError:
+            listener.close()
+            return  # the last listener is still going away: again on the next look
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._answer, args=(listener,), name=f"{self.name}-answer", daemon=True).start()
 
     def _close(self) -> None:
         if self._listener is not None:
+            # shutdown wakes the thread blocked in accept(); close alone would leave the port bound
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
 
@@ -155,21 +164,26 @@ class Client(threading.Thread):
 @dataclass(frozen=True, slots=True)
 class KillTrial:
     victim: str
-    dns_s: float  # from the kill until the DNS server no longer answers the victim's address
+    record_s: float  # from the kill until samizdat's DNSEndpoint no longer lists the victim's address
+    dns_s: float  # from the kill until the DNS server no longer answers it
     failed_s: float  # the client's window of failed requests after the kill (0: none failed)
     requests: int  # the client's requests after the kill
     failures: int
 
 
 def kill_and_follow(sandbox: Sandbox, client: Client, name: str, addresses: dict[str, str], victim: str,
-                    settle_s: float) -> KillTrial:
-    """Kill `victim` while `client` runs; wait until the DNS server stops answering its address, then
-    `settle_s` more (past the TTL), and report what the client saw. The victim is left killed."""
+                    record: Callable[[], list[str]], settle_s: float) -> KillTrial:
+    """Kill `victim` while `client` runs; wait until `record` (the DNSEndpoint's addresses) and then the
+    DNS server stop listing its address, then `settle_s` more (past the TTL), and report what the
+    client saw. The victim is left killed."""
     killed = time.monotonic()
     sandbox.kill(victim)
+    eventually(lambda: addresses[victim] not in record(), timeout=30, interval=0.05,
+               what=f"the DNSEndpoint no longer listing {victim}")
+    record_s = time.monotonic() - killed
     eventually(lambda: addresses[victim] not in sandbox.dns.query(name), timeout=30, interval=0.05,
                what=f"DNS no longer answering {victim}")
     dns_s = time.monotonic() - killed
     time.sleep(settle_s)
     after = [o for o in client.outcomes if o.at > killed]
-    return KillTrial(victim, dns_s, client.failed_window(killed), len(after), sum(not o.ok for o in after))
+    return KillTrial(victim, record_s, dns_s, client.failed_window(killed), len(after), sum(not o.ok for o in after))

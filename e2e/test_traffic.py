@@ -100,7 +100,7 @@ def test_the_record_answers_the_serving_members_and_follows_a_kill(
         eventually(lambda: hub.dns.query(DNS_NAME) == sorted(addresses[m] for m in moved), timeout=30,
                    what="BIND answering the replacement")
         print(f"{victim} left the DNSEndpoint {left_record:.2f}s and BIND's answers {left_after:.2f}s after its kill")
-        assert left_after < 10, left_after
+        assert left_record < 5 and left_after < 12, (left_record, left_after)
         said = hub.kubectl("hub").get_json("events", "-n", "default", "--field-selector",
                                            f"involvedObject.name={NAME},reason=DNSRecordUpdated")["items"]
         assert any(f"removed {addresses[victim]}" in e["message"] for e in said), [e["message"] for e in said]
@@ -146,10 +146,12 @@ def test_a_client_follows_the_name_through_a_kill(hub: Sandbox, addresses: dict[
         client.start()
         eventually(lambda: sum(o.ok for o in client.outcomes) >= 10, timeout=30, what="the client served")
         victim = sorted(holders)[0]
-        trial = kill_and_follow(hub, client, DNS_NAME, addresses, victim, settle_s=3)  # 3 s: past the TTL
+        trial = kill_and_follow(hub, client, DNS_NAME, addresses, victim, lambda: answered(hub), settle_s=3)
         client.stop()
         print(trial)
-        assert trial.dns_s < 8 and trial.failed_s < 10, trial
+        # samizdat's part is about 3 s; external-dns adds up to 6 s (its event debounce and loop): the
+        # figures are the bench's (bench/dns), this bounds a regression
+        assert trial.record_s < 5 and trial.dns_s < 12 and trial.failed_s < 10, trial
         late = [o for o in client.outcomes if o.at > time.monotonic() - 2]
         assert late and all(o.ok and o.address != addresses[victim] for o in late), late
     finally:

@@ -7,8 +7,8 @@ it answers on the workload's node port only while the member's own API shows a R
 AIWorkload of 2 replicas (minJurisdictions 2, maxPerJurisdiction 1) with `spec.traffic.dns` (TTL
 `--ttl`, 5 s by default). A client asks the name every 100 ms: resolves at BIND once the TTL is up or
 after an error, connects with a 0.5 s timeout, on an error tries another address. Each trial kills the
-API server of a member serving the workload and measures, with `dig` every 50 ms, the time until BIND no
-longer answers its address, and the client's window of failed requests (first to last failure after the
+API server of a member serving the workload and measures, every 50 ms, the time until samizdat's
+DNSEndpoint no longer lists its address, then until BIND (asked with `dig`) no longer answers it, and the client's window of failed requests (first to last failure after the
 kill). Then the member is healed and the next trial waits until 2 replicas serve and BIND answers both.
 Prints JSON.
 
@@ -84,6 +84,10 @@ def main() -> int:
             answered = sandbox.dns.query(DNS_NAME)
             return serving if len(serving) == 2 and answered == sorted(addresses[m] for m in serving) else None
 
+        def record() -> list[str]:
+            found = kubectl.get_json("dnsendpoints", NAME, "-n", "default")
+            return [t for entry in found["spec"].get("endpoints", []) for t in entry["targets"]]
+
         eventually(serving_and_answered, timeout=120, interval=0.25, what="2 serving, both answered")
         client.start()
         cleanup.callback(client.stop)
@@ -91,7 +95,7 @@ def main() -> int:
         for _ in range(trials):
             holders = eventually(serving_and_answered, timeout=120, interval=0.25, what="2 serving, both answered")
             victim = sorted(holders)[0]
-            results.append(kill_and_follow(sandbox, client, DNS_NAME, addresses, victim, settle_s=args.ttl + 1))
+            results.append(kill_and_follow(sandbox, client, DNS_NAME, addresses, victim, record, settle_s=args.ttl + 1))
             sandbox.heal(victim)
             wait_members_ready(sandbox)
     print(json.dumps({
@@ -102,6 +106,7 @@ def main() -> int:
         "targets": {"dns_p99_s": 8, "client_failed_window_p99_s": 10},
         "peers": {"k8gb_documented_failover_s": [35, 48]},
         "results": {
+            "record_drops_victim": stats.summary([r.record_s for r in results]),
             "dns_stops_answering_victim": stats.summary([r.dns_s for r in results]),
             "client_failed_window": stats.summary([r.failed_s for r in results]),
             "client_requests_after_kill": [r.requests for r in results],
