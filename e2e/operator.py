@@ -7,12 +7,13 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 from e2e.sandbox.launcher import kill_recorded, terminate
-from e2e.sandbox.world import OPERATOR_METRICS_OFFSET, Sandbox
+from e2e.sandbox.world import OPERATOR_METRICS_OFFSET, Sandbox, rss_mib
 
 
 class OperatorProcess:
@@ -70,3 +71,32 @@ class OperatorProcess:
             if all(have.get(key) == value for key, value in labels.items()):
                 found = (found or 0.0) + float(line.group(2))
         return found
+
+
+class ProcessMeter(threading.Thread):
+    """CPU seconds and peak RSS of one process, from /proc, between `start()` and `stop()`."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_rss_mib = 0.0
+        self._halt = threading.Event()
+        self._cpu_start = self.cpu_seconds()
+        self._wall_start = time.monotonic()
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def run(self) -> None:
+        while not self._halt.is_set() and Path(f"/proc/{self.pid}").exists():
+            self.peak_rss_mib = max(self.peak_rss_mib, rss_mib(self.pid))
+            self._halt.wait(0.2)
+
+    def stop(self) -> dict[str, float]:
+        self._halt.set()
+        self.join(timeout=5)
+        cpu = self.cpu_seconds() - self._cpu_start
+        wall = time.monotonic() - self._wall_start
+        return {"cpu_seconds": round(cpu, 2), "cpu_cores_avg": round(cpu / wall, 2) if wall else 0.0,
+                "peak_rss_mib": round(self.peak_rss_mib, 1)}

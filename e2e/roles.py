@@ -69,7 +69,7 @@ class MemberPods:
         """Live pods per reachable member; a member that does not answer is left out."""
         # Read directly, not through the member's link: only faults of the member itself hide it.
         names = [n for n in self.clients
-                 if not any(not f.startswith(LINK_FAULT) for f in self.sandbox.state.clusters[n].faults)]
+                 if all(f.startswith(LINK_FAULT) for f in self.sandbox.state.clusters[n].faults)]
         found = self.pool.map(lambda n: self._pods(n, uid), names)
         return {name: pods for name, pods in zip(names, found, strict=True) if pods is not None}
 

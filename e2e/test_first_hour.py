@@ -28,8 +28,7 @@ from e2e.workloads import (
     aiworkload,
     apply_manifest,
     delete_workload,
-    get_workload,
-    member_pods,
+    placed_in,
     wait_running,
     wait_settled,
 )
@@ -49,10 +48,6 @@ def events(sandbox: Sandbox, namespace: str, uid: str, reason: str) -> list[dict
 def member_phase(sandbox: Sandbox, name: str) -> str | None:
     phase: str | None = sandbox.kubectl("hub").get_json("mc", name).get("status", {}).get("phase")
     return phase
-
-
-def placed_in(sandbox: Sandbox, name: str) -> set[str]:
-    return {p["cluster"] for p in get_workload(sandbox, name).get("status", {}).get("placements", [])}
 
 
 # ----- the recorder against the real hub

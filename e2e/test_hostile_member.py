@@ -10,7 +10,6 @@ resident memory grows by no more than the bound docs/failure-detector.md states.
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from e2e.garbage import HUGE_BYTES, Behaviour, GarbageServer, registered
-from e2e.operator import OperatorProcess
+from e2e.operator import OperatorProcess, ProcessMeter
 from e2e.sandbox import pki
-from e2e.sandbox.world import Sandbox
+from e2e.sandbox.world import Sandbox, rss_mib
 from e2e.workloads import (
     aiworkload,
     apply_manifest,
     delete_workload,
-    get_workload,
+    placed_in,
     wait_members_ready,
     wait_running,
     wait_settled,
@@ -44,37 +43,9 @@ RSS_BOUND_BYTES = 3.5 * HUGE_BYTES + MAX_REPLY_BYTES
 pytestmark = pytest.mark.timeout(900)
 
 
-class ResidentMemory(threading.Thread):
-    """Samples a process's resident set size (VmRSS) every 0.2 s; `peak` is the largest seen."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(name="rss", daemon=True)
-        self.status = Path(f"/proc/{pid}/status")
-        self.peak = self.now()
-        self._halted = threading.Event()
-
-    def now(self) -> int:
-        for line in self.status.read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError(f"no VmRSS in {self.status}")
-
-    def run(self) -> None:
-        while not self._halted.wait(0.2):
-            self.peak = max(self.peak, self.now())
-
-    def stop(self) -> None:
-        self._halted.set()
-        self.join(timeout=5)
-
-
-def placed_in(sandbox: Sandbox) -> set[str]:
-    return {p["cluster"] for p in get_workload(sandbox, WORKLOAD).get("status", {}).get("placements", [])}
-
-
 def failover_seconds(sandbox: Sandbox, uid: str) -> float:
     """Kill one member holding a replica; seconds until every replica runs on the others again."""
-    victim = sorted(placed_in(sandbox))[0]
+    victim = sorted(placed_in(sandbox, WORKLOAD))[0]
     started = time.monotonic()
     sandbox.kill(victim)
     try:
@@ -102,8 +73,8 @@ def test_a_hostile_member_leaves_failover_and_memory_of_the_others_alone(
 ) -> None:
     clean = [failover_seconds(hub, workload) for _ in range(TRIALS)]
     assert operator.process is not None
-    memory = ResidentMemory(operator.process.pid)
-    before = memory.now()
+    memory = ProcessMeter(operator.process.pid)
+    before_mib = rss_mib(operator.process.pid)
     memory.start()
     hostile: dict[Behaviour, list[float]] = {}
     try:
@@ -115,16 +86,17 @@ def test_a_hostile_member_leaves_failover_and_memory_of_the_others_alone(
                 time.sleep(HOSTILE_FOR_S)
                 hostile[behaviour] = [failover_seconds(hub, workload) for _ in range(TRIALS)]
                 assert server.requests > requests, f"samizdat never asked the {behaviour} member anything"
-                assert HOSTILE not in placed_in(hub)
+                assert HOSTILE not in placed_in(hub, WORKLOAD)
                 phase = hub.kubectl("hub").get_json("mc", HOSTILE).get("status", {}).get("phase")
                 assert phase in ("Pending", "Suspect", "Down"), phase
             server.behaviour = Behaviour.MALFORMED  # ends the endless streams still open
     finally:
         memory.stop()
 
+    growth_bytes = (memory.peak_rss_mib - before_mib) * 2**20
     report = {"clean": clean, **{str(b): seconds for b, seconds in hostile.items()},
-              "rss_growth_MiB": round((memory.peak - before) / 2**20)}
+              "rss_growth_MiB": round(growth_bytes / 2**20)}
     print(report)
     for behaviour, seconds in hostile.items():
         assert statistics.median(seconds) <= statistics.median(clean) + 1.0, report
-    assert memory.peak - before <= RSS_BOUND_BYTES, report
+    assert growth_bytes <= RSS_BOUND_BYTES, report

@@ -16,16 +16,15 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from e2e.operator import OperatorProcess
+from e2e.operator import OperatorProcess, ProcessMeter
 from e2e.sandbox import members
 from e2e.sandbox.layout import DEFAULT_MEMBERS
-from e2e.sandbox.world import Sandbox, rss_mib
+from e2e.sandbox.world import Sandbox
 from e2e.waiting import eventually
 from e2e.workloads import COUNTRY, UID_LABEL, aiworkload, breaks_while_moving, rule_violations
 
@@ -113,35 +112,6 @@ class PodSampler(threading.Thread):
         if self.is_alive():
             self.join(timeout=30)
         return self.problems
-
-
-class ProcessMeter(threading.Thread):
-    """CPU seconds and peak RSS of one process, from /proc, between `start()` and `stop()`."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.peak_rss_mib = 0.0
-        self._halt = threading.Event()
-        self._cpu_start = self.cpu_seconds()
-        self._wall_start = time.monotonic()
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-    def run(self) -> None:
-        while not self._halt.is_set() and Path(f"/proc/{self.pid}").exists():
-            self.peak_rss_mib = max(self.peak_rss_mib, rss_mib(self.pid))
-            self._halt.wait(0.2)
-
-    def stop(self) -> dict[str, float]:
-        self._halt.set()
-        self.join(timeout=5)
-        cpu = self.cpu_seconds() - self._cpu_start
-        wall = time.monotonic() - self._wall_start
-        return {"cpu_seconds": round(cpu, 2), "cpu_cores_avg": round(cpu / wall, 2) if wall else 0.0,
-                "peak_rss_mib": round(self.peak_rss_mib, 1)}
 
 
 def shortfall(hub: Sandbox, sampler: PodSampler, names: list[str], exclude: frozenset[str] = frozenset()) -> str:

@@ -69,6 +69,11 @@ def get_workload(sandbox: Sandbox, name: str) -> dict[str, Any]:
     return result
 
 
+def placed_in(sandbox: Sandbox, name: str) -> set[str]:
+    """The members the workload's status says hold its replicas."""
+    return {p["cluster"] for p in get_workload(sandbox, name).get("status", {}).get("placements", [])}
+
+
 def condition(workload: dict[str, Any], kind: str) -> dict[str, Any]:
     for item in workload.get("status", {}).get("conditions", []):
         if item["type"] == kind:

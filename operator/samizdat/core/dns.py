@@ -20,7 +20,6 @@ from samizdat.core.model.ai_workload import AI_WORKLOAD
 
 API_VERSION: Final = "externaldns.k8s.io/v1alpha1"
 KIND: Final = "DNSEndpoint"
-PLURAL: Final = "dnsendpoints"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import kopf
 from samizdat.core import dns, manifests, model
 from samizdat.core.report import Event, Reason
 from samizdat.remote import hub
-from samizdat.remote.clusters import errors
+from samizdat.remote.clusters import errors, resources
 from samizdat.app.handlers import startup
 
 
@@ -32,7 +32,7 @@ class Published:
     changed: str  # RFC 3339
 
 
-@kopf.on.event(dns.API_VERSION.split("/")[0], dns.API_VERSION.split("/")[1], dns.PLURAL,
+@kopf.on.event(resources.DNSENDPOINTS.group, resources.DNSENDPOINTS.version, resources.DNSENDPOINTS.plural,
                labels={manifests.UID_LABEL: kopf.PRESENT})
 def dns_endpoint_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """external-dns applied (or someone changed) a workload's record: its reconciler looks again."""
@@ -116,8 +116,9 @@ def _last_change(workload: model.AIWorkload, published: Published | None) -> tup
 
 
 def _why(error: errors.MemberError) -> str:
+    kind = resources.DNSENDPOINTS
     if isinstance(error, errors.NotFound):
-        return f"the hub has no {dns.KIND} resource (install external-dns's CRD, {dns.PLURAL}.{dns.API_VERSION.split('/')[0]})"
+        return f"the hub has no {kind.kind} resource (install external-dns's CRD, {kind.plural}.{kind.group})"
     if isinstance(error, errors.MemberForbidden):
-        return f"samizdat may not write {dns.PLURAL} in the hub (the chart's traffic.dns.enabled grants it)"
+        return f"samizdat may not write {kind.plural} in the hub (the chart's traffic.dns.enabled grants it)"
     return error.message
